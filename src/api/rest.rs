@@ -1,0 +1,461 @@
+//! The REST routes: sessions, input, resize, transcripts, presets.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::AppState;
+use super::error::{ApiError, JsonBody};
+use crate::engine::{
+    EngineError, Session, SessionKind, SessionStatus, SpawnError, SpawnSpec, TermSize,
+};
+use crate::presets::LaunchRequest;
+use crate::protocol::{
+    Banner, CreateSessionRequest, Cursor, Health, InputRequest, InputSent, Killed, ListQuery,
+    PresetInfo, ResizeRequest, ScreenView, SessionDetail, SessionInfo,
+};
+
+/// Characters of the task shown in `taskPreview`.
+const TASK_PREVIEW_CHARS: usize = 500;
+/// Longest label kept, in characters.
+const MAX_LABEL_CHARS: usize = 64;
+/// The Enter key as a terminal sends it.
+const ENTER: &[u8] = b"\r";
+
+pub async fn banner(State(app): State<AppState>) -> Json<Banner> {
+    Json(Banner {
+        name: "monkeyproof".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        status: "operational".into(),
+        sessions: app.engine.list().len(),
+        running: app.engine.running_count(),
+    })
+}
+
+pub async fn health() -> Json<Health> {
+    Json(Health { ok: true })
+}
+
+pub async fn presets(State(app): State<AppState>) -> Json<Vec<PresetInfo>> {
+    Json(
+        app.presets
+            .presets
+            .iter()
+            .map(|(name, p)| PresetInfo {
+                name: name.clone(),
+                kind: p.kind,
+                command: p.command.clone(),
+                args: p.args.clone(),
+                description: p.description.clone(),
+            })
+            .collect(),
+    )
+}
+
+pub async fn create_session(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<CreateSessionRequest>,
+) -> Result<(StatusCode, Json<SessionInfo>), ApiError> {
+    let task = req
+        .task
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::bad_request("task is required"))?;
+    let kind = match req.kind.as_deref() {
+        None | Some("exec") => SessionKind::Exec,
+        Some("print") => SessionKind::Print,
+        Some("interactive") => SessionKind::Interactive,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "type/mode must be \"exec\", \"print\", or \"interactive\"",
+            ));
+        }
+    };
+    let default_size = match kind {
+        SessionKind::Interactive => (200, 50),
+        SessionKind::Exec | SessionKind::Print => (80, 24),
+    };
+    let size = term_size(
+        req.cols.unwrap_or(default_size.0),
+        req.rows.unwrap_or(default_size.1),
+    )?;
+    let args = req.args.unwrap_or_default();
+    let argv = app
+        .presets
+        .argv(
+            kind,
+            &LaunchRequest {
+                task: &task,
+                command: req.command.as_deref().filter(|c| !c.is_empty()),
+                args: &args,
+                preset: req.preset.as_deref(),
+                max_turns: req.max_turns,
+            },
+        )
+        .map_err(ApiError::bad_request)?;
+    let env = req.env.unwrap_or_default();
+    if let Some(key) = env
+        .iter()
+        .find(|(k, v)| k.is_empty() || k.contains(['=', '\0']) || v.contains('\0'))
+        .map(|(k, _)| k)
+    {
+        return Err(ApiError::bad_request(format!(
+            "env: invalid variable {key:?}"
+        )));
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(ApiError::bad_request(
+            "task, command and args must not contain NUL",
+        ));
+    }
+    let spec = SpawnSpec {
+        kind,
+        task,
+        argv,
+        cwd: resolve_cwd(req.cwd.as_deref())?,
+        env: env.into_iter().collect(),
+        owner: req.owner.filter(|o| !o.is_empty()),
+        labels: normalize_labels(req.labels.unwrap_or_default()),
+        size,
+    };
+    let engine = app.engine.clone();
+    let session = tokio::task::spawn_blocking(move || engine.spawn(spec))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|err| match err {
+            EngineError::TooManySessions { max, running } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Max sessions reached ({max}). {running} running."),
+            ),
+            EngineError::Spawn(SpawnError::Invalid(msg)) => ApiError::bad_request(msg),
+            EngineError::Spawn(SpawnError::Internal(msg)) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg)
+            }
+        })?;
+    tracing::info!(
+        session = %session.id, pid = session.pid, owner = ?session.owner,
+        command = %display_command(&session.argv), cwd = %session.cwd.display(),
+        "session started"
+    );
+    Ok((StatusCode::CREATED, Json(session_info(&session))))
+}
+
+pub async fn list_sessions(
+    State(app): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<SessionInfo>>, ApiError> {
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some("running") => Some(SessionStatus::Running),
+        Some("exited") => Some(SessionStatus::Exited),
+        Some("killed") => Some(SessionStatus::Killed),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "status must be \"running\", \"exited\", or \"killed\"",
+            ));
+        }
+    };
+    let label = query.label.map(|l| normalize_label(&l));
+    let infos = app
+        .engine
+        .list()
+        .iter()
+        .filter(|s| query.owner.is_none() || s.owner == query.owner)
+        .filter(|s| label.as_ref().is_none_or(|l| s.labels.contains(l)))
+        .map(|s| session_info(s))
+        .filter(|info| status.is_none_or(|st| info.status == st))
+        .collect();
+    Ok(Json(infos))
+}
+
+pub async fn get_session(
+    State(app): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<SessionDetail>, ApiError> {
+    let session = app.session(&id)?;
+    let info = session_info(&session);
+    let (screen, offset) = session.screen_text();
+    let (_, recent) = session.recent_output();
+    let (transcript, _) = session.transcript();
+    Ok(Json(SessionDetail {
+        info,
+        recent_output: plain_text_tail(&recent, app.output_buffer_lines),
+        transcript_path: transcript.display().to_string(),
+        screen: ScreenView {
+            cols: screen.size.cols,
+            rows: screen.size.rows,
+            cursor: Cursor {
+                row: screen.cursor_row,
+                col: screen.cursor_col,
+            },
+            title: screen.title,
+            alternate_screen: screen.alternate_screen,
+            lines: screen.lines,
+            offset,
+        },
+    }))
+}
+
+pub async fn delete_session(
+    State(app): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Killed>, ApiError> {
+    let session = app.session(&id)?;
+    let engine = app.engine.clone();
+    tracing::info!(session = %session.id, "session kill requested");
+    tokio::spawn(async move { engine.kill(&session).await });
+    Ok(Json(Killed { killed: true }))
+}
+
+pub async fn send_input(
+    State(app): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    JsonBody(req): JsonBody<InputRequest>,
+) -> Result<Json<InputSent>, ApiError> {
+    let session = app.session(&id)?;
+    let input = req
+        .input
+        .ok_or_else(|| ApiError::bad_request("input is required"))?;
+    let enter = req
+        .enter
+        .unwrap_or(session.kind == SessionKind::Interactive);
+    let mut bytes = input.into_bytes();
+    if enter {
+        bytes.extend_from_slice(ENTER);
+    }
+    session
+        .write_input(bytes)
+        .await
+        .map_err(|_| ApiError::not_running())?;
+    Ok(Json(InputSent { sent: true }))
+}
+
+pub async fn resize(
+    State(app): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    JsonBody(req): JsonBody<ResizeRequest>,
+) -> Result<Json<SessionInfo>, ApiError> {
+    let session = app.session(&id)?;
+    let size = term_size(req.cols, req.rows)?;
+    session.resize(size).map_err(|_| ApiError::not_running())?;
+    Ok(Json(session_info(&session)))
+}
+
+/// Query of `GET /sessions/:id/transcript`.
+#[derive(Debug, serde::Deserialize)]
+pub struct TranscriptQuery {
+    since: Option<String>,
+}
+
+pub async fn transcript(
+    State(app): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    Query(query): Query<TranscriptQuery>,
+) -> Result<Response, ApiError> {
+    let session = app.session(&id)?;
+    let since = match query.since.as_deref() {
+        None | Some("") => 0,
+        Some(s) => s
+            .parse::<u64>()
+            .map_err(|_| ApiError::bad_request("since must be a non-negative byte offset"))?,
+    };
+    let (path, total) = session.transcript();
+    let since = since.min(total);
+    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("transcript: {e}"),
+        )
+    })?;
+    file.seek(std::io::SeekFrom::Start(since))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("transcript: {e}"),
+            )
+        })?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(total - since)));
+    let header_value = |n: u64| HeaderValue::from(n);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (
+                header::HeaderName::from_static("x-transcript-offset"),
+                header_value(since),
+            ),
+            (
+                header::HeaderName::from_static("x-transcript-total-size"),
+                header_value(total),
+            ),
+            (
+                header::HeaderName::from_static("x-transcript-next-offset"),
+                header_value(total),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// A session as the API shows it.
+pub fn session_info(session: &Session) -> SessionInfo {
+    let snap = session.snapshot();
+    let exit = snap.exit.unwrap_or(crate::engine::ExitInfo {
+        code: None,
+        signal: None,
+    });
+    SessionInfo {
+        id: session.id.clone(),
+        task: session.task.clone(),
+        task_preview: session.task.chars().take(TASK_PREVIEW_CHARS).collect(),
+        cwd: session.cwd.display().to_string(),
+        command: display_command(&session.argv),
+        kind: session.kind,
+        status: snap.status,
+        exit_code: exit.code,
+        signal: exit.signal,
+        pid: session.pid,
+        created_at: iso_time(session.created_at),
+        ended_at: snap.ended_at.map(iso_time),
+        output_lines: snap.output_lines,
+        output_bytes: snap.output_bytes,
+        ws_clients: snap.viewers,
+        owner: session.owner.clone(),
+        labels: session.labels.clone(),
+        cols: snap.size.cols,
+        rows: snap.size.rows,
+    }
+}
+
+/// A checked terminal size, or 400.
+pub fn term_size(cols: i64, rows: i64) -> Result<TermSize, ApiError> {
+    u16::try_from(cols)
+        .ok()
+        .zip(u16::try_from(rows).ok())
+        .and_then(|(c, r)| TermSize::new(c, r))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "cols and rows must be integers from 1 to {}",
+                crate::engine::MAX_DIMENSION
+            ))
+        })
+}
+
+/// `argv` as a shell would need it typed.
+fn display_command(argv: &[String]) -> String {
+    shell_words::join(argv)
+}
+
+/// ISO 8601 UTC with milliseconds, like JavaScript's `Date.toISOString()`.
+pub fn iso_time(t: SystemTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from(t)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+/// The working directory: `$HOME` by default, relative paths against the server's cwd.
+fn resolve_cwd(cwd: Option<&str>) -> Result<PathBuf, ApiError> {
+    let path = match cwd.filter(|c| !c.is_empty()) {
+        Some(c) if c.contains('\0') => {
+            return Err(ApiError::bad_request("cwd must not contain NUL"));
+        }
+        Some(c) => PathBuf::from(c),
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/".into()),
+    };
+    std::path::absolute(&path)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// Trimmed, lowercased, cut to 64 characters, empties dropped, de-duplicated in order.
+fn normalize_labels(labels: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for label in labels.iter().map(|l| normalize_label(l)) {
+        if !label.is_empty() && !out.contains(&label) {
+            out.push(label);
+        }
+    }
+    out
+}
+
+fn normalize_label(label: &str) -> String {
+    label
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(MAX_LABEL_CHARS)
+        .collect()
+}
+
+/// Output bytes as plain text: escape sequences removed, line endings normalised, at most the
+/// last `max_lines` lines. A leading partial UTF-8 character (the ring cut it) is dropped.
+fn plain_text_tail(bytes: &[u8], max_lines: usize) -> String {
+    let stripped = strip_ansi_escapes::strip(super::skip_partial_char(bytes));
+    let text = String::from_utf8_lossy(&stripped);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(max_lines)..].join("\n")
+}
+
+impl AppState {
+    /// The session with this id, or 404.
+    pub fn session(&self, id: &str) -> Result<Arc<Session>, ApiError> {
+        self.engine.get(id).ok_or_else(ApiError::not_found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_normalized() {
+        let long = "x".repeat(100);
+        let labels = vec![
+            " Foo ".into(),
+            "foo".into(),
+            "".into(),
+            "  ".into(),
+            "Bar".into(),
+            long,
+        ];
+        let out = normalize_labels(labels);
+        assert_eq!(out[..2], ["foo", "bar"]);
+        assert_eq!(out[2].len(), 64);
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn plain_text_strips_escapes_and_keeps_the_tail() {
+        let bytes = b"\x80\x80one\r\n\x1b[31mtwo\x1b[0m\r\nthree\r\n";
+        assert_eq!(plain_text_tail(bytes, 2), "two\nthree");
+        assert_eq!(plain_text_tail(bytes, 10), "one\ntwo\nthree");
+    }
+
+    #[test]
+    fn iso_time_looks_like_javascript() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        assert_eq!(iso_time(t), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn sizes_are_bounded() {
+        assert!(term_size(80, 24).is_ok());
+        assert!(term_size(0, 24).is_err());
+        assert!(term_size(-1, 24).is_err());
+        assert!(term_size(80, 100_000).is_err());
+    }
+}

@@ -1,0 +1,347 @@
+//! `GET /sessions/:id/ws`: the raw protocol (subprotocol `monkeyproof.tty.v1`: binary terminal
+//! bytes plus JSON control messages) and the compat protocol of the original monkeyproof (JSON
+//! text frames only).
+//!
+//! Each connection is one task around one `Viewer`. Sends are bounded in time, so a dead peer is
+//! dropped; a slow one only falls behind in the shared ring and is resynced.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+
+use super::AppState;
+use super::auth::offered_subprotocols;
+use super::error::ApiError;
+use super::rest::{session_info, term_size};
+use crate::engine::{AttachFrom, Session, SessionStatus, Viewer, ViewerEvent};
+use crate::protocol::{
+    CompatClientMessage, CompatServerMessage, RAW_SUBPROTOCOL, RawClientMessage, RawServerMessage,
+    WsQuery,
+};
+
+/// Largest message or frame accepted from a client.
+pub const MAX_WS_MESSAGE: usize = 1024 * 1024;
+/// How often the server pings; a peer silent for two intervals is dropped.
+const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// The longest one send may take before the peer is considered dead.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which of the two protocols a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Raw,
+    Compat,
+}
+
+pub async fn upgrade(
+    State(app): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if !app.auth.origin_allowed(&headers) {
+        tracing::warn!(session = %id, origin = ?headers.get("origin"), "WebSocket origin refused");
+        return ApiError::new(StatusCode::FORBIDDEN, "Origin not allowed").into_response();
+    }
+    let session = match app.session(&id) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return ApiError::new(rejection.status(), rejection.body_text()).into_response();
+        }
+    };
+    let flavor = if offered_subprotocols(&headers).contains(&RAW_SUBPROTOCOL) {
+        Flavor::Raw
+    } else {
+        Flavor::Compat
+    };
+    let from = match (flavor, query.since.as_deref()) {
+        (Flavor::Compat, _) => AttachFrom::RecentOutput,
+        (Flavor::Raw, None | Some("")) => AttachFrom::Screen,
+        (Flavor::Raw, Some(since)) => match since.parse::<u64>() {
+            Ok(offset) => AttachFrom::Offset(offset),
+            Err(_) => {
+                return ApiError::bad_request("since must be a non-negative byte offset")
+                    .into_response();
+            }
+        },
+    };
+    let shutdown = app.shutdown.clone();
+    ws.protocols([RAW_SUBPROTOCOL])
+        .max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let (viewer, start) = session.attach(from);
+            let mut conn = Connection::new(socket, viewer, flavor);
+            let result = tokio::select! {
+                r = conn.run(start) => r,
+                _ = shutdown.cancelled() => conn.close(close_code::AWAY, "server shutting down").await,
+            };
+            if let Err(err) = result {
+                tracing::debug!(session = %id, %err, "WebSocket ended");
+            }
+        })
+}
+
+/// Why a connection ended early.
+type ConnResult = Result<(), String>;
+
+/// One WebSocket connection attached to one session.
+struct Connection {
+    sink: SplitSink<WebSocket, Message>,
+    stream: SplitStream<WebSocket>,
+    viewer: Viewer,
+    flavor: Flavor,
+    /// Compat only: turns output bytes into text without splitting characters.
+    decoder: encoding_rs::Decoder,
+}
+
+impl Connection {
+    fn new(socket: WebSocket, viewer: Viewer, flavor: Flavor) -> Self {
+        let (sink, stream) = socket.split();
+        Self {
+            sink,
+            stream,
+            viewer,
+            flavor,
+            decoder: encoding_rs::UTF_8.new_decoder_without_bom_handling(),
+        }
+    }
+
+    async fn run(&mut self, start: crate::engine::AttachStart) -> ConnResult {
+        let session = self.viewer.session().clone();
+        match self.flavor {
+            Flavor::Raw => {
+                self.send_json(&RawServerMessage::Hello {
+                    session: Box::new(session_info(&session)),
+                    offset: start.offset,
+                    snapshot: start.redraw.is_some() && start.missed.is_none(),
+                })
+                .await?;
+                if let Some(redraw) = start.redraw {
+                    if let Some(missed) = start.missed {
+                        self.send_json(&RawServerMessage::Resync {
+                            missed,
+                            offset: start.offset,
+                        })
+                        .await?;
+                    }
+                    self.send(Message::Binary(redraw.into())).await?;
+                }
+            }
+            Flavor::Compat => {
+                let snap = session.snapshot();
+                let data = self.decode(super::skip_partial_char(&start.recent));
+                self.send_json(&CompatServerMessage::Catchup {
+                    id: session.id.clone(),
+                    task: session.task.clone(),
+                    status: snap.status,
+                    exit_code: snap.exit.and_then(|e| e.code),
+                    data,
+                })
+                .await?;
+            }
+        }
+
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        loop {
+            tokio::select! {
+                event = self.viewer.next() => match event {
+                    Some(ViewerEvent::Exit { status, exit }) => {
+                        self.send_exit(&session, status, exit).await?;
+                        return self.close(close_code::NORMAL, "session ended").await;
+                    }
+                    Some(event) => self.send_event(event).await?,
+                    None => return self.close(close_code::NORMAL, "session ended").await,
+                },
+                message = self.stream.next() => {
+                    last_heard = Instant::now();
+                    match message {
+                        Some(Ok(message)) => {
+                            if !self.handle_client(&session, message).await? {
+                                return Ok(());
+                            }
+                        }
+                        Some(Err(err)) => return Err(err.to_string()),
+                        None => return Ok(()),
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > 2 * PING_INTERVAL {
+                        return Err("peer stopped answering pings".into());
+                    }
+                    self.send(Message::Ping(Default::default())).await?;
+                }
+            }
+        }
+    }
+
+    async fn send_event(&mut self, event: ViewerEvent) -> ConnResult {
+        match (self.flavor, event) {
+            (Flavor::Raw, ViewerEvent::Output { bytes, .. }) => {
+                self.send(Message::Binary(bytes.into())).await
+            }
+            (
+                Flavor::Raw,
+                ViewerEvent::Resync {
+                    missed,
+                    offset,
+                    redraw,
+                },
+            ) => {
+                self.send_json(&RawServerMessage::Resync { missed, offset })
+                    .await?;
+                self.send(Message::Binary(redraw.into())).await
+            }
+            (Flavor::Raw, ViewerEvent::Resize(size)) => {
+                self.send_json(&RawServerMessage::Resize {
+                    cols: size.cols,
+                    rows: size.rows,
+                })
+                .await
+            }
+            (Flavor::Compat, ViewerEvent::Output { bytes, .. }) => {
+                let data = self.decode(&bytes);
+                if data.is_empty() {
+                    return Ok(());
+                }
+                self.send_json(&CompatServerMessage::Stdout { data }).await
+            }
+            (Flavor::Compat, ViewerEvent::Resync { missed, offset, .. }) => {
+                self.decoder = encoding_rs::UTF_8.new_decoder_without_bom_handling();
+                self.send_json(&CompatServerMessage::Gap {
+                    skipped: offset - missed,
+                })
+                .await
+            }
+            (Flavor::Compat, ViewerEvent::Resize(_)) => Ok(()),
+            (_, ViewerEvent::Exit { .. }) => Ok(()),
+        }
+    }
+
+    async fn send_exit(
+        &mut self,
+        session: &Session,
+        status: SessionStatus,
+        exit: crate::engine::ExitInfo,
+    ) -> ConnResult {
+        match self.flavor {
+            Flavor::Raw => {
+                self.send_json(&RawServerMessage::Exit {
+                    code: exit.code,
+                    signal: exit.signal,
+                    status,
+                })
+                .await
+            }
+            Flavor::Compat if status == SessionStatus::Killed => {
+                self.send_json(&CompatServerMessage::Killed).await
+            }
+            Flavor::Compat => {
+                let ended = session
+                    .ended_at()
+                    .unwrap_or_else(std::time::SystemTime::now);
+                let duration = ended
+                    .duration_since(session.created_at)
+                    .unwrap_or_default()
+                    .as_millis() as u64;
+                self.send_json(&CompatServerMessage::Exit {
+                    code: exit.code,
+                    duration,
+                })
+                .await
+            }
+        }
+    }
+
+    /// Handles one client message; `Ok(false)` when the client closed.
+    async fn handle_client(&mut self, session: &Session, message: Message) -> Result<bool, String> {
+        let refusal = match (self.flavor, message) {
+            (_, Message::Close(_)) => return Ok(false),
+            (_, Message::Ping(_) | Message::Pong(_)) => return Ok(true),
+            (_, Message::Binary(bytes)) => self.input(session, bytes.to_vec()).await,
+            (Flavor::Raw, Message::Text(text)) => match serde_json::from_str(&text) {
+                Ok(RawClientMessage::Resize { cols, rows }) => resize(session, cols, rows),
+                Err(e) => Some(format!("invalid control message: {e}")),
+            },
+            (Flavor::Compat, Message::Text(text)) => match serde_json::from_str(&text) {
+                Ok(CompatClientMessage::Stdin { data }) => self.input(session, data.into()).await,
+                Ok(CompatClientMessage::Resize { cols, rows }) => resize(session, cols, rows),
+                Err(e) => Some(format!("invalid message: {e}")),
+            },
+        };
+        if let Some(error) = refusal {
+            match self.flavor {
+                Flavor::Raw => self.send_json(&RawServerMessage::Error { error }).await?,
+                Flavor::Compat => {
+                    self.send_json(&CompatServerMessage::Error { error })
+                        .await?
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    async fn input(&self, session: &Session, bytes: Vec<u8>) -> Option<String> {
+        session
+            .write_input(bytes)
+            .await
+            .err()
+            .map(|_| "Session is not running".to_owned())
+    }
+
+    fn decode(&mut self, bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(
+            self.decoder
+                .max_utf8_buffer_length(bytes.len())
+                .unwrap_or(bytes.len() * 3 + 4),
+        );
+        let _ = self.decoder.decode_to_string(bytes, &mut out, false);
+        out
+    }
+
+    async fn send_json(&mut self, message: &impl Serialize) -> ConnResult {
+        let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
+        self.send(Message::Text(Utf8Bytes::from(text))).await
+    }
+
+    async fn send(&mut self, message: Message) -> ConnResult {
+        match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err("send timed out".into()),
+        }
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) -> ConnResult {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        self.send(Message::Close(Some(frame))).await
+    }
+}
+
+/// Applies a resize from a client; `Some(message)` when refused.
+fn resize(session: &Session, cols: i64, rows: i64) -> Option<String> {
+    match term_size(cols, rows) {
+        Ok(size) => session
+            .resize(size)
+            .err()
+            .map(|_| "Session is not running".to_owned()),
+        Err(e) => Some(e.message),
+    }
+}

@@ -1,0 +1,149 @@
+//! Server configuration: the original monkeyproof's environment variables (same names and
+//! defaults), each also settable as a command-line flag.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use clap::Parser;
+
+/// The placeholder token of the original monkeyproof's example config; never accepted.
+pub const PLACEHOLDER_TOKEN: &str = "CHANGE_ME_AGENT_WS_TOKEN";
+/// The shortest token accepted.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Command line and environment.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "monkeyproof",
+    version,
+    about = "Real terminal sessions as a network service"
+)]
+pub struct Config {
+    /// TCP port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 3200)]
+    pub port: u16,
+
+    /// Address to bind.
+    #[arg(long, env = "MONKEYPROOF_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// Bearer token for every route but /health. Unset: a random one is generated and printed.
+    #[arg(long, env = "AGENT_WS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Most sessions running at once.
+    #[arg(long, env = "MAX_SESSIONS", default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_sessions: u64,
+
+    /// Lines of recent output kept in memory per session.
+    #[arg(long, env = "OUTPUT_BUFFER_SIZE", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub output_buffer_size: u64,
+
+    /// How long a finished exec/print session's record and transcript are kept (ms).
+    #[arg(long, env = "SESSION_TTL_MS", default_value_t = 3_600_000)]
+    pub session_ttl_ms: u64,
+
+    /// How long a finished interactive session's record and transcript are kept (ms).
+    #[arg(long, env = "INTERACTIVE_SESSION_TTL_MS", default_value_t = 7_200_000)]
+    pub interactive_session_ttl_ms: u64,
+
+    /// Time between SIGTERM and SIGKILL when a session is killed (ms).
+    #[arg(long, env = "KILL_GRACE_MS", default_value_t = 5000)]
+    pub kill_grace_ms: u64,
+
+    /// A presets file replacing the built-in presets.
+    #[arg(long, env = "MONKEYPROOF_PRESETS")]
+    pub presets: Option<PathBuf>,
+
+    /// Where transcripts are kept [default: $XDG_STATE_HOME/monkeyproof or
+    /// ~/.local/state/monkeyproof].
+    #[arg(long, env = "MONKEYPROOF_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Extra origins allowed to open WebSockets (comma-separated, e.g. https://ops.example.com).
+    #[arg(
+        long = "allowed-origin",
+        env = "MONKEYPROOF_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+}
+
+/// The token in force and whether it was generated.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub value: String,
+    pub generated: bool,
+}
+
+impl Config {
+    /// Checks what clap cannot: the token.
+    pub fn token(&self) -> Result<Token, String> {
+        match self.token.as_deref() {
+            None | Some("") => Ok(Token {
+                value: base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(rand::random::<[u8; 32]>()),
+                generated: true,
+            }),
+            Some(PLACEHOLDER_TOKEN) => Err(format!(
+                "AGENT_WS_TOKEN is the placeholder {PLACEHOLDER_TOKEN}: set a real secret \
+                 (or unset it to have one generated)"
+            )),
+            Some(t) if t.chars().count() < MIN_TOKEN_LEN => Err(format!(
+                "AGENT_WS_TOKEN is shorter than {MIN_TOKEN_LEN} characters: use a longer secret"
+            )),
+            Some(t) => Ok(Token {
+                value: t.to_owned(),
+                generated: false,
+            }),
+        }
+    }
+
+    /// The data directory in force.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        let state_home = std::env::var_os("XDG_STATE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir);
+        state_home.join("monkeyproof")
+    }
+
+    pub fn kill_grace(&self) -> Duration {
+        Duration::from_millis(self.kill_grace_ms)
+    }
+}
+
+/// Variables of the server's environment that never reach a session's program.
+pub const SECRET_ENV_VARS: &[&str] = &["AGENT_WS_TOKEN"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_token(token: Option<&str>) -> Result<Token, String> {
+        let mut config = Config::parse_from(["monkeyproof"]);
+        config.token = token.map(str::to_owned);
+        config.token()
+    }
+
+    #[test]
+    fn token_rules() {
+        let generated = with_token(None).unwrap();
+        assert!(generated.generated && generated.value.len() >= 40);
+        assert_ne!(generated.value, with_token(None).unwrap().value);
+        assert!(with_token(Some(PLACEHOLDER_TOKEN)).is_err());
+        assert!(with_token(Some("short-token")).is_err());
+        assert_eq!(
+            with_token(Some("0123456789abcdef")).unwrap().value,
+            "0123456789abcdef"
+        );
+    }
+}

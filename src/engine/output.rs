@@ -1,0 +1,169 @@
+//! The output log: every byte a session's program writes, addressed by its byte offset from 0.
+//!
+//! Recent output lives in an in-memory ring (bounded, so a chatty program cannot exhaust memory);
+//! the complete output is appended to a transcript file on disk before anything else sees it.
+//! Offsets never reset, so a viewer can say "give me everything after byte N" and get exactly that,
+//! or learn that it has fallen out of the ring.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Bytes of recent output kept in memory per session, per line of `OUTPUT_BUFFER_SIZE`.
+///
+/// The ring therefore holds at least `OUTPUT_BUFFER_SIZE` lines of up to this many bytes each
+/// (about 1 MB for the default of 2,000 lines).
+pub const RING_BYTES_PER_LINE: usize = 512;
+
+/// The output of one session: an in-memory ring of recent bytes plus the transcript on disk.
+#[derive(Debug)]
+pub struct OutputLog {
+    ring: VecDeque<u8>,
+    ring_capacity: usize,
+    /// Offset of the first byte after everything ever appended.
+    total: u64,
+    /// Number of `\n` bytes ever appended.
+    lines: u64,
+    transcript: Option<File>,
+    transcript_path: PathBuf,
+    /// Set once a transcript write failed, so the error is logged once, not per chunk.
+    transcript_failed: bool,
+}
+
+impl OutputLog {
+    /// Creates an empty log whose transcript is written to `transcript_path` (created 0600).
+    pub fn create(transcript_path: &Path, ring_capacity: usize) -> io::Result<Self> {
+        let transcript = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode_0600()
+            .open(transcript_path)?;
+        Ok(Self {
+            ring: VecDeque::with_capacity(ring_capacity.min(64 * 1024)),
+            ring_capacity: ring_capacity.max(1),
+            total: 0,
+            lines: 0,
+            transcript: Some(transcript),
+            transcript_path: transcript_path.to_path_buf(),
+            transcript_failed: false,
+        })
+    }
+
+    /// Records `bytes`: first to the transcript, then to the ring.
+    pub fn append(&mut self, bytes: &[u8]) {
+        if let Some(file) = self.transcript.as_mut()
+            && let Err(err) = file.write_all(bytes)
+            && !self.transcript_failed
+        {
+            self.transcript_failed = true;
+            tracing::error!(path = %self.transcript_path.display(), %err, "transcript write failed");
+        }
+        self.total += bytes.len() as u64;
+        self.lines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        if bytes.len() >= self.ring_capacity {
+            self.ring.clear();
+            self.ring.extend(&bytes[bytes.len() - self.ring_capacity..]);
+        } else {
+            let overflow = (self.ring.len() + bytes.len()).saturating_sub(self.ring_capacity);
+            self.ring.drain(..overflow);
+            self.ring.extend(bytes);
+        }
+    }
+
+    /// Offset just past the last byte appended: the total output size.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Offset of the oldest byte still in memory.
+    pub fn ring_start(&self) -> u64 {
+        self.total - self.ring.len() as u64
+    }
+
+    /// Number of newline bytes ever written.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Where the complete output is kept on disk.
+    pub fn transcript_path(&self) -> &Path {
+        &self.transcript_path
+    }
+
+    /// Up to `max` bytes starting at `from`, or `None` when `from` has left the ring.
+    /// `from` past the end yields an empty vector.
+    pub fn read_from(&self, from: u64, max: usize) -> Option<Vec<u8>> {
+        if from < self.ring_start() {
+            return None;
+        }
+        let skip = (from - self.ring_start()) as usize;
+        let len = self.ring.len().saturating_sub(skip).min(max);
+        let (a, b) = self.ring.as_slices();
+        let mut out = Vec::with_capacity(len);
+        let end = skip + len;
+        if skip < a.len() {
+            out.extend_from_slice(&a[skip..end.min(a.len())]);
+        }
+        if end > a.len() {
+            out.extend_from_slice(&b[skip.saturating_sub(a.len())..end - a.len()]);
+        }
+        Some(out)
+    }
+
+    /// Everything still in memory, with the offset it starts at.
+    pub fn recent(&self) -> (u64, Vec<u8>) {
+        let start = self.ring_start();
+        (start, self.read_from(start, usize::MAX).unwrap_or_default())
+    }
+
+    /// Flushes the transcript to disk and closes it; later appends stay in memory only.
+    pub fn close_transcript(&mut self) {
+        if let Some(file) = self.transcript.take()
+            && let Err(err) = file.sync_data()
+        {
+            tracing::warn!(path = %self.transcript_path.display(), %err, "transcript sync failed");
+        }
+    }
+}
+
+/// `OpenOptions::mode(0o600)` under a name that reads as intent.
+trait PrivateMode {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl PrivateMode for std::fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.mode(0o600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(capacity: usize) -> (OutputLog, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("mp-output-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.log");
+        (OutputLog::create(&path, capacity).unwrap(), path)
+    }
+
+    #[test]
+    fn offsets_survive_ring_wraparound() {
+        let (mut log, path) = log(8);
+        log.append(b"0123\n");
+        log.append(b"456789\n");
+        assert_eq!(log.total(), 12);
+        assert_eq!(log.lines(), 2);
+        assert_eq!(log.ring_start(), 4);
+        assert_eq!(log.read_from(3, 100), None);
+        assert_eq!(log.read_from(4, 100).unwrap(), b"\n456789\n".to_vec());
+        assert_eq!(log.read_from(10, 1).unwrap(), b"9".to_vec());
+        assert_eq!(log.read_from(12, 10).unwrap(), Vec::<u8>::new());
+        log.append(b"abcdefghijkl");
+        assert_eq!(log.recent(), (16, b"efghijkl".to_vec()));
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123\n456789\nabcdefghijkl");
+    }
+}

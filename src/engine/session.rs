@@ -1,0 +1,551 @@
+//! One terminal session: a program in a real PTY, its output log, its screen model and its
+//! lifecycle (running → exited or killed).
+//!
+//! Two OS threads serve each session: the reader, which moves PTY output into the log and the
+//! screen under one lock (so a snapshot is always "as of byte N"), and the waiter, which takes the
+//! exit status from `waitpid` (reader EOF is not exit: a background job may hold the PTY open).
+//! Viewers never receive pushed data; they are woken through a watch channel and read from the
+//! shared ring at their own pace (see `viewer.rs`), so no viewer can block the PTY or another.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::output::OutputLog;
+use super::process;
+use super::screen::{Screen, ScreenText, TermSize};
+
+/// How long the waiter lets the reader drain output written just before the program exited.
+const EXIT_DRAIN: Duration = Duration::from_millis(500);
+/// How often a blocked reader wakes to see whether it was told to stop.
+const READER_POLL_MS: u16 = 250;
+/// Size of one PTY read.
+const READ_CHUNK: usize = 32 * 1024;
+
+/// What kind of session this is; decides defaults (size, TTL, Enter after input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionKind {
+    /// A shell command (`/bin/sh -lc TASK`) or an explicit program.
+    Exec,
+    /// A one-shot agent run that prints its answer and exits.
+    Print,
+    /// A long-lived agent a person or orchestrator talks to.
+    Interactive,
+}
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    Running,
+    /// The program ended by itself.
+    Exited,
+    /// Somebody (DELETE, shutdown) killed it; stays `killed` after the program is gone.
+    Killed,
+}
+
+/// How the program ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// The exit code, when the program exited normally.
+    pub code: Option<i32>,
+    /// The terminating signal's name (e.g. `SIGTERM`), when a signal ended it.
+    pub signal: Option<String>,
+}
+
+/// Everything needed to start a session's program.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    pub kind: SessionKind,
+    pub task: String,
+    /// Program and arguments; `argv[0]` is looked up in `PATH`.
+    pub argv: Vec<String>,
+    /// Absolute working directory; must exist.
+    pub cwd: PathBuf,
+    /// Variables set over the server's environment.
+    pub env: Vec<(String, String)>,
+    pub owner: Option<String>,
+    pub labels: Vec<String>,
+    pub size: TermSize,
+}
+
+/// Why a session could not be started.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// The request was fine but names something that is not there (cwd, program).
+    Invalid(String),
+    /// The server could not do its part (PTY, transcript file).
+    Internal(String),
+}
+
+/// Why input or a resize was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotRunning {
+    NotRunning,
+}
+
+/// One session. Shared as `Arc<Session>` by the registry, its threads and its viewers.
+pub struct Session {
+    pub id: String,
+    pub kind: SessionKind,
+    pub task: String,
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub owner: Option<String>,
+    pub labels: Vec<String>,
+    pub created_at: SystemTime,
+    pub pid: u32,
+    state: Mutex<State>,
+    /// Signalled when the reader finishes, for the waiter's drain.
+    output_done: Condvar,
+    /// Bumped after every change viewers may care about (output, resize, exit).
+    changed: watch::Sender<u64>,
+    /// Input goes through an async lock so writes stay whole and in order; the write itself runs
+    /// on the blocking pool because a program that does not read can fill the PTY's buffer.
+    writer: Arc<tokio::sync::Mutex<Option<Box<dyn Write + Send>>>>,
+    master: Mutex<Option<Box<dyn MasterPty + Send>>>,
+    stop_reading: AtomicBool,
+    kill_started: AtomicBool,
+    viewers: AtomicUsize,
+}
+
+/// The part of a session that the reader changes, under one lock.
+pub(crate) struct State {
+    pub(crate) log: OutputLog,
+    pub(crate) screen: Screen,
+    pub(crate) size: TermSize,
+    pub(crate) status: SessionStatus,
+    pub(crate) exit: Option<ExitInfo>,
+    pub(crate) ended_at: Option<SystemTime>,
+    pub(crate) last_output_at: Option<SystemTime>,
+    reader_done: bool,
+}
+
+/// A point-in-time copy of a session's changing fields.
+#[derive(Debug, Clone)]
+pub struct SessionSnapshot {
+    pub status: SessionStatus,
+    pub exit: Option<ExitInfo>,
+    pub ended_at: Option<SystemTime>,
+    pub last_output_at: Option<SystemTime>,
+    pub output_bytes: u64,
+    pub output_lines: u64,
+    pub size: TermSize,
+    pub viewers: usize,
+}
+
+impl Session {
+    /// Starts `spec.argv` in a new PTY and the threads that serve it.
+    pub(crate) fn spawn(
+        id: String,
+        spec: SpawnSpec,
+        transcript_path: PathBuf,
+        ring_capacity: usize,
+        env_remove: &[String],
+    ) -> Result<Arc<Session>, SpawnError> {
+        if !spec.cwd.is_dir() {
+            let why = if spec.cwd.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            };
+            return Err(SpawnError::Invalid(format!(
+                "cwd {why}: {}",
+                spec.cwd.display()
+            )));
+        }
+        let Some(program) = spec.argv.first() else {
+            return Err(SpawnError::Invalid("command is empty".into()));
+        };
+        let log = OutputLog::create(&transcript_path, ring_capacity)
+            .map_err(|e| SpawnError::Internal(format!("cannot create transcript: {e}")))?;
+
+        let pair = native_pty_system()
+            .openpty(pty_size(spec.size))
+            .map_err(|e| SpawnError::Internal(format!("cannot open a PTY: {e}")))?;
+        let mut cmd = CommandBuilder::new(program);
+        cmd.args(&spec.argv[1..]);
+        cmd.cwd(&spec.cwd);
+        for key in env_remove {
+            cmd.env_remove(key);
+        }
+        cmd.env("TERM", "xterm-256color");
+        for (key, value) in &spec.env {
+            cmd.env(key, value);
+        }
+        let spawned = pair.slave.spawn_command(cmd);
+        // Our copy of the slave must go, or the reader never sees EOF.
+        drop(pair.slave);
+        let child = match spawned {
+            Ok(child) => child,
+            Err(err) => {
+                let _ = std::fs::remove_file(&transcript_path);
+                return Err(SpawnError::Invalid(format!(
+                    "cannot start {program}: {err}"
+                )));
+            }
+        };
+        let pid = child.process_id().unwrap_or(0);
+        drop(child); // exit is taken with waitpid by the waiter thread
+
+        // Our own descriptor (close-on-exec) for the reader, so it can poll without racing the
+        // master's release.
+        let reader = pair
+            .master
+            .as_raw_fd()
+            .ok_or(Errno::EBADF)
+            .and_then(|fd| fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(0)))
+            // SAFETY: the duplicate is a fresh descriptor that nothing else owns.
+            .map(|fd| File::from(unsafe { OwnedFd::from_raw_fd(fd) }));
+        let writer = pair.master.take_writer();
+        let (reader, writer) = match (reader, writer) {
+            (Ok(r), Ok(w)) => (r, w),
+            (r, w) => {
+                let err = r.err().map(|e| e.to_string()).unwrap_or_default()
+                    + &w.err().map(|e| e.to_string()).unwrap_or_default();
+                process::signal_session(pid, Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(pid as i32), None);
+                return Err(SpawnError::Internal(format!(
+                    "cannot attach to the PTY: {err}"
+                )));
+            }
+        };
+
+        let session = Arc::new(Session {
+            id,
+            kind: spec.kind,
+            task: spec.task,
+            argv: spec.argv,
+            cwd: spec.cwd,
+            owner: spec.owner,
+            labels: spec.labels,
+            created_at: SystemTime::now(),
+            pid,
+            state: Mutex::new(State {
+                log,
+                screen: Screen::new(spec.size),
+                size: spec.size,
+                status: SessionStatus::Running,
+                exit: None,
+                ended_at: None,
+                last_output_at: None,
+                reader_done: false,
+            }),
+            output_done: Condvar::new(),
+            changed: watch::channel(0).0,
+            writer: Arc::new(tokio::sync::Mutex::new(Some(writer))),
+            master: Mutex::new(Some(pair.master)),
+            stop_reading: AtomicBool::new(false),
+            kill_started: AtomicBool::new(false),
+            viewers: AtomicUsize::new(0),
+        });
+
+        let short_id: String = session.id.chars().take(8).collect();
+        let for_reader = session.clone();
+        let for_waiter = session.clone();
+        let started = std::thread::Builder::new()
+            .name(format!("pty-read-{short_id}"))
+            .stack_size(256 * 1024)
+            .spawn(move || for_reader.read_loop(reader))
+            .and_then(|_| {
+                std::thread::Builder::new()
+                    .name(format!("pty-wait-{short_id}"))
+                    .stack_size(64 * 1024)
+                    .spawn(move || for_waiter.wait_for_exit())
+            });
+        if let Err(err) = started {
+            session.stop_reading.store(true, Ordering::Relaxed);
+            process::signal_session(pid, Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid as i32), None);
+            return Err(SpawnError::Internal(format!("cannot start threads: {err}")));
+        }
+        Ok(session)
+    }
+
+    /// Locks the state; a panic elsewhere must not take the session down with it.
+    pub(crate) fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A receiver that is woken after every change; see `viewer.rs`.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn publish(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The reader thread: PTY → transcript → ring → screen → wake viewers.
+    fn read_loop(self: Arc<Self>, pty: File) {
+        let mut buf = vec![0u8; READ_CHUNK];
+        while !self.stop_reading.load(Ordering::Relaxed) {
+            match poll(
+                &mut [PollFd::new(pty.as_fd(), PollFlags::POLLIN)],
+                PollTimeout::from(READER_POLL_MS),
+            ) {
+                Ok(0) | Err(Errno::EINTR) => continue,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+            match (&pty).read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.ingest(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
+                // EIO once every slave descriptor is closed: no more output.
+                Err(_) => break,
+            }
+        }
+        {
+            let mut state = self.lock_state();
+            state.reader_done = true;
+            state.log.close_transcript();
+        }
+        self.output_done.notify_all();
+        self.publish();
+        self.release_pty_if_done();
+    }
+
+    fn ingest(&self, bytes: &[u8]) {
+        {
+            let mut state = self.lock_state();
+            state.log.append(bytes);
+            state.screen.process(bytes);
+            state.last_output_at = Some(SystemTime::now());
+        }
+        self.publish();
+    }
+
+    /// The waiter thread: reaps the program and records how it ended, after its last output.
+    fn wait_for_exit(self: Arc<Self>) {
+        let exit = loop {
+            match waitpid(Pid::from_raw(self.pid as i32), None) {
+                Ok(WaitStatus::Exited(_, code)) => {
+                    break ExitInfo {
+                        code: Some(code),
+                        signal: None,
+                    };
+                }
+                Ok(WaitStatus::Signaled(_, signal, _)) => {
+                    break ExitInfo {
+                        code: None,
+                        signal: Some(signal.as_str().to_owned()),
+                    };
+                }
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(err) => {
+                    tracing::error!(session = %self.id, %err, "waitpid failed");
+                    break ExitInfo {
+                        code: None,
+                        signal: None,
+                    };
+                }
+            }
+        };
+        {
+            let deadline = Instant::now() + EXIT_DRAIN;
+            let mut state = self.lock_state();
+            while !state.reader_done {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                state = self
+                    .output_done
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            if state.status == SessionStatus::Running {
+                state.status = SessionStatus::Exited;
+            }
+            state.exit = Some(exit);
+            state.ended_at = Some(SystemTime::now());
+        }
+        self.publish();
+        self.release_pty_if_done();
+    }
+
+    /// Closes our PTY descriptors once the program is reaped and its output fully read.
+    fn release_pty_if_done(&self) {
+        {
+            let state = self.lock_state();
+            if !(state.reader_done && state.exit.is_some()) {
+                return;
+            }
+        }
+        self.master.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // A write stuck on a full PTY holds the lock; the writer then goes with the session.
+        if let Ok(mut writer) = self.writer.try_lock() {
+            writer.take();
+        }
+    }
+
+    /// Copies the changing fields.
+    pub fn snapshot(&self) -> SessionSnapshot {
+        let state = self.lock_state();
+        SessionSnapshot {
+            status: state.status,
+            exit: state.exit.clone(),
+            ended_at: state.ended_at,
+            last_output_at: state.last_output_at,
+            output_bytes: state.log.total(),
+            output_lines: state.log.lines(),
+            size: state.size,
+            viewers: self.viewers.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn status(&self) -> SessionStatus {
+        self.lock_state().status
+    }
+
+    /// When the session ended (exit recorded), if it has.
+    pub fn ended_at(&self) -> Option<SystemTime> {
+        self.lock_state().ended_at
+    }
+
+    /// The screen as text, and the byte offset it reflects.
+    pub fn screen_text(&self) -> (ScreenText, u64) {
+        let state = self.lock_state();
+        (state.screen.text(), state.log.total())
+    }
+
+    /// The recent output still in memory, and the offset it starts at.
+    pub fn recent_output(&self) -> (u64, Vec<u8>) {
+        self.lock_state().log.recent()
+    }
+
+    /// Where the full output is kept on disk, and how many bytes it holds.
+    pub fn transcript(&self) -> (PathBuf, u64) {
+        let state = self.lock_state();
+        (state.log.transcript_path().to_path_buf(), state.log.total())
+    }
+
+    /// Writes `bytes` to the program's terminal, whole and in order with other writers.
+    pub async fn write_input(&self, bytes: Vec<u8>) -> Result<(), NotRunning> {
+        if self.status() != SessionStatus::Running {
+            return Err(NotRunning::NotRunning);
+        }
+        let mut writer = self.writer.clone().lock_owned().await;
+        let result = tokio::task::spawn_blocking(move || match writer.as_mut() {
+            Some(w) => w.write_all(&bytes).and_then(|_| w.flush()).is_ok(),
+            None => false,
+        })
+        .await;
+        match result {
+            Ok(true) => Ok(()),
+            _ => Err(NotRunning::NotRunning),
+        }
+    }
+
+    /// Resizes the PTY (the program gets SIGWINCH) and the screen model.
+    pub fn resize(&self, size: TermSize) -> Result<(), NotRunning> {
+        {
+            let master = self.master.lock().unwrap_or_else(|p| p.into_inner());
+            let master = master.as_ref().ok_or(NotRunning::NotRunning)?;
+            if self.status() != SessionStatus::Running {
+                return Err(NotRunning::NotRunning);
+            }
+            master
+                .resize(pty_size(size))
+                .map_err(|_| NotRunning::NotRunning)?;
+            let mut state = self.lock_state();
+            state.screen.resize(size);
+            state.size = size;
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Kills the program's whole process session: SIGHUP + SIGTERM (+ SIGCONT, so stopped jobs
+    /// can act on them), then SIGKILL to whatever is left after `grace`. Marks a running session
+    /// `killed`. Returns once nothing of the session is left (or a bounded while after SIGKILL).
+    pub async fn kill(&self, grace: Duration) {
+        {
+            let mut state = self.lock_state();
+            if state.status == SessionStatus::Running {
+                state.status = SessionStatus::Killed;
+            }
+        }
+        self.publish();
+        if self.kill_started.swap(true, Ordering::SeqCst) {
+            // Someone else is already killing it; just sweep once more.
+            self.wait_until_gone(grace).await;
+            return;
+        }
+        for signal in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGCONT] {
+            process::signal_session(self.pid, signal);
+        }
+        if !self.wait_until_gone(grace).await {
+            process::signal_session(self.pid, Signal::SIGKILL);
+            self.wait_until_gone(Duration::from_secs(1)).await;
+        }
+        self.kill_started.store(false, Ordering::SeqCst);
+        // Processes that left the session (setsid) may still hold the PTY: stop reading anyway,
+        // once the reader had a moment to drain what the killed ones wrote.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.stop_reading();
+    }
+
+    /// Polls until no live process of the session remains and the exit is recorded.
+    async fn wait_until_gone(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let exited = self.lock_state().exit.is_some();
+            if exited && !process::session_has_live_members(self.pid) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Tells the reader thread to finish (within its poll interval), releasing the PTY.
+    pub(crate) fn stop_reading(&self) {
+        self.stop_reading.store(true, Ordering::Relaxed);
+    }
+
+    /// Counts an attached viewer for as long as the returned guard lives.
+    pub(crate) fn viewer_guard(self: &Arc<Self>) -> ViewerCount {
+        self.viewers.fetch_add(1, Ordering::Relaxed);
+        ViewerCount(self.clone())
+    }
+}
+
+/// Keeps a session's viewer count up while alive.
+pub(crate) struct ViewerCount(Arc<Session>);
+
+impl Drop for ViewerCount {
+    fn drop(&mut self) {
+        self.0.viewers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn pty_size(size: TermSize) -> PtySize {
+    PtySize {
+        rows: size.rows,
+        cols: size.cols,
+        pixel_width: 0,
+        pixel_height: 0,
+    }
+}

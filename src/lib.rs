@@ -1,0 +1,14 @@
+//! monkeyproof: programs in real pseudo-terminals, driven over the network.
+//!
+//! - `engine`: sessions (PTY, output log, screen model, transcript); knows nothing of HTTP.
+//! - `api`: REST, WebSocket and auth over the engine's public API.
+//! - `protocol`: every wire message, shared by server, tests and clients.
+//! - `presets`, `config`: what to run, and how the server is set up.
+//! - `server`: wires config to a running server.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod presets;
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,247 @@
+//! Every message that crosses the wire, as serde types: REST bodies, the raw WebSocket protocol's
+//! control messages and the compat (original monkeyproof) WebSocket protocol.
+//!
+//! The server, the tests and clients all use these definitions; field names are the original
+//! monkeyproof's (camelCase), so its clients keep working.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::engine::{SessionKind, SessionStatus};
+
+/// The WebSocket subprotocol of the raw protocol: binary frames are terminal bytes both ways,
+/// text frames are [`RawServerMessage`] / [`RawClientMessage`].
+pub const RAW_SUBPROTOCOL: &str = "monkeyproof.tty.v1";
+
+/// Prefix of a `Sec-WebSocket-Protocol` entry that carries the token (browsers cannot set
+/// headers on WebSockets): `monkeyproof.token.<TOKEN>`. The server never selects it.
+pub const TOKEN_SUBPROTOCOL_PREFIX: &str = "monkeyproof.token.";
+
+/// Every error body: `{"error": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// `GET /`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Banner {
+    pub name: String,
+    pub version: String,
+    pub status: String,
+    pub sessions: usize,
+    pub running: usize,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub ok: bool,
+}
+
+/// `POST /sessions`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSessionRequest {
+    pub task: Option<String>,
+    /// `exec` (default), `print` or `interactive`; `mode` is accepted as an alias.
+    #[serde(rename = "type", alias = "mode")]
+    pub kind: Option<String>,
+    pub cwd: Option<String>,
+    pub command: Option<String>,
+    pub args: Option<Vec<String>>,
+    pub preset: Option<String>,
+    pub max_turns: Option<u32>,
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    pub owner: Option<String>,
+    pub labels: Option<Vec<String>>,
+    pub cols: Option<i64>,
+    pub rows: Option<i64>,
+}
+
+/// A session as listed and returned by the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    pub id: String,
+    pub task: String,
+    /// The first 500 characters of the task.
+    pub task_preview: String,
+    pub cwd: String,
+    /// The program and arguments, shell-quoted.
+    pub command: String,
+    #[serde(rename = "type")]
+    pub kind: SessionKind,
+    pub status: SessionStatus,
+    pub exit_code: Option<i32>,
+    /// The terminating signal's name, e.g. `SIGKILL`.
+    pub signal: Option<String>,
+    pub pid: u32,
+    /// ISO 8601 UTC with milliseconds, as JavaScript's `toISOString`.
+    pub created_at: String,
+    pub ended_at: Option<String>,
+    pub output_lines: u64,
+    pub output_bytes: u64,
+    pub ws_clients: usize,
+    pub owner: Option<String>,
+    pub labels: Vec<String>,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// `GET /sessions/:id`: the session plus what is on its screen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub info: SessionInfo,
+    /// Recent output as plain text (escape sequences removed), at most `OUTPUT_BUFFER_SIZE` lines.
+    pub recent_output: String,
+    pub transcript_path: String,
+    pub screen: ScreenView,
+}
+
+/// The vt100 screen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScreenView {
+    pub cols: u16,
+    pub rows: u16,
+    pub cursor: Cursor,
+    pub title: String,
+    pub alternate_screen: bool,
+    /// One string per row, trailing blanks removed.
+    pub lines: Vec<String>,
+    /// The output offset this screen reflects.
+    pub offset: u64,
+}
+
+/// A zero-based cursor position.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Cursor {
+    pub row: u16,
+    pub col: u16,
+}
+
+/// `GET /sessions` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListQuery {
+    pub owner: Option<String>,
+    pub label: Option<String>,
+    pub status: Option<String>,
+}
+
+/// `POST /sessions/:id/input`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputRequest {
+    pub input: Option<String>,
+    /// Send Enter after the input; defaults to true for interactive sessions.
+    pub enter: Option<bool>,
+}
+
+/// `{"sent": true}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputSent {
+    pub sent: bool,
+}
+
+/// `POST /sessions/:id/resize`, and the resize control message of both WebSocket protocols.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeRequest {
+    pub cols: i64,
+    pub rows: i64,
+}
+
+/// `{"killed": true}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Killed {
+    pub killed: bool,
+}
+
+/// A preset as listed by `GET /presets`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PresetInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: SessionKind,
+    pub command: String,
+    pub args: Vec<String>,
+    pub description: String,
+}
+
+/// Query of `GET /sessions/:id/ws`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WsQuery {
+    pub token: Option<String>,
+    /// Raw protocol: resume after this output offset.
+    pub since: Option<String>,
+}
+
+/// Raw protocol, server → client (text frames).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum RawServerMessage {
+    /// First message. Binary frames that follow carry output starting at `offset`; when
+    /// `snapshot` is true, the first binary frame is instead a redraw of the screen as of
+    /// `offset` (not counted in offsets).
+    Hello {
+        session: Box<SessionInfo>,
+        offset: u64,
+        snapshot: bool,
+    },
+    /// Output from `missed` up to `offset` is gone from memory (the client fell behind, or
+    /// resumed too late). The next binary frame is a redraw of the screen as of `offset`
+    /// (not counted); output continues from `offset`.
+    Resync { missed: u64, offset: u64 },
+    /// The terminal size changed.
+    Resize { cols: u16, rows: u16 },
+    /// The program ended; every output byte has been sent. The server then closes with 1000.
+    Exit {
+        code: Option<i32>,
+        signal: Option<String>,
+        status: SessionStatus,
+    },
+    /// A message from the client was refused; the connection stays open.
+    Error { error: String },
+}
+
+/// Raw protocol, client → server (text frames). Input is sent as binary frames.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum RawClientMessage {
+    Resize { cols: i64, rows: i64 },
+}
+
+/// Compat protocol (no subprotocol), server → client, all text frames.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum CompatServerMessage {
+    /// First message: the output still in memory.
+    #[serde(rename_all = "camelCase")]
+    Catchup {
+        id: String,
+        task: String,
+        status: SessionStatus,
+        exit_code: Option<i32>,
+        data: String,
+    },
+    /// Output, UTF-8 decoded without splitting characters across messages.
+    Stdout { data: String },
+    /// The program ended by itself; `duration` is milliseconds since creation.
+    Exit { code: Option<i32>, duration: u64 },
+    /// The session was killed.
+    Killed,
+    /// This client fell behind by more than the in-memory output: `skipped` bytes were dropped.
+    Gap { skipped: u64 },
+    /// A message from the client was refused; the connection stays open.
+    Error { error: String },
+}
+
+/// Compat protocol, client → server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum CompatClientMessage {
+    Stdin { data: String },
+    Resize { cols: i64, rows: i64 },
+}

@@ -1,0 +1,409 @@
+//! Test harness: runs the real `monkeyproof` binary on an ephemeral port with its own data
+//! directory, and talks HTTP and WebSocket to it.
+
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use monkeyproof::protocol::{RAW_SUBPROTOCOL, SessionDetail, SessionInfo};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A running server, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts the server with extra environment variables.
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let data_dir = std::env::temp_dir().join(format!("mp-test-{}", rand_suffix()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_monkeyproof"));
+        cmd.env("PORT", "0")
+            .env("AGENT_WS_TOKEN", TOKEN)
+            .env("MONKEYPROOF_DATA_DIR", &data_dir)
+            .env("KILL_GRACE_MS", "1000")
+            .env("RUST_LOG", "monkeyproof=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start server");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.trim().to_owned();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {TOKEN}").parse().unwrap(),
+        );
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        Server {
+            child,
+            base: format!("http://{addr}"),
+            addr,
+            data_dir,
+            http,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POST /sessions; panics unless 201.
+    pub async fn create(&self, body: Value) -> SessionInfo {
+        let res = self
+            .http
+            .post(self.url("/sessions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "create {body}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Starts `/bin/sh -lc TASK`.
+    pub async fn exec(&self, task: &str) -> SessionInfo {
+        self.create(json!({ "task": task })).await
+    }
+
+    pub async fn detail(&self, id: &str) -> SessionDetail {
+        let res = self
+            .http
+            .get(self.url(&format!("/sessions/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.unwrap()
+    }
+
+    /// Polls the session until `ok` holds; panics with the last state after `limit`.
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        what: &str,
+        ok: impl Fn(&SessionDetail) -> bool,
+    ) -> SessionDetail {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let detail = self.detail(id).await;
+            if ok(&detail) {
+                return detail;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {detail:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    /// Waits for the session's screen to contain `text`.
+    pub async fn wait_for_screen(&self, id: &str, text: &str) -> SessionDetail {
+        self.wait_for(id, text, |d| {
+            d.screen.lines.iter().any(|l| l.contains(text))
+        })
+        .await
+    }
+
+    pub async fn wait_for_end(&self, id: &str) -> SessionDetail {
+        self.wait_for(id, "the session to end", |d| d.info.ended_at.is_some())
+            .await
+    }
+
+    /// POST JSON to a path; returns status and body.
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let res = self.http.get(self.url(path)).send().await.unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        let res = self.http.delete(self.url(path)).send().await.unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn transcript(&self, id: &str) -> Vec<u8> {
+        let res = self
+            .http
+            .get(self.url(&format!("/sessions/{id}/transcript")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.bytes().await.unwrap().to_vec()
+    }
+
+    /// A WebSocket handshake request for a session, with the token header unless `token` is None.
+    pub fn ws_request(
+        &self,
+        id: &str,
+        query: &str,
+        protocols: &[&str],
+        token: Option<&str>,
+    ) -> tungstenite::handshake::client::Request {
+        let mut req = format!("ws://{}/sessions/{id}/ws{query}", self.addr)
+            .into_client_request()
+            .unwrap();
+        if let Some(token) = token {
+            req.headers_mut().insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+            );
+        }
+        if !protocols.is_empty() {
+            req.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_str(&protocols.join(", ")).unwrap(),
+            );
+        }
+        req
+    }
+
+    /// Opens a raw-protocol WebSocket.
+    pub async fn raw_ws(&self, id: &str, query: &str) -> Ws {
+        let req = self.ws_request(id, query, &[RAW_SUBPROTOCOL], Some(TOKEN));
+        let (ws, res) = tokio_tungstenite::connect_async(req).await.unwrap();
+        assert_eq!(
+            res.headers().get("sec-websocket-protocol").unwrap(),
+            RAW_SUBPROTOCOL
+        );
+        ws
+    }
+
+    /// Opens a compat-protocol WebSocket (no subprotocol, `?token=`).
+    pub async fn compat_ws(&self, id: &str) -> Ws {
+        let req = self.ws_request(id, &format!("?token={TOKEN}"), &[], None);
+        tokio_tungstenite::connect_async(req).await.unwrap().0
+    }
+
+    /// The HTTP status a WebSocket handshake is refused with (or 101).
+    pub async fn ws_status(&self, req: tungstenite::handshake::client::Request) -> u16 {
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((_, res)) => res.status().as_u16(),
+            Err(tungstenite::Error::Http(res)) => res.status().as_u16(),
+            Err(e) => panic!("unexpected WebSocket error: {e}"),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the server to exit; returns how long it took.
+    pub fn terminate(&mut self) -> Duration {
+        let started = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        self.child.wait().unwrap();
+        started.elapsed()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// One thing received on a WebSocket.
+#[derive(Debug)]
+pub enum Frame {
+    Json(Value),
+    Bytes(Vec<u8>),
+    Closed(Option<u16>),
+}
+
+/// The next data frame (pings skipped), or `Closed`; panics after 10 s.
+pub async fn next_frame(ws: &mut Ws) -> Frame {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("no WebSocket frame within 10 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => return Frame::Json(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Binary(b))) => return Frame::Bytes(b.to_vec()),
+            Some(Ok(Message::Close(frame))) => {
+                return Frame::Closed(frame.map(|f| u16::from(f.code)));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Frame::Closed(None),
+        }
+    }
+}
+
+/// The next JSON control message; panics on anything else.
+pub async fn next_json(ws: &mut Ws) -> Value {
+    match next_frame(ws).await {
+        Frame::Json(v) => v,
+        other => panic!("expected a JSON frame, got {other:?}"),
+    }
+}
+
+pub async fn send_json(ws: &mut Ws, value: Value) {
+    ws.send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
+}
+
+pub async fn send_bytes(ws: &mut Ws, bytes: &[u8]) {
+    ws.send(Message::Binary(bytes.to_vec().into()))
+        .await
+        .unwrap();
+}
+
+/// Raw protocol: collects output bytes until `done` holds for everything received so far.
+/// Control messages are skipped.
+pub async fn read_raw_until(ws: &mut Ws, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    while !done(&out) {
+        match next_frame(ws).await {
+            Frame::Bytes(b) => out.extend_from_slice(&b),
+            Frame::Json(_) => {}
+            Frame::Closed(code) => panic!(
+                "closed ({code:?}) before the condition held; got {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+    out
+}
+
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Retries `f` until it returns `Some`, for up to 15 s.
+pub async fn eventually<T, F, Fut>(what: &str, f: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// Whether a process is alive (exists and is not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim().to_owned()))
+        .is_some_and(|rest| !rest.starts_with('Z'))
+}
+
+/// Pids of zombie children of `parent`.
+pub fn zombie_children(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s.rsplit(')').next()?.to_owned();
+                    let mut fields = rest.split_whitespace();
+                    let state = fields.next()?.to_owned();
+                    let ppid: u32 = fields.next()?.parse().ok()?;
+                    Some(state == "Z" && ppid == parent)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Count of open file descriptors of a process.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn rand_suffix() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}

@@ -1,0 +1,576 @@
+//! REST API: every route's success and error cases, against the real server and real PTYs.
+
+mod common;
+
+use common::*;
+use monkeyproof::protocol::{PresetInfo, SessionInfo, SessionStatus};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn health_banner_and_presets() {
+    let server = Server::start();
+    let res = reqwest::get(server.url("/health")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"ok": true}));
+
+    let (status, banner) = server.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(banner["name"], "monkeyproof");
+    assert_eq!(banner["status"], "operational");
+    assert!(banner["version"].is_string());
+
+    let presets: Vec<PresetInfo> = server
+        .http
+        .get(server.url("/presets"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
+    for expected in [
+        "claude",
+        "claude-sonnet",
+        "claude-opus",
+        "codex",
+        "codex-auto",
+        "claude-interactive",
+        "claude-interactive-sonnet",
+        "claude-interactive-opus",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "missing preset {expected}: {names:?}"
+        );
+    }
+    let codex_auto = presets.iter().find(|p| p.name == "codex-auto").unwrap();
+    assert_eq!(codex_auto.command, "codex");
+    assert_eq!(codex_auto.args, ["exec", "--full-auto"]);
+}
+
+#[tokio::test]
+async fn every_route_but_health_needs_the_token() {
+    let server = Server::start();
+    let session = server.exec("sleep 30").await;
+    let id = &session.id;
+    let routes = [
+        ("GET", "/".to_owned()),
+        ("GET", "/presets".to_owned()),
+        ("GET", "/sessions".to_owned()),
+        ("POST", "/sessions".to_owned()),
+        ("GET", format!("/sessions/{id}")),
+        ("DELETE", format!("/sessions/{id}")),
+        ("POST", format!("/sessions/{id}/input")),
+        ("POST", format!("/sessions/{id}/resize")),
+        ("GET", format!("/sessions/{id}/transcript")),
+        ("GET", format!("/sessions/{id}/ws")),
+        ("GET", "/sessions/no-such-id".to_owned()),
+        ("GET", "/no-such-route".to_owned()),
+    ];
+    let anonymous = reqwest::Client::new();
+    for (method, path) in &routes {
+        for auth in [
+            None,
+            Some("Bearer wrong-token-0123456789"),
+            Some(TOKEN),
+            Some("Basic x"),
+        ] {
+            let mut req = anonymous
+                .request(method.parse().unwrap(), server.url(path))
+                .header("upgrade", "websocket")
+                .header("connection", "upgrade")
+                .json(&json!({"task": "echo should-not-run", "input": "x"}));
+            if let Some(value) = auth {
+                req = req.header("authorization", value);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {auth:?}"
+            );
+            assert_eq!(
+                res.json::<Value>().await.unwrap(),
+                json!({"error": "Unauthorized"})
+            );
+        }
+    }
+    // A wrong token in the query is refused on WebSocket upgrades too.
+    let req = server.ws_request(id, "?token=wrong-token-0123456789", &[], None);
+    assert_eq!(server.ws_status(req).await, 401);
+    let req = server.ws_request(id, "", &["monkeyproof.token.wrong-token-0123"], None);
+    assert_eq!(server.ws_status(req).await, 401);
+    // The query token does not open plain REST routes.
+    let res = anonymous
+        .get(server.url(&format!("/sessions?token={TOKEN}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // Nothing above started or killed anything.
+    let (_, list) = server.get("/sessions").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(server.detail(id).await.info.status, SessionStatus::Running);
+}
+
+#[tokio::test]
+async fn exec_reports_tty_size_and_exit_code() {
+    let server = Server::start();
+    let session = server
+        .create(json!({"task": "tty; stty size; echo done; exit 7", "cols": 100, "rows": 30}))
+        .await;
+    assert_eq!(session.status, SessionStatus::Running);
+    assert_eq!((session.cols, session.rows), (100, 30));
+    assert_eq!(
+        session.command,
+        "/bin/sh -lc 'tty; stty size; echo done; exit 7'"
+    );
+    assert!(
+        session.id.len() >= 20
+            && session
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    );
+    assert!(session.created_at.ends_with('Z'));
+
+    let detail = server.wait_for_end(&session.id).await;
+    assert_eq!(detail.info.status, SessionStatus::Exited);
+    assert_eq!(detail.info.exit_code, Some(7));
+    assert_eq!(detail.info.signal, None);
+    assert!(
+        detail.recent_output.contains("/dev/pts/"),
+        "{}",
+        detail.recent_output
+    );
+    assert!(detail.recent_output.contains("30 100"));
+    assert!(detail.info.output_lines >= 3);
+    assert!(detail.info.ended_at.is_some());
+    assert!(
+        detail.screen.lines[2].starts_with("done"),
+        "{:?}",
+        detail.screen.lines
+    );
+}
+
+#[tokio::test]
+async fn signal_death_is_reported() {
+    let server = Server::start();
+    let session = server.exec("echo before; kill -KILL $$").await;
+    let detail = server.wait_for_end(&session.id).await;
+    assert_eq!(detail.info.status, SessionStatus::Exited);
+    assert_eq!(detail.info.exit_code, None);
+    assert_eq!(detail.info.signal.as_deref(), Some("SIGKILL"));
+    assert!(detail.recent_output.contains("before"));
+}
+
+#[tokio::test]
+async fn create_refuses_bad_input_with_clear_errors() {
+    let server = Server::start();
+    let file = server.data_dir.join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (json!({}), StatusCode::BAD_REQUEST, "task is required"),
+        (
+            json!({"task": ""}),
+            StatusCode::BAD_REQUEST,
+            "task is required",
+        ),
+        (
+            json!({"task": "x", "type": "shell"}),
+            StatusCode::BAD_REQUEST,
+            "type/mode must be \"exec\", \"print\", or \"interactive\"",
+        ),
+        (
+            json!({"task": "x", "mode": "bogus"}),
+            StatusCode::BAD_REQUEST,
+            "type/mode must be",
+        ),
+        (
+            json!({"task": "x", "preset": "claude"}),
+            StatusCode::BAD_REQUEST,
+            "preset is only valid for type \"print\" or \"interactive\"; omit preset for exec sessions",
+        ),
+        (
+            json!({"task": "x", "type": "print", "preset": "nope"}),
+            StatusCode::BAD_REQUEST,
+            "Unknown preset \"nope\". Known presets: claude,",
+        ),
+        (
+            json!({"task": "x", "cols": 0}),
+            StatusCode::BAD_REQUEST,
+            "cols and rows",
+        ),
+        (
+            json!({"task": "x", "rows": -3}),
+            StatusCode::BAD_REQUEST,
+            "cols and rows",
+        ),
+        (
+            json!({"task": "x", "cols": 100000}),
+            StatusCode::BAD_REQUEST,
+            "cols and rows",
+        ),
+        (
+            json!({"task": "x", "cols": "wide"}),
+            StatusCode::BAD_REQUEST,
+            "cols",
+        ),
+        (
+            json!({"task": "x", "cwd": "/no/such/dir"}),
+            StatusCode::BAD_REQUEST,
+            "cwd does not exist: /no/such/dir",
+        ),
+        (
+            json!({"task": "x", "cwd": file}),
+            StatusCode::BAD_REQUEST,
+            "cwd is not a directory",
+        ),
+        (
+            json!({"task": "x", "command": "/no/such/program"}),
+            StatusCode::BAD_REQUEST,
+            "cannot start /no/such/program",
+        ),
+        (
+            json!({"task": "x", "type": "print", "command": "no-such-program-xyz"}),
+            StatusCode::BAD_REQUEST,
+            "cannot start no-such-program-xyz",
+        ),
+        (
+            json!({"task": "x", "surprise": 1}),
+            StatusCode::BAD_REQUEST,
+            "surprise",
+        ),
+        (json!({"task": 5}), StatusCode::BAD_REQUEST, "invalid type"),
+        (
+            json!({"task": "x", "env": {"A=B": "c"}}),
+            StatusCode::BAD_REQUEST,
+            "env",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let (got_status, got) = server.post("/sessions", body.clone()).await;
+        assert_eq!(got_status, status, "{body}: {got}");
+        let error = got["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(message),
+            "{body}: {error:?} lacks {message:?}"
+        );
+    }
+    // Malformed JSON and oversized bodies.
+    let res = server
+        .http
+        .post(server.url("/sessions"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.json::<Value>().await.unwrap()["error"].is_string());
+    let huge = json!({"task": "x".repeat(2 * 1024 * 1024)});
+    let (status, body) = server.post("/sessions", huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(body["error"].is_string());
+    // None of that left a session or a transcript behind.
+    let (_, list) = server.get("/sessions").await;
+    assert_eq!(list, json!([]));
+    let transcripts = std::fs::read_dir(server.data_dir.join("transcripts"))
+        .unwrap()
+        .count();
+    assert_eq!(transcripts, 0);
+}
+
+#[tokio::test]
+async fn cwd_env_owner_and_labels() {
+    let server = Server::start();
+    let dir = server.data_dir.join("work");
+    std::fs::create_dir_all(&dir).unwrap();
+    let session = server
+        .create(json!({
+            "task": "pwd; echo \"foo=$FOO term=$TERM token=${AGENT_WS_TOKEN:-none}\"",
+            "cwd": dir,
+            "env": {"FOO": "bar baz"},
+            "owner": "alice",
+            "labels": [" Build ", "build", "", "CI", "x".repeat(80)],
+        }))
+        .await;
+    assert_eq!(session.owner.as_deref(), Some("alice"));
+    assert_eq!(session.labels[..2], ["build", "ci"]);
+    assert_eq!(session.labels[2].len(), 64);
+    let detail = server.wait_for_end(&session.id).await;
+    assert!(
+        detail.recent_output.contains(dir.to_str().unwrap()),
+        "{}",
+        detail.recent_output
+    );
+    assert!(
+        detail
+            .recent_output
+            .contains("foo=bar baz term=xterm-256color token=none"),
+        "{}",
+        detail.recent_output
+    );
+    assert!(!detail.transcript_path.starts_with(dir.to_str().unwrap()));
+    assert!(
+        detail
+            .transcript_path
+            .starts_with(server.data_dir.to_str().unwrap())
+    );
+
+    // A relative cwd resolves against the server's cwd; the default is $HOME.
+    let relative = server.create(json!({"task": "pwd", "cwd": "."})).await;
+    assert_eq!(
+        relative.cwd,
+        std::env::current_dir().unwrap().to_str().unwrap()
+    );
+    let home = server.exec("pwd").await;
+    assert_eq!(home.cwd, std::env::var("HOME").unwrap());
+
+    let other = server
+        .create(json!({"task": "sleep 30", "owner": "bob", "labels": ["deploy"]}))
+        .await;
+    let list = |query: &'static str| {
+        let server = &server;
+        async move {
+            let res = server
+                .http
+                .get(server.url(&format!("/sessions{query}")))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            let body: Value = res.json().await.unwrap();
+            (status, body)
+        }
+    };
+    let ids = |body: &Value| -> Vec<String> {
+        serde_json::from_value::<Vec<SessionInfo>>(body.clone())
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect()
+    };
+    assert_eq!(ids(&list("?owner=bob").await.1), [other.id.as_str()]);
+    assert_eq!(ids(&list("?label=BUILD").await.1), [session.id.as_str()]);
+    assert_eq!(ids(&list("?status=running").await.1), [other.id.as_str()]);
+    assert_eq!(ids(&list("").await.1).len(), 4);
+    assert!(ids(&list("?status=killed").await.1).is_empty());
+    let (status, body) = list("?status=zombie").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"],
+        "status must be \"running\", \"exited\", or \"killed\""
+    );
+}
+
+#[tokio::test]
+async fn input_reaches_cat_and_an_interactive_bash() {
+    let server = Server::start();
+    let cat = server.exec("cat").await;
+    let path = format!("/sessions/{}/input", cat.id);
+    let (status, body) = server
+        .post(&path, json!({"input": "hello-cat", "enter": true}))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"sent": true})));
+    // The terminal echoes the line and cat prints it again.
+    server
+        .wait_for(&cat.id, "cat's echo", |d| {
+            d.screen
+                .lines
+                .iter()
+                .filter(|l| l.contains("hello-cat"))
+                .count()
+                == 2
+        })
+        .await;
+    let (status, body) = server.post(&path, json!({"enter": true})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "input is required");
+    let (status, _) = server
+        .post("/sessions/nope/input", json!({"input": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Ctrl-D ends cat; input to an ended session is a conflict.
+    server.post(&path, json!({"input": "\u{4}"})).await;
+    let ended = server.wait_for_end(&cat.id).await;
+    assert_eq!(ended.info.exit_code, Some(0));
+    let (status, body) = server.post(&path, json!({"input": "late"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // An interactive session sends Enter by default.
+    let bash = server
+        .create(
+            json!({"task": "-i", "type": "interactive", "command": "bash",
+                       "args": ["--norc", "--noprofile"]}),
+        )
+        .await;
+    assert_eq!((bash.cols, bash.rows), (200, 50));
+    let (status, _) = server
+        .post(
+            &format!("/sessions/{}/input", bash.id),
+            json!({"input": "echo $((6*7))-answer"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    server.wait_for_screen(&bash.id, "42-answer").await;
+}
+
+#[tokio::test]
+async fn resize_reaches_the_program_and_the_screen() {
+    let server = Server::start();
+    let session = server
+        .create(
+            json!({"task": "stty size; read line; stty size; sleep 30", "cols": 90, "rows": 20}),
+        )
+        .await;
+    server.wait_for_screen(&session.id, "20 90").await;
+    let path = format!("/sessions/{}/resize", session.id);
+    let (status, body) = server.post(&path, json!({"cols": 120, "rows": 40})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["cols"].clone(), body["rows"].clone()),
+        (json!(120), json!(40))
+    );
+    server
+        .post(
+            &format!("/sessions/{}/input", session.id),
+            json!({"input": "", "enter": true}),
+        )
+        .await;
+    let detail = server.wait_for_screen(&session.id, "40 120").await;
+    assert_eq!((detail.screen.cols, detail.screen.rows), (120, 40));
+    assert_eq!(detail.screen.lines.len(), 40);
+
+    for bad in [
+        json!({"cols": 0, "rows": 10}),
+        json!({"cols": 10, "rows": 5000}),
+        json!({"cols": -1, "rows": 10}),
+        json!({"cols": "x", "rows": 10}),
+        json!({"cols": 10}),
+    ] {
+        let (status, body) = server.post(&path, bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].is_string());
+    }
+    // A one-column terminal is legal and does not break the screen model.
+    let (status, _) = server.post(&path, json!({"cols": 1, "rows": 1})).await;
+    assert_eq!(status, StatusCode::OK);
+    server
+        .post(
+            &format!("/sessions/{}/input", session.id),
+            json!({"input": "\u{4e2d}\u{6587}"}),
+        )
+        .await;
+    assert_eq!(server.detail(&session.id).await.screen.cols, 1);
+    let (status, _) = server
+        .post("/sessions/nope/resize", json!({"cols": 10, "rows": 10}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn full_screen_program_shows_in_the_snapshot() {
+    let server = Server::start();
+    let file = server.data_dir.join("notes.txt");
+    std::fs::write(&file, "first line of the file\nsecond line\n").unwrap();
+    let session = server
+        .create(
+            json!({"task": format!("vim -u NONE -N {}", file.display()), "cols": 80, "rows": 24}),
+        )
+        .await;
+    let detail = server
+        .wait_for_screen(&session.id, "first line of the file")
+        .await;
+    assert!(detail.screen.alternate_screen);
+    assert_eq!(detail.screen.lines[1], "second line");
+    assert!(
+        detail.screen.lines[2].starts_with('~'),
+        "{:?}",
+        detail.screen.lines
+    );
+    assert!(
+        detail.screen.lines[23].contains("notes.txt"),
+        "{:?}",
+        detail.screen.lines
+    );
+    // Quit vim: the main screen comes back.
+    server
+        .post(
+            &format!("/sessions/{}/input", session.id),
+            json!({"input": "\u{1b}:q!\r"}),
+        )
+        .await;
+    let ended = server.wait_for_end(&session.id).await;
+    assert!(!ended.screen.alternate_screen);
+}
+
+#[tokio::test]
+async fn transcript_serves_bytes_from_an_offset() {
+    let server = Server::start();
+    // A two-byte character split across two writes (and so across PTY reads).
+    let session = server
+        .exec("printf 'caf\\303'; sleep 0.3; printf '\\251 ok\\n'; printf '\\342\\224'; sleep 0.3; printf '\\200 box\\n'")
+        .await;
+    server.wait_for_end(&session.id).await;
+    let full = server.transcript(&session.id).await;
+    assert_eq!(
+        String::from_utf8(full.clone()).unwrap(),
+        "café ok\r\n─ box\r\n"
+    );
+
+    let res = server
+        .http
+        .get(server.url(&format!("/sessions/{}/transcript?since=5", session.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let header = |name: &str| res.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(header("x-transcript-offset"), "5");
+    assert_eq!(header("x-transcript-total-size"), full.len().to_string());
+    assert_eq!(header("x-transcript-next-offset"), full.len().to_string());
+    assert_eq!(res.bytes().await.unwrap(), full[5..]);
+
+    let detail = server.detail(&session.id).await;
+    assert!(
+        detail.recent_output.contains("café ok"),
+        "{}",
+        detail.recent_output
+    );
+    assert_eq!(detail.info.output_bytes, full.len() as u64);
+
+    for bad in ["-1", "abc", "1.5"] {
+        let (status, body) = server
+            .get(&format!("/sessions/{}/transcript?since={bad}", session.id))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"], "since must be a non-negative byte offset");
+    }
+    let (status, _) = server.get("/sessions/nope/transcript").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn unknown_ids_are_404() {
+    let server = Server::start();
+    for path in ["/sessions/nope", "/sessions/nope/transcript"] {
+        let (status, body) = server.get(path).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::NOT_FOUND, json!({"error": "Not found"}))
+        );
+    }
+    let (status, body) = server.delete("/sessions/nope").await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::NOT_FOUND, json!({"error": "Not found"}))
+    );
+}
