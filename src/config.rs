@@ -55,6 +55,11 @@ pub struct Config {
     #[arg(long, env = "KILL_GRACE_MS", default_value_t = 5000)]
     pub kill_grace_ms: u64,
 
+    /// How often WebSocket peers are pinged (ms); one silent for two intervals is dropped.
+    #[arg(long, env = "MONKEYPROOF_WS_PING_MS", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub ws_ping_ms: u64,
+
     /// A presets file replacing the built-in presets.
     #[arg(long, env = "MONKEYPROOF_PRESETS")]
     pub presets: Option<PathBuf>,

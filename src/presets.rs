@@ -196,7 +196,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            argv(SessionKind::Print, with_turns).unwrap()[5..],
+            argv(SessionKind::Print, with_turns).unwrap()[4..],
             ["--model", "sonnet", "--max-turns", "3", task]
         );
         let codex_turns = LaunchRequest {

@@ -39,6 +39,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             config.allowed_origins.clone(),
         )),
         output_buffer_lines: config.output_buffer_size as usize,
+        ws_ping_interval: Duration::from_millis(config.ws_ping_ms),
         shutdown: shutdown.clone(),
     };
 

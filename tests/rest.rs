@@ -269,10 +269,10 @@ async fn create_refuses_bad_input_with_clear_errors() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res.json::<Value>().await.unwrap()["error"].is_string());
-    let huge = json!({"task": "x".repeat(2 * 1024 * 1024)});
-    let (status, body) = server.post("/sessions", huge).await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(body["error"].is_string());
+    // An oversized body is refused from its Content-Length, before it is read.
+    let (status, body) = raw_post_headers(&server, "/sessions", 2 * 1024 * 1024).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("\"error\""), "{body}");
     // None of that left a session or a transcript behind.
     let (_, list) = server.get("/sessions").await;
     assert_eq!(list, json!([]));
@@ -327,6 +327,8 @@ async fn cwd_env_owner_and_labels() {
     );
     let home = server.exec("pwd").await;
     assert_eq!(home.cwd, std::env::var("HOME").unwrap());
+    server.wait_for_end(&relative.id).await;
+    server.wait_for_end(&home.id).await;
 
     let other = server
         .create(json!({"task": "sleep 30", "owner": "bob", "labels": ["deploy"]}))
@@ -573,4 +575,75 @@ async fn unknown_ids_are_404() {
         (status, body),
         (StatusCode::NOT_FOUND, json!({"error": "Not found"}))
     );
+}
+
+#[tokio::test]
+async fn a_presets_file_replaces_the_builtin_ones() {
+    let dir = std::env::temp_dir().join(format!("mp-presets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("presets.toml");
+    std::fs::write(
+        &file,
+        "[presets.echoer]\ntype = \"print\"\ncommand = \"echo\"\nargs = [\"agent:\"]\n",
+    )
+    .unwrap();
+    let server = Server::start_with(&[("MONKEYPROOF_PRESETS", file.to_str().unwrap())]);
+    let (_, presets) = server.get("/presets").await;
+    assert_eq!(presets.as_array().unwrap().len(), 1);
+    assert_eq!(presets[0]["name"], "echoer");
+    let session = server
+        .create(json!({"task": "hello there", "type": "print", "preset": "echoer"}))
+        .await;
+    assert_eq!(session.command, "echo agent: 'hello there'");
+    let detail = server.wait_for_end(&session.id).await;
+    assert!(detail.recent_output.contains("agent: hello there"));
+    // print with an explicit command, and `mode` as the alias of `type`.
+    let session = server
+        .create(
+            json!({"task": "t", "mode": "print", "command": "printf", "args": ["%s-%s\\n", "x"]}),
+        )
+        .await;
+    assert_eq!(session.kind, monkeyproof::protocol::SessionKind::Print);
+    let detail = server.wait_for_end(&session.id).await;
+    assert!(
+        detail.recent_output.contains("x-t"),
+        "{}",
+        detail.recent_output
+    );
+    // Without a preset or command, print falls back to the `claude` preset, absent here.
+    let (status, body) = server
+        .post("/sessions", json!({"task": "t", "type": "print"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Unknown preset \"claude\"")
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Sends only the head of a POST that announces `length` body bytes; returns the status and the
+/// raw response text.
+async fn raw_post_headers(server: &Server, path: &str, length: usize) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; 4096];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read(&mut response),
+    )
+    .await
+    .expect("no answer to an oversized body")
+    .unwrap();
+    let text = String::from_utf8_lossy(&response[..n]).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, text)
 }

@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::middleware;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +34,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Lines of plain text `recentOutput` holds at most.
     pub output_buffer_lines: usize,
+    /// How often WebSocket peers are pinged; one silent for two intervals is dropped.
+    pub ws_ping_interval: std::time::Duration,
     /// Cancelled when the server shuts down; open WebSockets then close with 1001.
     pub shutdown: CancellationToken,
 }
@@ -59,11 +63,27 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(refuse_oversized_bodies))
         .layer(middleware::from_fn_with_state(
             state.auth.clone(),
             auth::require_token,
         ))
         .with_state(state)
+}
+
+/// Answers 413 from the `Content-Length` alone, before reading a body that is too large; bodies
+/// without a length are cut off by `DefaultBodyLimit` as they are read.
+async fn refuse_oversized_bodies(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large")
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// Drops UTF-8 continuation bytes at the start: the ring may begin in the middle of a character.

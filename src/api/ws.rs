@@ -28,8 +28,6 @@ use crate::protocol::{
 
 /// Largest message or frame accepted from a client.
 pub const MAX_WS_MESSAGE: usize = 1024 * 1024;
-/// How often the server pings; a peer silent for two intervals is dropped.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// The longest one send may take before the peer is considered dead.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -78,12 +76,13 @@ pub async fn upgrade(
         },
     };
     let shutdown = app.shutdown.clone();
+    let ping_interval = app.ws_ping_interval;
     ws.protocols([RAW_SUBPROTOCOL])
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
             let (viewer, start) = session.attach(from);
-            let mut conn = Connection::new(socket, viewer, flavor);
+            let mut conn = Connection::new(socket, viewer, flavor, ping_interval);
             let result = tokio::select! {
                 r = conn.run(start) => r,
                 _ = shutdown.cancelled() => conn.close(close_code::AWAY, "server shutting down").await,
@@ -105,10 +104,12 @@ struct Connection {
     flavor: Flavor,
     /// Compat only: turns output bytes into text without splitting characters.
     decoder: encoding_rs::Decoder,
+    /// How often to ping; a peer silent for two intervals is dropped.
+    ping_interval: Duration,
 }
 
 impl Connection {
-    fn new(socket: WebSocket, viewer: Viewer, flavor: Flavor) -> Self {
+    fn new(socket: WebSocket, viewer: Viewer, flavor: Flavor, ping_interval: Duration) -> Self {
         let (sink, stream) = socket.split();
         Self {
             sink,
@@ -116,6 +117,7 @@ impl Connection {
             viewer,
             flavor,
             decoder: encoding_rs::UTF_8.new_decoder_without_bom_handling(),
+            ping_interval,
         }
     }
 
@@ -154,7 +156,10 @@ impl Connection {
             }
         }
 
-        let mut ping = tokio::time::interval(PING_INTERVAL);
+        let mut ping = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.ping_interval,
+            self.ping_interval,
+        );
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
         loop {
@@ -180,7 +185,7 @@ impl Connection {
                     }
                 }
                 _ = ping.tick() => {
-                    if last_heard.elapsed() > 2 * PING_INTERVAL {
+                    if last_heard.elapsed() > 2 * self.ping_interval {
                         return Err("peer stopped answering pings".into());
                     }
                     self.send(Message::Ping(Default::default())).await?;

@@ -376,6 +376,10 @@ impl Session {
             if state.status == SessionStatus::Running {
                 state.status = SessionStatus::Exited;
             }
+            tracing::info!(
+                session = %self.id, status = ?state.status, code = ?exit.code,
+                signal = ?exit.signal, "session ended"
+            );
             state.exit = Some(exit);
             state.ended_at = Some(SystemTime::now());
         }

@@ -390,10 +390,19 @@ pub fn zombie_children(parent: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Count of open file descriptors of a process.
-pub fn open_fds(pid: u32) -> usize {
+/// Count of a process's open descriptors on PTYs (`/dev/ptmx`, `/dev/pts/N`) or on files below
+/// `dir` (transcripts).
+pub fn pty_and_file_fds(pid: u32, dir: &std::path::Path) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|target| {
+                    target.starts_with("/dev/ptmx")
+                        || target.starts_with("/dev/pts")
+                        || target.starts_with(dir)
+                })
+                .count()
+        })
         .unwrap_or(0)
 }
 

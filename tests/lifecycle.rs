@@ -1,0 +1,225 @@
+//! Session lifecycle: kill of whole process trees, TTL expiry, the session limit, server shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use monkeyproof::protocol::SessionStatus;
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn delete_kills_a_background_job_that_traps_term() {
+    let server = Server::start_with(&[("KILL_GRACE_MS", "700")]);
+    let fds = || pty_and_file_fds(server.pid(), &server.data_dir);
+    assert_eq!(fds(), 0);
+    // Job control on: the background job gets its own process group, as in an interactive shell.
+    let session = server
+        .exec("set -m; (trap '' TERM HUP; sleep 1000) & echo bg=$!; wait")
+        .await;
+    let detail = server.wait_for_screen(&session.id, "bg=").await;
+    let line = detail
+        .screen
+        .lines
+        .iter()
+        .find(|l| l.starts_with("bg="))
+        .unwrap();
+    let bg: u32 = line[3..].trim().parse().unwrap();
+    assert!(process_alive(bg));
+    assert!(fds() >= 3, "master, reader, writer and transcript are open");
+
+    let path = format!("/sessions/{}", session.id);
+    let (status, body) = server.delete(&path).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"killed": true})));
+    // The job ignores TERM and HUP: only SIGKILL after the grace period ends it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        process_alive(bg),
+        "the job should outlive SIGTERM until the grace period ends"
+    );
+    eventually("the background job to die", || async {
+        (!process_alive(bg)).then_some(())
+    })
+    .await;
+
+    let detail = server.wait_for_end(&session.id).await;
+    assert_eq!(detail.info.status, SessionStatus::Killed);
+    assert!(detail.info.signal.is_some() || detail.info.exit_code.is_some());
+    // Idempotent, and the status stays `killed`.
+    let (status, body) = server.delete(&path).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"killed": true})));
+    assert_eq!(
+        server.detail(&session.id).await.info.status,
+        SessionStatus::Killed
+    );
+    // No zombies, and the PTY descriptors are closed again.
+    assert!(zombie_children(server.pid()).is_empty());
+    eventually("PTY descriptors to be released", || async {
+        (fds() == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_ends_an_interactive_shell_that_ignores_term() {
+    let server = Server::start();
+    let session = server.exec("exec bash --norc -i").await;
+    server
+        .wait_for(&session.id, "a prompt", |d| d.info.output_bytes > 0)
+        .await;
+    server.delete(&format!("/sessions/{}", session.id)).await;
+    let detail = server.wait_for_end(&session.id).await;
+    assert_eq!(detail.info.status, SessionStatus::Killed);
+    assert!(!process_alive(session.pid));
+}
+
+#[tokio::test]
+async fn finished_sessions_expire_after_their_ttl() {
+    let server = Server::start_with(&[
+        ("SESSION_TTL_MS", "400"),
+        ("INTERACTIVE_SESSION_TTL_MS", "60000"),
+    ]);
+    let short = server.exec("echo bye").await;
+    let long = server
+        .create(json!({"task": "-c", "type": "interactive", "command": "bash", "args": ["--norc"]}))
+        .await;
+    let detail = server.wait_for_end(&short.id).await;
+    let transcript = std::path::PathBuf::from(&detail.transcript_path);
+    assert!(transcript.exists());
+    let running = server.exec("sleep 30").await;
+    eventually("the finished session to expire", || async {
+        let (status, _) = server.get(&format!("/sessions/{}", short.id)).await;
+        (status == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    assert!(!transcript.exists(), "the transcript goes with the record");
+    // Running sessions are never expired; interactive ones have their own TTL.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        server.detail(&running.id).await.info.status,
+        SessionStatus::Running
+    );
+    server.wait_for_end(&long.id).await;
+    assert_eq!(
+        server.get(&format!("/sessions/{}", long.id)).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn max_sessions_counts_running_sessions() {
+    let server = Server::start_with(&[("MAX_SESSIONS", "2")]);
+    let a = server.exec("sleep 30").await;
+    server.exec("sleep 30").await;
+    let (status, body) = server.post("/sessions", json!({"task": "sleep 30"})).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"], "Max sessions reached (2). 2 running.");
+    server.delete(&format!("/sessions/{}", a.id)).await;
+    server.wait_for_end(&a.id).await;
+    server.exec("true").await;
+}
+
+#[tokio::test]
+async fn shutdown_kills_everything_and_closes_viewers() {
+    let mut server = Server::start_with(&[("KILL_GRACE_MS", "1000")]);
+    let busy = server.exec("while :; do echo busy; sleep 0.01; done").await;
+    let stubborn = server
+        .exec("set -m; (trap '' TERM HUP; sleep 1000) & echo bg=$!; wait")
+        .await;
+    let detail = server.wait_for_screen(&stubborn.id, "bg=").await;
+    let line = detail
+        .screen
+        .lines
+        .iter()
+        .find(|l| l.starts_with("bg="))
+        .unwrap();
+    let bg: u32 = line[3..].trim().parse().unwrap();
+    let mut viewer = server.raw_ws(&busy.id, "").await;
+    next_json(&mut viewer).await;
+
+    let took = server.terminate();
+    assert!(
+        took < Duration::from_millis(1000 + 2000),
+        "shutdown took {took:?}"
+    );
+    assert!(!process_alive(busy.pid));
+    assert!(!process_alive(stubborn.pid));
+    assert!(!process_alive(bg));
+    // The viewer got a close frame (after the exit message).
+    let closed = loop {
+        match next_frame(&mut viewer).await {
+            Frame::Closed(code) => break code,
+            _ => continue,
+        }
+    };
+    assert!(matches!(closed, Some(1000) | Some(1001)), "{closed:?}");
+    // The transcript is complete on disk.
+    let transcript = server
+        .data_dir
+        .join("transcripts")
+        .join(format!("{}.log", busy.id));
+    let text = std::fs::read_to_string(transcript).unwrap();
+    assert!(text.starts_with("busy\r\n") && text.matches("busy").count() > 1);
+}
+
+#[tokio::test]
+async fn refused_configuration_does_not_start() {
+    for (key, value, message) in [
+        ("AGENT_WS_TOKEN", "CHANGE_ME_AGENT_WS_TOKEN", "placeholder"),
+        ("AGENT_WS_TOKEN", "short", "shorter than 16"),
+        ("PORT", "eighty", "PORT"),
+        ("MAX_SESSIONS", "-1", "MAX_SESSIONS"),
+        ("SESSION_TTL_MS", "1h", "SESSION_TTL_MS"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
+            .env("PORT", "0")
+            .env("AGENT_WS_TOKEN", TOKEN)
+            .env(
+                "MONKEYPROOF_DATA_DIR",
+                std::env::temp_dir().join("mp-refused"),
+            )
+            .env(key, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{key}={value} started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{key}={value}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_generated_token_is_printed_once_and_works() {
+    let data_dir = std::env::temp_dir().join(format!("mp-gen-{}", std::process::id()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
+        .env("PORT", "0")
+        .env_remove("AGENT_WS_TOKEN")
+        .env("MONKEYPROOF_DATA_DIR", &data_dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = String::new();
+    let token = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(a) = line.split("listening on http://").nth(1) {
+            addr = a.to_owned();
+        }
+        if let Some(t) = line.trim().strip_prefix("token: ") {
+            break t.to_owned();
+        }
+    };
+    assert!(token.len() >= 40);
+    let client = reqwest::Client::new();
+    let ok = client
+        .get(format!("http://{addr}/sessions"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(data_dir);
+}

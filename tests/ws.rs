@@ -1,0 +1,407 @@
+//! WebSocket: raw protocol (binary bytes + JSON control) and compat protocol, against the real
+//! server and real PTYs.
+
+mod common;
+
+use common::*;
+use monkeyproof::protocol::RAW_SUBPROTOCOL;
+use serde_json::json;
+
+#[tokio::test]
+async fn raw_attach_gets_hello_and_screen_then_echoes_input() {
+    let server = Server::start();
+    let session = server.exec("printf 'ready> '; exec cat").await;
+    server.wait_for_screen(&session.id, "ready>").await;
+    let mut ws = server.raw_ws(&session.id, "").await;
+    let hello = next_json(&mut ws).await;
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(hello["snapshot"], true);
+    assert_eq!(hello["session"]["id"], session.id.as_str());
+    assert_eq!(hello["offset"], 7);
+    let Frame::Bytes(redraw) = next_frame(&mut ws).await else {
+        panic!("expected the screen redraw")
+    };
+    assert!(contains(&redraw, "ready>"));
+
+    send_bytes(&mut ws, b"round-trip-42\r").await;
+    let echoed = read_raw_until(&mut ws, |b| {
+        String::from_utf8_lossy(b).matches("round-trip-42").count() == 2
+    })
+    .await;
+    assert!(contains(&echoed, "round-trip-42\r\n"));
+    assert_eq!(server.detail(&session.id).await.info.ws_clients, 1);
+    drop(ws);
+    eventually("the viewer count to drop", || async {
+        (server.detail(&session.id).await.info.ws_clients == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn raw_resize_both_ways_and_bad_control_messages() {
+    let server = Server::start();
+    let session = server
+        .create(json!({"task": "stty size; read a; stty size; read b", "cols": 80, "rows": 24}))
+        .await;
+    let mut ws = server.raw_ws(&session.id, "").await;
+    read_raw_until(&mut ws, |b| contains(b, "24 80")).await;
+    send_json(&mut ws, json!({"type": "resize", "cols": 132, "rows": 43})).await;
+    // The server announces the new size to every viewer, this one included.
+    loop {
+        if let Frame::Json(msg) = next_frame(&mut ws).await
+            && msg["type"] == "resize"
+        {
+            assert_eq!(
+                (msg["cols"].clone(), msg["rows"].clone()),
+                (json!(132), json!(43))
+            );
+            break;
+        }
+    }
+    send_bytes(&mut ws, b"\r").await;
+    read_raw_until(&mut ws, |b| contains(b, "43 132")).await;
+
+    // Bad control messages get an error frame and the connection stays usable.
+    for bad in [
+        "not json",
+        r#"{"type":"resize","cols":0,"rows":10}"#,
+        r#"{"type":"launch-missiles"}"#,
+        r#"{"type":"resize","cols":"x","rows":1}"#,
+    ] {
+        ws_send_text(&mut ws, bad).await;
+        let reply = loop {
+            if let Frame::Json(msg) = next_frame(&mut ws).await
+                && msg["type"] == "error"
+            {
+                break msg;
+            }
+        };
+        assert!(
+            reply["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{bad}: {reply}"
+        );
+    }
+    send_bytes(&mut ws, b"bye\r").await;
+    // The program ends: exit, then a normal close.
+    let mut saw_exit = false;
+    loop {
+        match next_frame(&mut ws).await {
+            Frame::Json(msg) if msg["type"] == "exit" => {
+                assert_eq!(msg["code"], 0);
+                assert_eq!(msg["status"], "exited");
+                saw_exit = true;
+            }
+            Frame::Closed(code) => {
+                assert!(saw_exit);
+                assert_eq!(code, Some(1000));
+                break;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Output of the resume tests: numbered lines over about a second.
+const COUNTING: &str = "sleep 0.3; for i in $(seq 1 40); do echo line-$i; sleep 0.02; done";
+
+#[tokio::test]
+async fn resume_with_since_has_no_gap_and_no_duplicate() {
+    let server = Server::start();
+    let session = server.exec(COUNTING).await;
+    let mut first = server.raw_ws(&session.id, "?since=0").await;
+    let hello = next_json(&mut first).await;
+    assert_eq!(
+        (hello["offset"].clone(), hello["snapshot"].clone()),
+        (json!(0), json!(false))
+    );
+    let part1 = read_raw_until(&mut first, |b| contains(b, "line-10\r\n")).await;
+    drop(first);
+
+    let since = part1.len();
+    let mut second = server.raw_ws(&session.id, &format!("?since={since}")).await;
+    let hello = next_json(&mut second).await;
+    assert_eq!(hello["offset"], since);
+    assert_eq!(hello["snapshot"], false);
+    let mut part2 = Vec::new();
+    loop {
+        match next_frame(&mut second).await {
+            Frame::Bytes(b) => part2.extend_from_slice(&b),
+            Frame::Json(msg) if msg["type"] == "exit" => {}
+            Frame::Json(msg) => panic!("unexpected {msg}"),
+            Frame::Closed(_) => break,
+        }
+    }
+    let mut joined = part1;
+    joined.extend_from_slice(&part2);
+    assert_eq!(joined, server.transcript(&session.id).await);
+    let text = String::from_utf8(joined).unwrap();
+    for i in 1..=40 {
+        assert_eq!(
+            text.matches(&format!("line-{i}\r\n")).count(),
+            1,
+            "line-{i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn resume_from_an_offset_no_longer_in_memory_resyncs() {
+    // One line of ring: 512 bytes in memory.
+    let server = Server::start_with(&[("OUTPUT_BUFFER_SIZE", "1")]);
+    let session = server
+        .exec("for i in $(seq 1 300); do echo filler-line-$i; done; echo LAST; sleep 30")
+        .await;
+    server.wait_for_screen(&session.id, "LAST").await;
+    let mut ws = server.raw_ws(&session.id, "?since=0").await;
+    let hello = next_json(&mut ws).await;
+    assert_eq!(hello["snapshot"], false);
+    let resync = next_json(&mut ws).await;
+    assert_eq!(resync["type"], "resync");
+    assert_eq!(resync["missed"], 0);
+    let total = server.detail(&session.id).await.info.output_bytes;
+    assert_eq!(resync["offset"], total);
+    let Frame::Bytes(redraw) = next_frame(&mut ws).await else {
+        panic!("expected a redraw after resync")
+    };
+    assert!(contains(&redraw, "LAST"));
+    // An offset beyond the end is treated the same way.
+    let mut ws = server.raw_ws(&session.id, "?since=999999999").await;
+    next_json(&mut ws).await;
+    assert_eq!(next_json(&mut ws).await["type"], "resync");
+    // A malformed offset is refused before the upgrade.
+    let req = server.ws_request(&session.id, "?since=-4", &[RAW_SUBPROTOCOL], Some(TOKEN));
+    assert_eq!(server.ws_status(req).await, 400);
+}
+
+#[tokio::test]
+async fn two_viewers_get_identical_bytes() {
+    let server = Server::start();
+    let session = server
+        .exec("sleep 0.4; for i in $(seq 1 2000); do printf '\\033[3%dmrow %d \\342\\224\\200 \\344\\270\\255\\n' $((i % 8)) $i; done")
+        .await;
+    let (mut a, mut b) = tokio::join!(
+        server.raw_ws(&session.id, "?since=0"),
+        server.raw_ws(&session.id, "?since=0")
+    );
+    let (bytes_a, bytes_b) = tokio::join!(collect_output(&mut a), collect_output(&mut b));
+    let transcript = server.transcript(&session.id).await;
+    assert!(transcript.len() > 40_000);
+    assert!(
+        bytes_a == transcript,
+        "viewer A differs from the transcript"
+    );
+    assert!(
+        bytes_b == transcript,
+        "viewer B differs from the transcript"
+    );
+}
+
+#[tokio::test]
+async fn compat_protocol_catchup_stdout_stdin_and_exit() {
+    let server = Server::start();
+    let session = server
+        .exec("echo first; read reply; printf 'got=%s caf\\303' \"$reply\"; sleep 0.3; printf '\\251\\n'; exit 3")
+        .await;
+    server.wait_for_screen(&session.id, "first").await;
+    let mut ws = server.compat_ws(&session.id).await;
+    let catchup = next_json(&mut ws).await;
+    assert_eq!(catchup["type"], "catchup");
+    assert_eq!(catchup["id"], session.id.as_str());
+    assert_eq!(catchup["status"], "running");
+    assert_eq!(catchup["exitCode"], serde_json::Value::Null);
+    assert!(catchup["task"].as_str().unwrap().starts_with("echo first"));
+    assert!(catchup["data"].as_str().unwrap().contains("first"));
+
+    // A malformed message gets an error; the connection stays open.
+    ws_send_text(&mut ws, r#"{"type":"dance"}"#).await;
+    let error = next_json(&mut ws).await;
+    assert_eq!(error["type"], "error");
+    assert!(error["error"].is_string());
+
+    send_json(&mut ws, json!({"type": "stdin", "data": "yes\r"})).await;
+    let mut stdout = String::new();
+    let exit = loop {
+        let msg = next_json(&mut ws).await;
+        match msg["type"].as_str().unwrap() {
+            "stdout" => stdout.push_str(msg["data"].as_str().unwrap()),
+            "exit" => break msg,
+            other => panic!("unexpected {other}: {msg}"),
+        }
+    };
+    assert!(stdout.contains("got=yes café\r\n"), "{stdout:?}");
+    assert!(
+        !stdout.contains('\u{fffd}'),
+        "a character was split: {stdout:?}"
+    );
+    assert_eq!(exit["code"], 3);
+    assert!(exit["duration"].as_u64().unwrap() >= 300);
+    assert!(matches!(
+        next_frame(&mut ws).await,
+        Frame::Closed(Some(1000))
+    ));
+}
+
+#[tokio::test]
+async fn compat_protocol_reports_kill_and_resize() {
+    let server = Server::start();
+    let session = server.exec("stty size; read x; stty size; sleep 30").await;
+    server.wait_for_screen(&session.id, "24 80").await;
+    let mut ws = server.compat_ws(&session.id).await;
+    assert_eq!(next_json(&mut ws).await["type"], "catchup");
+    send_json(&mut ws, json!({"type": "resize", "cols": 101, "rows": 33})).await;
+    send_json(&mut ws, json!({"type": "stdin", "data": "\r"})).await;
+    let mut stdout = String::new();
+    while !stdout.contains("33 101") {
+        let msg = next_json(&mut ws).await;
+        if msg["type"] == "stdout" {
+            stdout.push_str(msg["data"].as_str().unwrap());
+        }
+    }
+    server.delete(&format!("/sessions/{}", session.id)).await;
+    loop {
+        let msg = next_json(&mut ws).await;
+        if msg["type"] == "killed" {
+            break;
+        }
+        assert_eq!(msg["type"], "stdout", "{msg}");
+    }
+    assert!(matches!(
+        next_frame(&mut ws).await,
+        Frame::Closed(Some(1000))
+    ));
+}
+
+#[tokio::test]
+async fn websocket_auth_and_origin_checks() {
+    let server = Server::start();
+    let session = server.exec("sleep 30").await;
+    let id = &session.id;
+    // No token at all: 401, and the same for an id that does not exist (no hint).
+    assert_eq!(
+        server.ws_status(server.ws_request(id, "", &[], None)).await,
+        401
+    );
+    assert_eq!(
+        server
+            .ws_status(server.ws_request("nope", "", &[], None))
+            .await,
+        401
+    );
+    // Token as query (compat) and as a subprotocol entry (browsers).
+    let req = server.ws_request(id, &format!("?token={TOKEN}"), &[], None);
+    assert_eq!(server.ws_status(req).await, 101);
+    let token_protocol = format!("monkeyproof.token.{TOKEN}");
+    let req = server.ws_request(id, "", &[RAW_SUBPROTOCOL, &token_protocol], None);
+    let (_, res) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(res.headers()["sec-websocket-protocol"], RAW_SUBPROTOCOL);
+    // A foreign Origin is refused; the server's own is fine.
+    let mut req = server.ws_request(id, "", &[RAW_SUBPROTOCOL], Some(TOKEN));
+    req.headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    assert_eq!(server.ws_status(req).await, 403);
+    let mut req = server.ws_request(id, "", &[RAW_SUBPROTOCOL], Some(TOKEN));
+    req.headers_mut()
+        .insert("origin", format!("http://{}", server.addr).parse().unwrap());
+    assert_eq!(server.ws_status(req).await, 101);
+    // With a valid token, an unknown id is 404.
+    let req = server.ws_request("nope", "", &[RAW_SUBPROTOCOL], Some(TOKEN));
+    assert_eq!(server.ws_status(req).await, 404);
+
+    // An allow-listed origin.
+    let server = Server::start_with(&[("MONKEYPROOF_ALLOWED_ORIGINS", "https://ops.example.com")]);
+    let session = server.exec("sleep 30").await;
+    let mut req = server.ws_request(&session.id, "", &[], Some(TOKEN));
+    req.headers_mut()
+        .insert("origin", "https://ops.example.com".parse().unwrap());
+    assert_eq!(server.ws_status(req).await, 101);
+}
+
+async fn ws_send_text(ws: &mut Ws, text: &str) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        text.to_owned().into(),
+    ))
+    .await
+    .unwrap();
+}
+
+/// Raw protocol: every output byte until the connection closes; fails on a resync.
+async fn collect_output(ws: &mut Ws) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    loop {
+        match next_frame(ws).await {
+            Frame::Bytes(b) => bytes.extend_from_slice(&b),
+            Frame::Json(msg) if msg["type"] == "resync" => panic!("viewer fell behind"),
+            Frame::Json(_) => {}
+            Frame::Closed(_) => return bytes,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_that_falls_behind_is_resynced_and_others_are_not_held_up() {
+    // A 512-byte ring, and a flood far larger than the socket buffers.
+    let server = Server::start_with(&[("OUTPUT_BUFFER_SIZE", "1")]);
+    let session = server
+        .exec("sleep 0.5; yes flood-line | head -c 12000000; echo; echo FLOOD-DONE; read x; echo AFTER-$x; sleep 30")
+        .await;
+    let mut stalled = server.raw_ws(&session.id, "?since=0").await;
+    let mut compat = server.compat_ws(&session.id).await;
+    // The program is not held up by the stalled viewers: it finishes its flood.
+    server.wait_for_screen(&session.id, "FLOOD-DONE").await;
+    let total = server.detail(&session.id).await.info.output_bytes;
+    assert!(total > 12_000_000);
+
+    // Both viewers learn that they missed output.
+    loop {
+        match next_frame(&mut stalled).await {
+            Frame::Json(msg) if msg["type"] == "resync" => break,
+            Frame::Closed(code) => panic!("closed: {code:?}"),
+            _ => {}
+        }
+    }
+    loop {
+        let msg = next_json(&mut compat).await;
+        if msg["type"] == "gap" {
+            assert!(msg["skipped"].as_u64().unwrap() > 0);
+            break;
+        }
+    }
+    // And both are live again afterwards.
+    server
+        .post(
+            &format!("/sessions/{}/input", session.id),
+            json!({"input": "go", "enter": true}),
+        )
+        .await;
+    read_raw_until(&mut stalled, |b| contains(b, "AFTER-go")).await;
+    let mut text = String::new();
+    while !text.contains("AFTER-go") {
+        let msg = next_json(&mut compat).await;
+        if msg["type"] == "stdout" {
+            text.push_str(msg["data"].as_str().unwrap());
+        }
+    }
+    // The transcript still holds every byte.
+    let transcript = server.transcript(&session.id).await;
+    let flood = "flood-line\n".repeat(1_090_910);
+    let expected =
+        flood[..12_000_000].replace('\n', "\r\n") + "\r\nFLOOD-DONE\r\ngo\r\nAFTER-go\r\n";
+    assert!(
+        transcript == expected.as_bytes(),
+        "the transcript lost or changed bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_dropped() {
+    let server = Server::start_with(&[("MONKEYPROOF_WS_PING_MS", "100")]);
+    let session = server.exec("sleep 30").await;
+    // Never read: tungstenite answers pings only while reading.
+    let _silent = server.raw_ws(&session.id, "").await;
+    assert_eq!(server.detail(&session.id).await.info.ws_clients, 1);
+    eventually("the silent viewer to be dropped", || async {
+        (server.detail(&session.id).await.info.ws_clients == 0).then_some(())
+    })
+    .await;
+}
