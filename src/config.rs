@@ -40,7 +40,7 @@ pub struct Config {
 
     /// Lines of recent output kept in memory per session.
     #[arg(long, env = "OUTPUT_BUFFER_SIZE", default_value_t = 2000,
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub output_buffer_size: u64,
 
     /// How long a finished exec/print session's record and transcript are kept (ms).

@@ -14,18 +14,7 @@ async fn delete_kills_a_background_job_that_traps_term() {
     let server = Server::start_with(&[("KILL_GRACE_MS", "700")]);
     let fds = || pty_and_file_fds(server.pid(), &server.data_dir);
     assert_eq!(fds(), 0);
-    // Job control on: the background job gets its own process group, as in an interactive shell.
-    let session = server
-        .exec("set -m; (trap '' TERM HUP; sleep 1000) & echo bg=$!; wait")
-        .await;
-    let detail = server.wait_for_screen(&session.id, "bg=").await;
-    let line = detail
-        .screen
-        .lines
-        .iter()
-        .find(|l| l.starts_with("bg="))
-        .unwrap();
-    let bg: u32 = line[3..].trim().parse().unwrap();
+    let (session, bg) = start_stubborn_job(&server).await;
     assert!(process_alive(bg));
     assert!(fds() >= 3, "master, reader, writer and transcript are open");
 
@@ -124,17 +113,7 @@ async fn max_sessions_counts_running_sessions() {
 async fn shutdown_kills_everything_and_closes_viewers() {
     let mut server = Server::start_with(&[("KILL_GRACE_MS", "1000")]);
     let busy = server.exec("while :; do echo busy; sleep 0.01; done").await;
-    let stubborn = server
-        .exec("set -m; (trap '' TERM HUP; sleep 1000) & echo bg=$!; wait")
-        .await;
-    let detail = server.wait_for_screen(&stubborn.id, "bg=").await;
-    let line = detail
-        .screen
-        .lines
-        .iter()
-        .find(|l| l.starts_with("bg="))
-        .unwrap();
-    let bg: u32 = line[3..].trim().parse().unwrap();
+    let (stubborn, bg) = start_stubborn_job(&server).await;
     let mut viewer = server.raw_ws(&busy.id, "").await;
     next_json(&mut viewer).await;
 
@@ -222,4 +201,20 @@ async fn a_generated_token_is_printed_once_and_works() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(data_dir);
+}
+
+/// Starts a shell whose background job ignores SIGTERM and SIGHUP; returns it and the job's pid.
+/// Job control is on, so the job has its own process group, as in an interactive shell.
+async fn start_stubborn_job(server: &Server) -> (monkeyproof::protocol::SessionInfo, u32) {
+    let session = server
+        .exec("set -m; (trap '' TERM HUP; sleep 1000) & echo bg=$!; wait")
+        .await;
+    let detail = server.wait_for_screen(&session.id, "bg=").await;
+    let line = detail
+        .screen
+        .lines
+        .iter()
+        .find(|l| l.starts_with("bg="))
+        .unwrap();
+    (session, line[3..].trim().parse().unwrap())
 }

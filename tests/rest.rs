@@ -333,20 +333,7 @@ async fn cwd_env_owner_and_labels() {
     let other = server
         .create(json!({"task": "sleep 30", "owner": "bob", "labels": ["deploy"]}))
         .await;
-    let list = |query: &'static str| {
-        let server = &server;
-        async move {
-            let res = server
-                .http
-                .get(server.url(&format!("/sessions{query}")))
-                .send()
-                .await
-                .unwrap();
-            let status = res.status();
-            let body: Value = res.json().await.unwrap();
-            (status, body)
-        }
-    };
+    let list = |query: &'static str| server.get_path(format!("/sessions{query}"));
     let ids = |body: &Value| -> Vec<String> {
         serde_json::from_value::<Vec<SessionInfo>>(body.clone())
             .unwrap()

@@ -225,12 +225,12 @@ pub async fn send_input(
     let enter = req
         .enter
         .unwrap_or(session.kind == SessionKind::Interactive);
-    let mut bytes = input.into_bytes();
+    let mut writes = vec![input.into_bytes()];
     if enter {
-        bytes.extend_from_slice(ENTER);
+        writes.push(ENTER.to_vec());
     }
     session
-        .write_input(bytes)
+        .write_input(writes)
         .await
         .map_err(|_| ApiError::not_running())?;
     Ok(Json(InputSent { sent: true }))

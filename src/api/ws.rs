@@ -302,7 +302,7 @@ impl Connection {
 
     async fn input(&self, session: &Session, bytes: Vec<u8>) -> Option<String> {
         session
-            .write_input(bytes)
+            .write_input(vec![bytes])
             .await
             .err()
             .map(|_| "Session is not running".to_owned())

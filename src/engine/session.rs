@@ -33,6 +33,8 @@ use super::screen::{Screen, ScreenText, TermSize};
 const EXIT_DRAIN: Duration = Duration::from_millis(500);
 /// How often a blocked reader wakes to see whether it was told to stop.
 const READER_POLL_MS: u16 = 250;
+/// Pause between the separate writes of one input (e.g. text, then Enter).
+const PAUSE_BETWEEN_WRITES: Duration = Duration::from_millis(20);
 /// Size of one PTY read.
 const READ_CHUNK: usize = 32 * 1024;
 
@@ -443,15 +445,26 @@ impl Session {
         (state.log.transcript_path().to_path_buf(), state.log.total())
     }
 
-    /// Writes `bytes` to the program's terminal, whole and in order with other writers.
-    pub async fn write_input(&self, bytes: Vec<u8>) -> Result<(), NotRunning> {
+    /// Writes each of `writes` to the program's terminal as its own write, with a short pause
+    /// between them; the whole sequence is atomic and in order with respect to other writers.
+    ///
+    /// Separate writes matter for Enter: TUI agents (Ink, crossterm) read text and `\r` arriving
+    /// in one chunk as a paste and do not submit it, as a person typing would.
+    pub async fn write_input(&self, writes: Vec<Vec<u8>>) -> Result<(), NotRunning> {
         if self.status() != SessionStatus::Running {
             return Err(NotRunning::NotRunning);
         }
         let mut writer = self.writer.clone().lock_owned().await;
-        let result = tokio::task::spawn_blocking(move || match writer.as_mut() {
-            Some(w) => w.write_all(&bytes).and_then(|_| w.flush()).is_ok(),
-            None => false,
+        let result = tokio::task::spawn_blocking(move || {
+            let Some(w) = writer.as_mut() else {
+                return false;
+            };
+            writes.iter().enumerate().all(|(i, bytes)| {
+                if i > 0 {
+                    std::thread::sleep(PAUSE_BETWEEN_WRITES);
+                }
+                w.write_all(bytes).and_then(|_| w.flush()).is_ok()
+            })
         })
         .await;
         match result {

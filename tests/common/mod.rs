@@ -164,6 +164,11 @@ impl Server {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// `get` for an owned path (handy in closures).
+    pub async fn get_path(&self, path: String) -> (StatusCode, Value) {
+        self.get(&path).await
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let res = self.http.get(self.url(path)).send().await.unwrap();
         let status = res.status();
