@@ -210,8 +210,20 @@ pub enum RawServerMessage {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum RawClientMessage {
-    Resize { cols: i64, rows: i64 },
+    Resize {
+        cols: i64,
+        rows: i64,
+    },
+    /// Flow control: the client has consumed (rendered) output up to `offset`. After the first
+    /// ack the server keeps at most `FLOW_WINDOW` bytes unacknowledged in flight and stops
+    /// sending until more are acked; a client that fell out of memory meanwhile is resynced.
+    Ack {
+        offset: u64,
+    },
 }
+
+/// Bytes of output a flow-controlled client may have unacknowledged.
+pub const FLOW_WINDOW: u64 = 256 * 1024;
 
 /// Compat protocol (no subprotocol), server → client, all text frames.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -395,13 +395,108 @@ async fn a_viewer_that_falls_behind_is_resynced_and_others_are_not_held_up() {
 
 #[tokio::test]
 async fn a_peer_that_stops_answering_pings_is_dropped() {
-    let server = Server::start_with(&[("MONKEYPROOF_WS_PING_MS", "100")]);
+    // Silent for two intervals (over a second) gets a peer dropped.
+    let server = Server::start_with(&[("MONKEYPROOF_WS_PING_MS", "600")]);
     let session = server.exec("sleep 30").await;
     // Never read: tungstenite answers pings only while reading.
     let _silent = server.raw_ws(&session.id, "").await;
-    assert_eq!(server.detail(&session.id).await.info.ws_clients, 1);
+    eventually("the viewer to be counted", || async {
+        (server.detail(&session.id).await.info.ws_clients == 1).then_some(())
+    })
+    .await;
     eventually("the silent viewer to be dropped", || async {
         (server.detail(&session.id).await.info.ws_clients == 0).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn flow_control_keeps_at_most_a_window_in_flight() {
+    let server = Server::start();
+    let session = server
+        .exec("sleep 0.3; yes | head -c 5000000; echo; echo FLOW-END; sleep 30")
+        .await;
+    let mut ws = server.raw_ws(&session.id, "?since=0").await;
+    assert_eq!(next_json(&mut ws).await["type"], "hello");
+    send_json(&mut ws, json!({"type": "ack", "offset": 0})).await;
+    server.wait_for_screen(&session.id, "FLOW-END").await;
+
+    // Without further acks the server stops after one window (plus at most one chunk).
+    let mut received = 0usize;
+    while let Ok(frame) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), next_frame(&mut ws)).await
+    {
+        match frame {
+            Frame::Bytes(b) => received += b.len(),
+            Frame::Json(msg) => panic!("unexpected {msg}"),
+            Frame::Closed(code) => panic!("closed: {code:?}"),
+        }
+    }
+    let window = monkeyproof::protocol::FLOW_WINDOW as usize;
+    assert!(
+        received > 0 && received <= window + 64 * 1024,
+        "{received} bytes in flight"
+    );
+
+    // Acknowledging resumes it; having fallen out of memory, the client is resynced.
+    send_json(&mut ws, json!({"type": "ack", "offset": received})).await;
+    let resync = loop {
+        match next_frame(&mut ws).await {
+            Frame::Json(msg) if msg["type"] == "resync" => break msg,
+            Frame::Closed(code) => panic!("closed: {code:?}"),
+            _ => {}
+        }
+    };
+    assert_eq!(resync["missed"].as_u64().unwrap() as usize, received);
+    let Frame::Bytes(redraw) = next_frame(&mut ws).await else {
+        panic!("expected a redraw")
+    };
+    assert!(contains(&redraw, "FLOW-END"));
+
+    // Acks of offsets before the resync, still on their way, do not stall the stream.
+    send_json(&mut ws, json!({"type": "ack", "offset": 0})).await;
+    send_bytes(&mut ws, b"typed-after-resync").await;
+    read_raw_until(&mut ws, |b| contains(b, "typed-after-resync")).await;
+}
+
+#[tokio::test]
+async fn a_slow_flow_controlled_client_keeps_up_through_resyncs() {
+    let server = Server::start();
+    let session = server
+        .exec("sleep 0.3; yes | head -c 20000000; echo; echo SLOW-END; sleep 30")
+        .await;
+    let mut ws = server.raw_ws(&session.id, "?since=0").await;
+    let hello = next_json(&mut ws).await;
+    let mut offset = hello["offset"].as_u64().unwrap();
+    let mut redraw_next = false;
+    let mut resyncs = 0;
+    let mut tail = Vec::new();
+    send_json(&mut ws, json!({"type": "ack", "offset": offset})).await;
+    loop {
+        match next_frame(&mut ws).await {
+            Frame::Json(msg) if msg["type"] == "resync" => {
+                resyncs += 1;
+                offset = msg["offset"].as_u64().unwrap();
+                redraw_next = true;
+            }
+            Frame::Json(msg) => panic!("unexpected {msg}"),
+            Frame::Bytes(b) => {
+                if redraw_next {
+                    redraw_next = false;
+                } else {
+                    offset += b.len() as u64;
+                }
+                tail.extend_from_slice(&b);
+                if contains(&tail, "SLOW-END") {
+                    break;
+                }
+                tail.drain(..tail.len().saturating_sub(16));
+                // A slow renderer: a little time per frame, then the ack.
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                send_json(&mut ws, json!({"type": "ack", "offset": offset})).await;
+            }
+            Frame::Closed(code) => panic!("closed: {code:?}"),
+        }
+    }
+    assert!(resyncs > 0, "a slow client should have been resynced");
 }

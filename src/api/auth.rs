@@ -11,9 +11,6 @@ use subtle::ConstantTimeEq;
 use super::error::ApiError;
 use crate::protocol::TOKEN_SUBPROTOCOL_PREFIX;
 
-/// Routes served without a token.
-const PUBLIC_PATHS: &[&str] = &["/health"];
-
 /// The server's secret and who may open WebSockets.
 pub struct Auth {
     token: String,
@@ -89,9 +86,19 @@ impl Auth {
     }
 }
 
+/// Whether a request is served without a token: the health check and the browser page (which
+/// holds no secrets and asks for the token itself).
+fn is_public(req: &Request) -> bool {
+    match req.uri().path() {
+        "/health" => true,
+        "/" => super::web::wants_html(req.headers()),
+        path => path.starts_with("/assets/"),
+    }
+}
+
 /// Middleware: 401 for every route but the public ones unless the token is present.
 pub async fn require_token(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
-    if PUBLIC_PATHS.contains(&req.uri().path()) || auth.accepts(&req) {
+    if is_public(&req) || auth.accepts(&req) {
         next.run(req).await
     } else {
         ApiError::unauthorized().into_response()

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod rest;
+pub mod web;
 pub mod ws;
 
 use std::sync::Arc;
@@ -43,7 +44,8 @@ pub struct AppState {
 /// All routes, behind the token check (but `/health`).
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(rest::banner))
+        .route("/", get(web::index))
+        .route("/assets/{name}", get(web::asset))
         .route("/health", get(rest::health))
         .route("/presets", get(rest::presets))
         .route(
@@ -68,6 +70,7 @@ pub fn router(state: AppState) -> Router {
             state.auth.clone(),
             auth::require_token,
         ))
+        .layer(middleware::from_fn(web::security_headers))
         .with_state(state)
 }
 

@@ -22,8 +22,8 @@ use super::error::ApiError;
 use super::rest::{session_info, term_size};
 use crate::engine::{AttachFrom, Session, SessionStatus, Viewer, ViewerEvent};
 use crate::protocol::{
-    CompatClientMessage, CompatServerMessage, RAW_SUBPROTOCOL, RawClientMessage, RawServerMessage,
-    WsQuery,
+    CompatClientMessage, CompatServerMessage, FLOW_WINDOW, RAW_SUBPROTOCOL, RawClientMessage,
+    RawServerMessage, WsQuery,
 };
 
 /// Largest message or frame accepted from a client.
@@ -106,6 +106,10 @@ struct Connection {
     decoder: encoding_rs::Decoder,
     /// How often to ping; a peer silent for two intervals is dropped.
     ping_interval: Duration,
+    /// Raw only: the output offset the client acknowledged, once it uses flow control.
+    acked: Option<u64>,
+    /// Acks below this offset (where the stream started or was last resynced) are stale.
+    ack_floor: u64,
 }
 
 impl Connection {
@@ -118,10 +122,19 @@ impl Connection {
             flavor,
             decoder: encoding_rs::UTF_8.new_decoder_without_bom_handling(),
             ping_interval,
+            acked: None,
+            ack_floor: 0,
         }
     }
 
+    /// Whether a flow-controlled client has a full window of unacknowledged output.
+    fn window_full(&self) -> bool {
+        self.acked
+            .is_some_and(|acked| self.viewer.offset().saturating_sub(acked) >= FLOW_WINDOW)
+    }
+
     async fn run(&mut self, start: crate::engine::AttachStart) -> ConnResult {
+        self.ack_floor = start.offset;
         let session = self.viewer.session().clone();
         match self.flavor {
             Flavor::Raw => {
@@ -164,7 +177,7 @@ impl Connection {
         let mut last_heard = Instant::now();
         loop {
             tokio::select! {
-                event = self.viewer.next() => match event {
+                event = self.viewer.next(), if !self.window_full() => match event {
                     Some(ViewerEvent::Exit { status, exit }) => {
                         self.send_exit(&session, status, exit).await?;
                         return self.close(close_code::NORMAL, "session ended").await;
@@ -207,6 +220,10 @@ impl Connection {
                     redraw,
                 },
             ) => {
+                // The client starts over at `offset`: what it had in flight no longer counts,
+                // and acks of older offsets (still on their way) must not count either.
+                self.ack_floor = offset;
+                self.acked = self.acked.map(|_| offset);
                 self.send_json(&RawServerMessage::Resync { missed, offset })
                     .await?;
                 self.send(Message::Binary(redraw.into())).await
@@ -280,6 +297,11 @@ impl Connection {
             (_, Message::Binary(bytes)) => self.input(session, bytes.to_vec()).await,
             (Flavor::Raw, Message::Text(text)) => match serde_json::from_str(&text) {
                 Ok(RawClientMessage::Resize { cols, rows }) => resize(session, cols, rows),
+                Ok(RawClientMessage::Ack { offset }) => {
+                    let acked = offset.max(self.ack_floor).min(self.viewer.offset());
+                    self.acked = Some(self.acked.map_or(acked, |a| a.max(acked)));
+                    None
+                }
                 Err(e) => Some(format!("invalid control message: {e}")),
             },
             (Flavor::Compat, Message::Text(text)) => match serde_json::from_str(&text) {

@@ -1,0 +1,330 @@
+// The monkeyproof page: sign in, list and start sessions, and attach a terminal to one.
+import { Terminal } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import { Unicode11Addon } from '@xterm/addon-unicode11';
+import { WebLinksAddon } from '@xterm/addon-web-links';
+import { WebglAddon } from '@xterm/addon-webgl';
+import { Backoff, OutputStream, subprotocols, tokenFromHash } from './stream.js';
+
+const TOKEN_KEY = 'monkeyproof.token';
+const LIST_REFRESH_MS = 2000;
+const $ = (id) => document.getElementById(id);
+
+let token = null;
+let listTimer = null;
+let attached = null;
+
+// ---- token ----
+
+function takeTokenFromUrl() {
+  const fromHash = tokenFromHash(location.hash);
+  if (fromHash) {
+    sessionStorage.setItem(TOKEN_KEY, fromHash);
+    // The token must not stay in the address bar or history; a session to open may.
+    const params = new URLSearchParams(location.hash.slice(1));
+    params.delete('token');
+    const rest = params.toString();
+    history.replaceState(null, '', location.pathname + location.search + (rest ? `#${rest}` : ''));
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status === 401) {
+    signOut('Wrong token: the server refused it.');
+    throw new Error('unauthorized');
+  }
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(data.error || `HTTP ${res.status}`);
+  return data;
+}
+
+function signOut(message = '') {
+  sessionStorage.removeItem(TOKEN_KEY);
+  token = null;
+  detach();
+  clearInterval(listTimer);
+  show('login');
+  $('login-error').textContent = message;
+}
+
+function show(id) {
+  for (const section of ['login', 'sessions', 'terminal-view']) $(section).hidden = section !== id;
+}
+
+// ---- session list ----
+
+function age(iso) {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+}
+
+function cell(text, className) {
+  const td = document.createElement('td');
+  td.textContent = text ?? '';
+  if (className) td.className = className;
+  return td;
+}
+
+function button(label, onClick) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = label;
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+async function refreshList() {
+  let sessions;
+  try {
+    sessions = await api('GET', '/sessions');
+  } catch (e) {
+    $('sessions-status').textContent = e.message === 'unauthorized' ? '' : `refresh failed: ${e.message}`;
+    return;
+  }
+  $('sessions-status').textContent = `${sessions.length} sessions`;
+  const body = $('session-table').querySelector('tbody');
+  body.replaceChildren(
+    ...sessions.reverse().map((s) => {
+      const tr = document.createElement('tr');
+      tr.dataset.id = s.id;
+      const actions = document.createElement('td');
+      actions.append(button('Attach', () => openSession(s.id)));
+      if (s.status === 'running') actions.append(' ', button('Kill', () => api('DELETE', `/sessions/${s.id}`).then(refreshList)));
+      tr.append(
+        cell(s.id.slice(0, 8)),
+        cell(s.taskPreview, 'task'),
+        cell(s.type),
+        cell(s.status, `status-${s.status}`),
+        cell(s.exitCode ?? s.signal ?? ''),
+        cell(s.owner),
+        cell(s.labels.join(', ')),
+        cell(age(s.createdAt)),
+        actions,
+      );
+      return tr;
+    }),
+  );
+}
+
+async function loadPresets() {
+  const presets = await api('GET', '/presets');
+  const select = $('new-preset');
+  const update = () => {
+    const type = $('new-type').value;
+    select.replaceChildren(new Option('(preset)', ''));
+    for (const p of presets.filter((p) => p.type === type)) select.append(new Option(p.name, p.name));
+    select.disabled = type === 'exec';
+  };
+  $('new-type').addEventListener('change', update);
+  update();
+}
+
+async function startSession(event) {
+  event.preventDefault();
+  $('new-error').textContent = '';
+  const body = { task: $('new-task').value, type: $('new-type').value };
+  if ($('new-cwd').value) body.cwd = $('new-cwd').value;
+  if ($('new-preset').value) body.preset = $('new-preset').value;
+  try {
+    const session = await api('POST', '/sessions', body);
+    openSession(session.id);
+  } catch (e) {
+    $('new-error').textContent = e.message;
+  }
+}
+
+async function showList() {
+  detach();
+  show('sessions');
+  if (location.hash) history.replaceState(null, '', location.pathname);
+  clearInterval(listTimer);
+  listTimer = setInterval(refreshList, LIST_REFRESH_MS);
+  await refreshList();
+}
+
+// ---- terminal ----
+
+/** One attached terminal: an xterm.js instance fed by a raw-protocol WebSocket. */
+class AttachedTerminal {
+  constructor(id, element) {
+    this.id = id;
+    this.stream = new OutputStream();
+    this.backoff = new Backoff();
+    this.closed = false;
+    this.term = new Terminal({
+      allowProposedApi: true,
+      cursorBlink: true,
+      scrollback: 5000,
+      fontFamily: 'ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace',
+      theme: { background: '#111418' },
+    });
+    this.fit = new FitAddon();
+    this.term.loadAddon(this.fit);
+    this.term.loadAddon(new WebLinksAddon());
+    this.term.loadAddon(new Unicode11Addon());
+    this.term.unicode.activeVersion = '11';
+    this.term.open(element);
+    try {
+      const webgl = new WebglAddon();
+      webgl.onContextLoss(() => webgl.dispose());
+      this.term.loadAddon(webgl);
+    } catch {
+      // No WebGL (e.g. headless): xterm's DOM renderer stays.
+    }
+    this.term.onData((data) => this.send(new TextEncoder().encode(data)));
+    this.term.onBinary((data) => this.send(Uint8Array.from(data, (c) => c.charCodeAt(0))));
+    this.term.onResize(({ cols, rows }) => this.sendControl({ type: 'resize', cols, rows }));
+    this.onWindowResize = () => this.fit.fit();
+    window.addEventListener('resize', this.onWindowResize);
+    this.fit.fit();
+    this.term.focus();
+    this.connect();
+  }
+
+  connect() {
+    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/sessions/${encodeURIComponent(this.id)}/ws`;
+    const protocols = subprotocols(token);
+    this.ws = protocols
+      ? new WebSocket(url + this.stream.resumeQuery(), protocols)
+      : new WebSocket(url + (this.stream.resumeQuery() || '?') + `&token=${encodeURIComponent(token)}`);
+    this.ws.binaryType = 'arraybuffer';
+    this.setState('connecting…');
+    this.ws.onmessage = (event) => this.receive(event.data);
+    this.ws.onclose = () => this.reconnect();
+  }
+
+  receive(data) {
+    if (typeof data === 'string') {
+      const msg = JSON.parse(data);
+      const action = this.stream.control(msg);
+      if (msg.type === 'hello') this.onHello(msg.session);
+      if (!action) return;
+      if (action.reset) this.term.reset();
+      if (action.exit) this.showExit(action.exit);
+      if (action.error) console.warn('monkeyproof:', action.error);
+      return;
+    }
+    const bytes = new Uint8Array(data);
+    const { end } = this.stream.bytes(bytes.length);
+    this.term.write(bytes, () => {
+      const ack = this.stream.consumed(end);
+      if (ack) this.sendControl(ack);
+    });
+  }
+
+  onHello(session) {
+    $('term-title').textContent = `${session.taskPreview} — ${session.id.slice(0, 8)}`;
+    this.backoff.reset();
+    this.setState('live');
+    // Tell the program our size (the fit may differ from the session's).
+    this.sendControl({ type: 'resize', cols: this.term.cols, rows: this.term.rows });
+  }
+
+  reconnect() {
+    if (this.closed || this.stream.exited) return;
+    const delay = this.backoff.next();
+    this.setState(`disconnected; reconnecting in ${(delay / 1000).toFixed(1)} s`);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  send(bytes) {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(bytes);
+  }
+
+  sendControl(message) {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  showExit(exit) {
+    const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    $('exit-banner').textContent = `Process ${exit.status === 'killed' ? 'was killed' : how}`;
+    $('exit-banner').hidden = false;
+    this.setState(exit.status);
+  }
+
+  setState(text) {
+    $('term-state').textContent = text;
+  }
+
+  /** Rows `from` up to `to` of the active buffer as text. */
+  text(from, to) {
+    const buffer = this.term.buffer.active;
+    const lines = [];
+    for (let i = from; i < to; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
+    return lines.join('\n');
+  }
+
+  dispose() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    window.removeEventListener('resize', this.onWindowResize);
+    this.ws?.close();
+    this.term.dispose();
+  }
+}
+
+function openSession(id) {
+  clearInterval(listTimer);
+  detach();
+  history.replaceState(null, '', `${location.pathname}#session=${encodeURIComponent(id)}`);
+  show('terminal-view');
+  $('exit-banner').hidden = true;
+  $('term-title').textContent = id;
+  attached = new AttachedTerminal(id, $('terminal'));
+}
+
+function detach() {
+  attached?.dispose();
+  attached = null;
+}
+
+// ---- start ----
+
+async function start() {
+  token = takeTokenFromUrl();
+  if (!token) {
+    show('login');
+    return;
+  }
+  try {
+    await loadPresets();
+  } catch {
+    return; // signOut already showed why
+  }
+  const session = new URLSearchParams(location.hash.replace(/^#/, '')).get('session');
+  if (session) openSession(session);
+  else await showList();
+}
+
+$('login-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $('login-token').value.trim());
+  $('login-error').textContent = '';
+  start();
+});
+$('sign-out').addEventListener('click', () => signOut());
+$('new-session').addEventListener('submit', startSession);
+$('back').addEventListener('click', showList);
+
+// For the end-to-end test and the curious: read-only views of the attached terminal.
+window.monkeyproof = {
+  screenText: () => {
+    const b = attached?.term.buffer.active;
+    return b ? attached.text(b.viewportY, b.viewportY + attached.term.rows) : '';
+  },
+  bufferText: () => (attached ? attached.text(0, attached.term.buffer.active.length) : ''),
+  /** Drops the connection as a network failure would; the page reconnects and resumes. */
+  dropConnection: () => attached?.ws.close(),
+  size: () => (attached ? { cols: attached.term.cols, rows: attached.term.rows } : null),
+  offset: () => attached?.stream.offset ?? null,
+};
+
+start();

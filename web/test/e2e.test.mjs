@@ -1,0 +1,201 @@
+// End-to-end test of the page in a real browser (Debian's chromium-headless-shell, driven by
+// playwright-core) against the real server binary and real PTYs.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const TOKEN = 'e2e-token-0123456789abcdef';
+const BIN = process.env.MONKEYPROOF_BIN ?? new URL('../../target/debug/monkeyproof', import.meta.url).pathname;
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium-headless-shell';
+const ARTIFACTS = new URL('../test-artifacts/', import.meta.url).pathname;
+
+let server;
+let base;
+let browser;
+let dataDir;
+
+before(async () => {
+  assert.ok(existsSync(BIN), `server binary missing: ${BIN} (run cargo build first)`);
+  assert.ok(existsSync(CHROMIUM), `browser missing: ${CHROMIUM} (apt-get install chromium-headless-shell)`);
+  dataDir = mkdtempSync(join(tmpdir(), 'mp-e2e-'));
+  server = spawn(BIN, [], {
+    env: { ...process.env, PORT: '0', AGENT_WS_TOKEN: TOKEN, MONKEYPROOF_DATA_DIR: dataDir, KILL_GRACE_MS: '1000' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  base = await new Promise((resolve, reject) => {
+    const lines = createInterface({ input: server.stdout });
+    lines.on('line', (line) => {
+      const m = line.match(/listening on (http:\/\/\S+)/);
+      if (m) resolve(m[1]);
+    });
+    server.on('exit', (code) => reject(new Error(`server exited: ${code}`)));
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  });
+  mkdirSync(ARTIFACTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function api(method, path, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}` },
+    body: body && JSON.stringify(body),
+  });
+  return res.json();
+}
+
+/** Waits until the attached terminal's screen matches `pattern`; returns the match. */
+async function waitForScreen(page, pattern, timeout = 15000) {
+  const deadline = Date.now() + timeout;
+  let text = '';
+  while (Date.now() < deadline) {
+    text = await page.evaluate(() => window.monkeyproof.screenText());
+    const m = text.match(pattern);
+    if (m) return m;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`screen never matched ${pattern}:\n${text}`);
+}
+
+async function run(page, command) {
+  await page.keyboard.type(command);
+  await page.keyboard.press('Enter');
+}
+
+test('a wrong token is refused with a clear message', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${base}/#token=wrong-token-0123456789`);
+  await page.waitForSelector('#login:not([hidden])');
+  await page.waitForFunction(() => document.getElementById('login-error').textContent.length > 0);
+  assert.match(await page.textContent('#login-error'), /Wrong token/);
+  assert.ok(!page.url().includes('token'), 'the token must leave the address bar');
+  // Signing in through the form works.
+  await page.fill('#login-token', TOKEN);
+  await page.click('#login-form button');
+  await page.waitForSelector('#sessions:not([hidden])');
+  await page.close();
+});
+
+test('the page serves security headers and no inline script', async () => {
+  const res = await fetch(`${base}/`, { headers: { accept: 'text/html' } });
+  assert.equal(res.status, 200);
+  const csp = res.headers.get('content-security-policy');
+  for (const part of ["default-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "script-src 'self'"]) {
+    assert.ok(csp.includes(part), `${part} missing from ${csp}`);
+  }
+  assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
+  const html = await res.text();
+  assert.ok(!/<script(?![^>]*\bsrc=)[^>]*>/.test(html), 'inline script in the page');
+  // API clients still get the JSON banner, with the token.
+  const banner = await fetch(`${base}/`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal((await banner.json()).name, 'monkeyproof');
+});
+
+test('start, type, resize, full screen, reload, flood, exit', async () => {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${base}/#token=${TOKEN}`);
+  await page.waitForSelector('#sessions:not([hidden])');
+
+  // Start a bash session from the form; the page attaches to it.
+  await page.fill('#new-task', "PS1='mp$ ' exec bash --norc --noprofile -i");
+  await page.click('#new-session button[type=submit]');
+  await page.waitForSelector('#terminal-view:not([hidden])');
+  await waitForScreen(page, /^mp\$ $/m);
+  const id = new URLSearchParams((await page.evaluate(() => location.hash)).slice(1)).get('session');
+  assert.ok(id);
+
+  // Typing reaches the program; the server's screen agrees with the page's.
+  await run(page, 'echo hello-$RANDOM');
+  const [hello] = await waitForScreen(page, /^hello-\d+$/m);
+  const detail = await api('GET', `/sessions/${id}`);
+  assert.ok(detail.screen.lines.includes(hello), `${hello} not in ${detail.screen.lines}`);
+
+  // The terminal follows the window: the program sees the new size.
+  const before = await page.evaluate(() => window.monkeyproof.size());
+  await page.setViewportSize({ width: 760, height: 420 });
+  await page.waitForFunction((b) => window.monkeyproof.size().cols !== b.cols, before);
+  const size = await page.evaluate(() => window.monkeyproof.size());
+  await run(page, 'clear; stty size');
+  await waitForScreen(page, new RegExp(`^${size.rows} ${size.cols}$`, 'm'));
+  assert.ok(size.cols < before.cols && size.rows < before.rows);
+
+  // A full-screen program renders (alternate screen), then gives the screen back.
+  await run(page, 'vim -u NONE -N');
+  await waitForScreen(page, /^~ +VIM - Vi IMproved/m);
+  const vimDetail = await api('GET', `/sessions/${id}`);
+  assert.equal(vimDetail.screen.alternateScreen, true);
+  await run(page, ':q!');
+  await waitForScreen(page, /^mp\$ $/m);
+
+  // Reload: the page reattaches and the earlier output is still there.
+  await run(page, 'echo before-reload');
+  await waitForScreen(page, /^before-reload$/m);
+  await page.reload();
+  await page.waitForSelector('#terminal-view:not([hidden])');
+  await waitForScreen(page, /^before-reload$/m);
+
+  // Dropped connections: the page reconnects and resumes at its offset, losing and repeating
+  // nothing.
+  await run(page, 'clear; for i in $(seq 1 150); do echo n-$i; sleep 0.01; done; echo counted');
+  for (let drop = 0; drop < 3; drop++) {
+    await new Promise((r) => setTimeout(r, 300));
+    await page.evaluate(() => window.monkeyproof.dropConnection());
+  }
+  await waitForScreen(page, /^counted$/m);
+  const numbered = (await page.evaluate(() => window.monkeyproof.bufferText()))
+    .split('\n')
+    .filter((l) => /^n-\d+$/.test(l));
+  assert.deepEqual(numbered, Array.from({ length: 150 }, (_, i) => `n-${i + 1}`));
+
+  // A second tab on the same session sees the same thing.
+  const tab2 = await context.newPage();
+  await tab2.goto(`${base}/#token=${TOKEN}&session=${id}`);
+  await tab2.waitForSelector('#terminal-view:not([hidden])');
+  await run(page, 'echo two-tabs');
+  await waitForScreen(tab2, /^two-tabs$/m);
+  await tab2.close();
+
+  // A flood keeps the tab responsive, and Ctrl-C stops it.
+  await run(page, 'yes flood-flood-flood');
+  await waitForScreen(page, /flood-flood-flood\nflood-flood-flood/);
+  const t0 = Date.now();
+  assert.equal(await page.evaluate(() => 1 + 1), 2);
+  assert.ok(Date.now() - t0 < 1000, `page blocked for ${Date.now() - t0} ms during the flood`);
+  await page.keyboard.press('Control+C');
+  const stopped = Date.now();
+  let last = -1;
+  for (;;) {
+    const { outputBytes } = await api('GET', `/sessions/${id}`);
+    if (outputBytes === last) break;
+    last = outputBytes;
+    assert.ok(Date.now() - stopped < 3000, 'the flood did not stop after Ctrl-C');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await run(page, 'clear; echo after-$((40+2))');
+  await waitForScreen(page, /^after-42$/m);
+  await page.screenshot({ path: `${ARTIFACTS}terminal.png` });
+
+  // Exit shows a banner with the code.
+  await run(page, 'exit 5');
+  await page.waitForSelector('#exit-banner:not([hidden])');
+  assert.match(await page.textContent('#exit-banner'), /exited with code 5/);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
