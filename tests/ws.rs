@@ -414,7 +414,7 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
 async fn flow_control_keeps_at_most_a_window_in_flight() {
     let server = Server::start();
     let session = server
-        .exec("sleep 0.3; yes | head -c 5000000; echo; echo FLOW-END; sleep 30")
+        .exec("sleep 0.3; yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c 5000000; echo; echo FLOW-END; sleep 30")
         .await;
     let mut ws = server.raw_ws(&session.id, "?since=0").await;
     assert_eq!(next_json(&mut ws).await["type"], "hello");
@@ -463,7 +463,7 @@ async fn flow_control_keeps_at_most_a_window_in_flight() {
 async fn a_slow_flow_controlled_client_keeps_up_through_resyncs() {
     let server = Server::start();
     let session = server
-        .exec("sleep 0.3; yes | head -c 20000000; echo; echo SLOW-END; sleep 30")
+        .exec("sleep 0.3; yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c 20000000; echo; echo SLOW-END; sleep 30")
         .await;
     let mut ws = server.raw_ws(&session.id, "?since=0").await;
     let hello = next_json(&mut ws).await;

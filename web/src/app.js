@@ -179,6 +179,16 @@ class AttachedTerminal {
     } catch {
       // No WebGL (e.g. headless): xterm's DOM renderer stays.
     }
+    // Ctrl+Shift+C copies the selection and Ctrl+Shift+V pastes, as in Linux terminals (plain
+    // Ctrl+C stays the interrupt). Returning false leaves the key to the browser.
+    this.term.attachCustomKeyEventHandler((e) => {
+      if (e.type !== 'keydown' || !e.ctrlKey || !e.shiftKey) return true;
+      if (e.code === 'KeyC' && this.term.hasSelection()) {
+        navigator.clipboard?.writeText(this.term.getSelection()).catch(() => {});
+        return false;
+      }
+      return e.code !== 'KeyV';
+    });
     this.term.onData((data) => this.send(new TextEncoder().encode(data)));
     this.term.onBinary((data) => this.send(Uint8Array.from(data, (c) => c.charCodeAt(0))));
     this.term.onResize(({ cols, rows }) => this.sendControl({ type: 'resize', cols, rows }));
@@ -321,6 +331,7 @@ window.monkeyproof = {
     return b ? attached.text(b.viewportY, b.viewportY + attached.term.rows) : '';
   },
   bufferText: () => (attached ? attached.text(0, attached.term.buffer.active.length) : ''),
+  selectAll: () => attached?.term.selectAll(),
   /** Drops the connection as a network failure would; the page reconnects and resumes. */
   dropConnection: () => attached?.ws.close(),
   size: () => (attached ? { cols: attached.term.cols, rows: attached.term.rows } : null),

@@ -164,6 +164,19 @@ test('start, type, resize, full screen, reload, flood, exit', async () => {
     .filter((l) => /^n-\d+$/.test(l));
   assert.deepEqual(numbered, Array.from({ length: 150 }, (_, i) => `n-${i + 1}`));
 
+  // Paste goes to the program (as one piece); Ctrl+Shift+C copies the selection.
+  await page.evaluate(() => {
+    const data = new DataTransfer();
+    data.setData('text/plain', 'echo pasted-$((2+3))');
+    document.querySelector('#terminal textarea').dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true }));
+  });
+  await page.keyboard.press('Enter');
+  await waitForScreen(page, /^pasted-5$/m);
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+  await page.evaluate(() => window.monkeyproof.selectAll());
+  await page.keyboard.press('Control+Shift+KeyC');
+  await page.waitForFunction(async () => (await navigator.clipboard.readText()).includes('pasted-5'));
+
   // A second tab on the same session sees the same thing.
   const tab2 = await context.newPage();
   await tab2.goto(`${base}/#token=${TOKEN}&session=${id}`);
