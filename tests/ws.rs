@@ -31,10 +31,7 @@ async fn raw_attach_gets_hello_and_screen_then_echoes_input() {
     assert!(contains(&echoed, "round-trip-42\r\n"));
     assert_eq!(server.detail(&session.id).await.info.ws_clients, 1);
     drop(ws);
-    eventually("the viewer count to drop", || async {
-        (server.detail(&session.id).await.info.ws_clients == 0).then_some(())
-    })
-    .await;
+    server.wait_for_viewers(&session.id, 0).await;
 }
 
 #[tokio::test]
@@ -400,14 +397,8 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
     let session = server.exec("sleep 30").await;
     // Never read: tungstenite answers pings only while reading.
     let _silent = server.raw_ws(&session.id, "").await;
-    eventually("the viewer to be counted", || async {
-        (server.detail(&session.id).await.info.ws_clients == 1).then_some(())
-    })
-    .await;
-    eventually("the silent viewer to be dropped", || async {
-        (server.detail(&session.id).await.info.ws_clients == 0).then_some(())
-    })
-    .await;
+    server.wait_for_viewers(&session.id, 1).await;
+    server.wait_for_viewers(&session.id, 0).await;
 }
 
 #[tokio::test]

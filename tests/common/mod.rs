@@ -146,6 +146,12 @@ impl Server {
         .await
     }
 
+    /// Waits until `n` WebSocket viewers are attached to the session.
+    pub async fn wait_for_viewers(&self, id: &str, n: usize) -> SessionDetail {
+        self.wait_for(id, &format!("{n} viewers"), |d| d.info.ws_clients == n)
+            .await
+    }
+
     pub async fn wait_for_end(&self, id: &str) -> SessionDetail {
         self.wait_for(id, "the session to end", |d| d.info.ended_at.is_some())
             .await
