@@ -60,6 +60,10 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(10..))]
     pub ws_ping_ms: u64,
 
+    /// A session with output within this many ms is `busy`, else `idle`.
+    #[arg(long, env = "MONKEYPROOF_BUSY_MS", default_value_t = 1000)]
+    pub busy_ms: u64,
+
     /// A presets file replacing the built-in presets.
     #[arg(long, env = "MONKEYPROOF_PRESETS")]
     pub presets: Option<PathBuf>,

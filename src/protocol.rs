@@ -86,6 +86,24 @@ pub struct SessionInfo {
     pub labels: Vec<String>,
     pub cols: u16,
     pub rows: u16,
+    /// When the program last printed anything.
+    pub last_output_at: Option<String>,
+    /// Milliseconds since the last output (or since creation, before any).
+    pub idle_ms: u64,
+    /// `busy` when there was output in the last `MONKEYPROOF_BUSY_MS`, else `idle`.
+    pub activity: Activity,
+    /// The terminal title the program set (OSC 0/2), or empty.
+    pub title: String,
+    /// How many times the program rang the bell.
+    pub bells: u64,
+}
+
+/// Whether a session is printing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activity {
+    Busy,
+    Idle,
 }
 
 /// `GET /sessions/:id`: the session plus what is on its screen.
@@ -111,8 +129,57 @@ pub struct ScreenView {
     pub alternate_screen: bool,
     /// One string per row, trailing blanks removed.
     pub lines: Vec<String>,
+    /// Rows above the screen, oldest first, when asked for with `scrollback=N`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scrollback: Vec<String>,
     /// The output offset this screen reflects.
     pub offset: u64,
+}
+
+/// Query of `GET /sessions/:id/screen`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScreenQuery {
+    /// `text` (default), `ansi` or `json`.
+    pub format: Option<String>,
+    /// Rows of scrollback above the screen to include.
+    pub scrollback: Option<String>,
+}
+
+/// `POST /sessions/:id/wait`: any condition that holds ends the wait.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitRequest {
+    /// No output for this many milliseconds.
+    #[serde(alias = "idleMs")]
+    pub idle_ms: Option<u64>,
+    /// A regular expression (Rust `regex` syntax) to find on the screen text, or in the output
+    /// after `since` when that is given.
+    #[serde(rename = "match")]
+    pub pattern: Option<String>,
+    /// Match on output after this byte offset instead of the screen.
+    pub since: Option<u64>,
+    /// The program's end.
+    pub exit: Option<bool>,
+    /// Give up after this many milliseconds (default 30000, at most 3600000).
+    #[serde(alias = "timeoutMs")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitResult {
+    /// `idle`, `match`, `exit` or `timeout`.
+    pub condition: String,
+    pub timed_out: bool,
+    /// The output offset at that moment.
+    pub offset: u64,
+    /// The screen text at that moment.
+    pub screen: String,
+    /// The text the pattern matched.
+    #[serde(rename = "match")]
+    pub matched: Option<String>,
+    pub status: SessionStatus,
 }
 
 /// A zero-based cursor position.
@@ -134,8 +201,14 @@ pub struct ListQuery {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputRequest {
+    /// Text to type as it is.
     pub input: Option<String>,
-    /// Send Enter after the input; defaults to true for interactive sessions.
+    /// Text to paste: bracketed when the program enabled bracketed paste and `paste` is true.
+    pub text: Option<String>,
+    pub paste: Option<bool>,
+    /// Keys by name (`Enter`, `C-c`, `Up`, `M-x`, `F5`, single characters…), each its own write.
+    pub keys: Option<Vec<String>>,
+    /// Send Enter after `input` or `text`; defaults to true for interactive sessions.
     pub enter: Option<bool>,
 }
 

@@ -35,6 +35,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Lines of plain text `recentOutput` holds at most.
     pub output_buffer_lines: usize,
+    /// Output within this long makes a session `busy`.
+    pub busy_window: std::time::Duration,
     /// How often WebSocket peers are pinged; one silent for two intervals is dropped.
     pub ws_ping_interval: std::time::Duration,
     /// Cancelled when the server shuts down; open WebSockets then close with 1001.
@@ -59,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}/input", post(rest::send_input))
         .route("/sessions/{id}/resize", post(rest::resize))
         .route("/sessions/{id}/transcript", get(rest::transcript))
+        .route("/sessions/{id}/screen", get(rest::screen))
+        .route("/sessions/{id}/wait", post(rest::wait))
         .route("/sessions/{id}/ws", get(ws::upgrade))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::body::Body;
@@ -14,12 +14,14 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::AppState;
 use super::error::{ApiError, JsonBody};
 use crate::engine::{
-    EngineError, Session, SessionKind, SessionStatus, SpawnError, SpawnSpec, TermSize,
+    EngineError, Fired, Session, SessionKind, SessionStatus, SpawnError, SpawnSpec, TermSize,
+    WaitFor, parse_key,
 };
 use crate::presets::LaunchRequest;
 use crate::protocol::{
-    Banner, CreateSessionRequest, Cursor, Health, InputRequest, InputSent, Killed, ListQuery,
-    PresetInfo, ResizeRequest, ScreenView, SessionDetail, SessionInfo,
+    Activity, Banner, CreateSessionRequest, Cursor, Health, InputRequest, InputSent, Killed,
+    ListQuery, PresetInfo, ResizeRequest, ScreenQuery, ScreenView, SessionDetail, SessionInfo,
+    WaitRequest, WaitResult,
 };
 
 /// Characters of the task shown in `taskPreview`.
@@ -143,7 +145,7 @@ pub async fn create_session(
         command = %display_command(&session.argv), cwd = %session.cwd.display(),
         "session started"
     );
-    Ok((StatusCode::CREATED, Json(session_info(&session))))
+    Ok((StatusCode::CREATED, Json(app.info(&session))))
 }
 
 pub async fn list_sessions(
@@ -168,7 +170,7 @@ pub async fn list_sessions(
         .iter()
         .filter(|s| query.owner.is_none() || s.owner == query.owner)
         .filter(|s| label.as_ref().is_none_or(|l| s.labels.contains(l)))
-        .map(|s| session_info(s))
+        .map(|s| app.info(s))
         .filter(|info| status.is_none_or(|st| info.status == st))
         .collect();
     Ok(Json(infos))
@@ -179,7 +181,7 @@ pub async fn get_session(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<SessionDetail>, ApiError> {
     let session = app.session(&id)?;
-    let info = session_info(&session);
+    let info = app.info(&session);
     let (screen, offset) = session.screen_text();
     let (_, recent) = session.recent_output();
     let (transcript, _) = session.transcript();
@@ -187,18 +189,156 @@ pub async fn get_session(
         info,
         recent_output: plain_text_tail(&recent, app.output_buffer_lines),
         transcript_path: transcript.display().to_string(),
-        screen: ScreenView {
-            cols: screen.size.cols,
-            rows: screen.size.rows,
-            cursor: Cursor {
-                row: screen.cursor_row,
-                col: screen.cursor_col,
-            },
-            title: screen.title,
-            alternate_screen: screen.alternate_screen,
-            lines: screen.lines,
-            offset,
+        screen: screen_view(screen, Vec::new(), offset),
+    }))
+}
+
+/// Rows of scrollback `GET /sessions/:id/screen` returns at most.
+const MAX_SCROLLBACK_ROWS: usize = crate::engine::SCREEN_SCROLLBACK_ROWS;
+
+/// `GET /sessions/:id/screen?format=text|ansi|json&scrollback=N`.
+pub async fn screen(
+    State(app): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    Query(query): Query<ScreenQuery>,
+) -> Result<Response, ApiError> {
+    let session = app.session(&id)?;
+    let scrollback = match query.scrollback.as_deref() {
+        None | Some("") => 0,
+        Some(n) => n
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request("scrollback must be a non-negative number of rows"))?
+            .min(MAX_SCROLLBACK_ROWS),
+    };
+    let offset_header = |offset: u64| {
+        (
+            header::HeaderName::from_static("x-output-offset"),
+            HeaderValue::from(offset),
+        )
+    };
+    match query.format.as_deref().unwrap_or("text") {
+        "text" => {
+            let (screen, above, offset) = session.screen_with_scrollback(scrollback);
+            let mut lines = above;
+            lines.extend(screen.lines);
+            while lines.last().is_some_and(|l| l.is_empty()) {
+                lines.pop();
+            }
+            let text = lines.join("\n");
+            Ok((
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    ),
+                    offset_header(offset),
+                ],
+                text,
+            )
+                .into_response())
+        }
+        "ansi" => {
+            let (ansi, offset) = session.screen_ansi();
+            Ok((
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    ),
+                    offset_header(offset),
+                ],
+                ansi,
+            )
+                .into_response())
+        }
+        "json" => {
+            let (screen, above, offset) = session.screen_with_scrollback(scrollback);
+            Ok(Json(screen_view(screen, above, offset)).into_response())
+        }
+        _ => Err(ApiError::bad_request(
+            "format must be \"text\", \"ansi\", or \"json\"",
+        )),
+    }
+}
+
+fn screen_view(
+    screen: crate::engine::ScreenText,
+    scrollback: Vec<String>,
+    offset: u64,
+) -> ScreenView {
+    ScreenView {
+        cols: screen.size.cols,
+        rows: screen.size.rows,
+        cursor: Cursor {
+            row: screen.cursor_row,
+            col: screen.cursor_col,
         },
+        title: screen.title,
+        alternate_screen: screen.alternate_screen,
+        lines: screen.lines,
+        scrollback,
+        offset,
+    }
+}
+
+/// Longest wait accepted.
+const MAX_WAIT_MS: u64 = 3_600_000;
+/// Wait used when the request gives none.
+const DEFAULT_WAIT_MS: u64 = 30_000;
+/// Largest compiled pattern accepted.
+const MAX_PATTERN_BYTES: usize = 1 << 20;
+
+/// `POST /sessions/:id/wait`.
+pub async fn wait(
+    State(app): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    JsonBody(req): JsonBody<WaitRequest>,
+) -> Result<Json<WaitResult>, ApiError> {
+    let session = app.session(&id)?;
+    let exit = req.exit.unwrap_or(false);
+    if req.idle_ms.is_none() && req.pattern.is_none() && !exit {
+        return Err(ApiError::bad_request(
+            "one of idle_ms, match or exit is required",
+        ));
+    }
+    let timeout_ms = req.timeout_ms.unwrap_or(DEFAULT_WAIT_MS);
+    if timeout_ms > MAX_WAIT_MS {
+        return Err(ApiError::bad_request(format!(
+            "timeout_ms must be at most {MAX_WAIT_MS}"
+        )));
+    }
+    let pattern = req
+        .pattern
+        .as_deref()
+        .map(|p| {
+            regex::RegexBuilder::new(p)
+                .size_limit(MAX_PATTERN_BYTES)
+                .build()
+        })
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("match: {e}")))?;
+    let outcome = session
+        .wait(&WaitFor {
+            idle: req.idle_ms.map(Duration::from_millis),
+            pattern,
+            since: req.since,
+            exit,
+            timeout: Duration::from_millis(timeout_ms),
+        })
+        .await;
+    let (condition, matched) = match outcome.fired {
+        Fired::Idle => ("idle", None),
+        Fired::Match(text) => ("match", Some(text)),
+        Fired::Exit => ("exit", None),
+        Fired::Timeout => ("timeout", None),
+    };
+    Ok(Json(WaitResult {
+        condition: condition.into(),
+        timed_out: condition == "timeout",
+        offset: outcome.offset,
+        screen: outcome.screen.lines.join("\n").trim_end().to_owned(),
+        matched,
+        status: session.status(),
     }))
 }
 
@@ -219,20 +359,42 @@ pub async fn send_input(
     JsonBody(req): JsonBody<InputRequest>,
 ) -> Result<Json<InputSent>, ApiError> {
     let session = app.session(&id)?;
-    let input = req
-        .input
-        .ok_or_else(|| ApiError::bad_request("input is required"))?;
     let enter = req
         .enter
         .unwrap_or(session.kind == SessionKind::Interactive);
-    let mut writes = vec![input.into_bytes()];
-    if enter {
-        writes.push(ENTER.to_vec());
-    }
-    session
-        .write_input(writes)
-        .await
-        .map_err(|_| ApiError::not_running())?;
+    let sent = match (req.input, req.text, req.keys) {
+        (Some(input), None, None) => {
+            let mut writes = vec![input.into_bytes()];
+            if enter {
+                writes.push(ENTER.to_vec());
+            }
+            session.write_input(writes).await
+        }
+        (None, Some(text), None) if req.paste.unwrap_or(false) => session.paste(&text, enter).await,
+        (None, Some(text), None) => {
+            let mut writes = vec![text.into_bytes()];
+            if enter {
+                writes.push(ENTER.to_vec());
+            }
+            session.write_input(writes).await
+        }
+        (None, None, Some(names)) => {
+            // Every name is checked before anything is sent.
+            let keys = names
+                .iter()
+                .map(|name| parse_key(name))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ApiError::bad_request)?;
+            session.send_keys(&keys).await
+        }
+        (None, None, None) => return Err(ApiError::bad_request("input is required")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give only one of input, text or keys",
+            ));
+        }
+    };
+    sent.map_err(|_| ApiError::not_running())?;
     Ok(Json(InputSent { sent: true }))
 }
 
@@ -244,7 +406,7 @@ pub async fn resize(
     let session = app.session(&id)?;
     let size = term_size(req.cols, req.rows)?;
     session.resize(size).map_err(|_| ApiError::not_running())?;
-    Ok(Json(session_info(&session)))
+    Ok(Json(app.info(&session)))
 }
 
 /// Query of `GET /sessions/:id/transcript`.
@@ -307,9 +469,12 @@ pub async fn transcript(
         .into_response())
 }
 
-/// A session as the API shows it.
-pub fn session_info(session: &Session) -> SessionInfo {
+/// A session as the API shows it; `busy_window` decides `activity`.
+pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
     let snap = session.snapshot();
+    let idle = SystemTime::now()
+        .duration_since(snap.last_output_at.unwrap_or(session.created_at))
+        .unwrap_or_default();
     let exit = snap.exit.unwrap_or(crate::engine::ExitInfo {
         code: None,
         signal: None,
@@ -334,6 +499,15 @@ pub fn session_info(session: &Session) -> SessionInfo {
         labels: session.labels.clone(),
         cols: snap.size.cols,
         rows: snap.size.rows,
+        last_output_at: snap.last_output_at.map(iso_time),
+        idle_ms: idle.as_millis() as u64,
+        activity: if idle < busy_window {
+            Activity::Busy
+        } else {
+            Activity::Idle
+        },
+        title: snap.title,
+        bells: snap.bells,
     }
 }
 
@@ -411,6 +585,11 @@ fn plain_text_tail(bytes: &[u8], max_lines: usize) -> String {
 }
 
 impl AppState {
+    /// A session as the API shows it.
+    pub fn info(&self, session: &Session) -> SessionInfo {
+        session_info(session, self.busy_window)
+    }
+
     /// The session with this id, or 404.
     pub fn session(&self, id: &str) -> Result<Arc<Session>, ApiError> {
         self.engine.get(id).ok_or_else(ApiError::not_found)

@@ -19,11 +19,11 @@ use serde::Serialize;
 use super::AppState;
 use super::auth::offered_subprotocols;
 use super::error::ApiError;
-use super::rest::{session_info, term_size};
+use super::rest::term_size;
 use crate::engine::{AttachFrom, Session, SessionStatus, Viewer, ViewerEvent};
 use crate::protocol::{
     CompatClientMessage, CompatServerMessage, FLOW_WINDOW, RAW_SUBPROTOCOL, RawClientMessage,
-    RawServerMessage, WsQuery,
+    RawServerMessage, SessionInfo, WsQuery,
 };
 
 /// Largest message or frame accepted from a client.
@@ -77,14 +77,16 @@ pub async fn upgrade(
     };
     let shutdown = app.shutdown.clone();
     let ping_interval = app.ws_ping_interval;
+    let app = app.clone();
     ws.protocols([RAW_SUBPROTOCOL])
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
             let (viewer, start) = session.attach(from);
+            let info = app.info(&session);
             let mut conn = Connection::new(socket, viewer, flavor, ping_interval);
             let result = tokio::select! {
-                r = conn.run(start) => r,
+                r = conn.run(start, info) => r,
                 _ = shutdown.cancelled() => conn.close(close_code::AWAY, "server shutting down").await,
             };
             if let Err(err) = result {
@@ -133,13 +135,13 @@ impl Connection {
             .is_some_and(|acked| self.viewer.offset().saturating_sub(acked) >= FLOW_WINDOW)
     }
 
-    async fn run(&mut self, start: crate::engine::AttachStart) -> ConnResult {
+    async fn run(&mut self, start: crate::engine::AttachStart, info: SessionInfo) -> ConnResult {
         self.ack_floor = start.offset;
         let session = self.viewer.session().clone();
         match self.flavor {
             Flavor::Raw => {
                 self.send_json(&RawServerMessage::Hello {
-                    session: Box::new(session_info(&session)),
+                    session: Box::new(info),
                     offset: start.offset,
                     snapshot: start.redraw.is_some() && start.missed.is_none(),
                 })

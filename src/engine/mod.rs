@@ -3,11 +3,13 @@
 //! It knows nothing of HTTP. The API layer calls `Engine::spawn`, looks sessions up, and reads
 //! them through `Session`'s methods and `Viewer`s.
 
+mod keys;
 mod output;
 mod process;
 mod screen;
 mod session;
 mod viewer;
+mod wait;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use dashmap::DashMap;
 
+pub use keys::{Key, SPECIAL_KEY_NAMES, parse_key, paste_bytes};
 pub use output::RING_BYTES_PER_LINE;
 pub use screen::{MAX_DIMENSION, SCREEN_SCROLLBACK_ROWS, ScreenText, TermSize};
 pub use session::{
@@ -23,6 +26,7 @@ pub use session::{
     SpawnSpec,
 };
 pub use viewer::{AttachFrom, AttachStart, MAX_OUTPUT_CHUNK, Viewer, ViewerEvent};
+pub use wait::{Fired, WaitFor, WaitOutcome};
 
 /// The engine's settings.
 #[derive(Debug, Clone)]

@@ -104,6 +104,56 @@ impl Screen {
         out
     }
 
+    /// The window title the program set (OSC 0/2), or empty.
+    pub fn title(&self) -> &str {
+        &self.parser.callbacks().title
+    }
+
+    /// How many times the program rang the bell.
+    pub fn bells(&self) -> u64 {
+        self.parser.callbacks().bells
+    }
+
+    /// Whether the program switched cursor keys to application mode (DECCKM).
+    pub fn application_cursor(&self) -> bool {
+        self.parser.screen().application_cursor()
+    }
+
+    /// Whether the program asked for bracketed paste.
+    pub fn bracketed_paste(&self) -> bool {
+        self.parser.screen().bracketed_paste()
+    }
+
+    /// The visible screen with its colours and attributes, as escape sequences a terminal would
+    /// render (no mode changes).
+    pub fn ansi(&self) -> String {
+        self.parser.screen().contents_formatted()
+    }
+
+    /// Up to `n` rows of scrollback above the visible screen, oldest first, trailing blanks
+    /// removed. The alternate screen has none.
+    pub fn scrollback_lines(&mut self, n: usize) -> Vec<String> {
+        let cols = self.parser.screen().size().1.get();
+        let rows = usize::from(self.parser.screen().size().0.get());
+        let mut depth = n.min(self.parser.screen().scrollback_len());
+        let mut lines = Vec::with_capacity(depth);
+        while depth > 0 {
+            // Scrolled back by `depth`, the top row is the scrollback row `depth` rows up.
+            self.parser.screen_mut().set_scrollback(depth);
+            let take = depth.min(rows);
+            lines.extend(
+                self.parser
+                    .screen()
+                    .rows(0, cols)
+                    .take(take)
+                    .map(|line| line.trim_end().to_owned()),
+            );
+            depth -= take;
+        }
+        self.parser.screen_mut().set_scrollback(0);
+        lines
+    }
+
     /// The screen as text.
     pub fn text(&self) -> ScreenText {
         let screen = self.parser.screen();
@@ -157,6 +207,28 @@ mod tests {
         let mut copy = Screen::new(TermSize::new(20, 5).unwrap());
         copy.process(&screen.redraw());
         assert_eq!(copy.text().lines, screen.text().lines);
+    }
+
+    #[test]
+    fn scrollback_lines_come_oldest_first() {
+        let mut screen = Screen::new(TermSize::new(10, 3).unwrap());
+        for i in 1..=10 {
+            screen.process(format!("line{i}\r\n").as_bytes());
+        }
+        // Visible: line9, line10, and the empty cursor row; above them line1..line8.
+        assert_eq!(screen.text().lines, ["line9", "line10", ""]);
+        assert_eq!(screen.scrollback_lines(2), ["line7", "line8"]);
+        assert_eq!(
+            screen.scrollback_lines(5),
+            ["line4", "line5", "line6", "line7", "line8"]
+        );
+        assert_eq!(screen.scrollback_lines(100).len(), 8);
+        assert_eq!(screen.scrollback_lines(0), Vec::<String>::new());
+        assert_eq!(
+            screen.text().lines,
+            ["line9", "line10", ""],
+            "the view is restored"
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::keys::{Key, paste_bytes};
 use super::output::OutputLog;
 use super::process;
 use super::screen::{Screen, ScreenText, TermSize};
@@ -149,6 +150,8 @@ pub struct SessionSnapshot {
     pub output_lines: u64,
     pub size: TermSize,
     pub viewers: usize,
+    pub title: String,
+    pub bells: u64,
 }
 
 impl Session {
@@ -416,6 +419,8 @@ impl Session {
             output_lines: state.log.lines(),
             size: state.size,
             viewers: self.viewers.load(Ordering::Relaxed),
+            title: state.screen.title().to_owned(),
+            bells: state.screen.bells(),
         }
     }
 
@@ -432,6 +437,19 @@ impl Session {
     pub fn screen_text(&self) -> (ScreenText, u64) {
         let state = self.lock_state();
         (state.screen.text(), state.log.total())
+    }
+
+    /// The screen as text with up to `scrollback` rows above it, and the offset it reflects.
+    pub fn screen_with_scrollback(&self, scrollback: usize) -> (ScreenText, Vec<String>, u64) {
+        let mut state = self.lock_state();
+        let above = state.screen.scrollback_lines(scrollback);
+        (state.screen.text(), above, state.log.total())
+    }
+
+    /// The screen as a terminal would show it (escape sequences), and the offset it reflects.
+    pub fn screen_ansi(&self) -> (String, u64) {
+        let state = self.lock_state();
+        (state.screen.ansi(), state.log.total())
     }
 
     /// The recent output still in memory, and the offset it starts at.
@@ -471,6 +489,24 @@ impl Session {
             Ok(true) => Ok(()),
             _ => Err(NotRunning::NotRunning),
         }
+    }
+
+    /// Sends keys, each as its own write, encoded for the program's current cursor-key mode.
+    pub async fn send_keys(&self, keys: &[Key]) -> Result<(), NotRunning> {
+        let application_cursor = self.lock_state().screen.application_cursor();
+        let writes = keys.iter().map(|k| k.encode(application_cursor)).collect();
+        self.write_input(writes).await
+    }
+
+    /// Sends `text` as a paste: wrapped in bracketed-paste markers when the program enabled
+    /// them (so a multi-line prompt arrives as one message), then Enter if asked.
+    pub async fn paste(&self, text: &str, enter: bool) -> Result<(), NotRunning> {
+        let bracketed = self.lock_state().screen.bracketed_paste();
+        let mut writes = vec![paste_bytes(text, bracketed)];
+        if enter {
+            writes.push(b"\r".to_vec());
+        }
+        self.write_input(writes).await
     }
 
     /// Resizes the PTY (the program gets SIGWINCH) and the screen model.

@@ -1,0 +1,416 @@
+//! Orchestrator primitives: the screen in three formats, keys and paste, waiting, activity.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use monkeyproof::protocol::{SessionStatus, WaitResult};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Starts the key logger; returns its session id once it is ready.
+async fn key_logger(server: &Server, args: &str) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keylog.py");
+    let session = server.exec(&format!("exec python3 {script} {args}")).await;
+    server.wait_for_screen(&session.id, "ready").await;
+    session.id
+}
+
+/// Everything the key logger has read so far.
+async fn logged_bytes(server: &Server, id: &str) -> Vec<u8> {
+    let transcript = String::from_utf8(server.transcript(id).await).unwrap();
+    let hex: String = transcript
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("hex:"))
+        .collect();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+async fn wait_for_logged(server: &Server, id: &str, expected: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = logged_bytes(server, id).await;
+        if got == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline && expected.starts_with(&got),
+            "program read {:?}, expected {:?}",
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected)
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+#[tokio::test]
+async fn each_key_name_reaches_the_program_as_its_bytes() {
+    let server = Server::start();
+    let id = key_logger(&server, "").await;
+    let table: &[(&str, &[u8])] = &[
+        ("C-c", b"\x03"),
+        ("Enter", b"\r"),
+        ("Up", b"\x1b[A"),
+        ("Escape", b"\x1b"),
+        ("Tab", b"\t"),
+        ("BTab", b"\x1b[Z"),
+        ("BSpace", b"\x7f"),
+        ("Space", b" "),
+        ("F5", b"\x1b[15~"),
+        ("F1", b"\x1bOP"),
+        ("M-x", b"\x1bx"),
+        ("Home", b"\x1b[H"),
+        ("PageDown", b"\x1b[6~"),
+        ("Delete", b"\x1b[3~"),
+        ("C-Left", b"\x1b[1;5D"),
+        ("C-d", b"\x04"),
+        ("q", b"q"),
+    ];
+    let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+    let expected: Vec<u8> = table.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+    let (status, body) = server
+        .post(&format!("/sessions/{id}/input"), json!({"keys": names}))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"sent": true})));
+    wait_for_logged(&server, &id, &expected).await;
+
+    // One unknown name refuses the request, naming it, and sends nothing.
+    let (status, body) = server
+        .post(
+            &format!("/sessions/{id}/input"),
+            json!({"keys": ["a", "Hyper-Q", "b"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("Hyper-Q"),
+        "{body}"
+    );
+    let (status, _) = server
+        .post(
+            &format!("/sessions/{id}/input"),
+            json!({"keys": ["a"], "input": "b"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(logged_bytes(&server, &id).await, expected);
+}
+
+#[tokio::test]
+async fn cursor_keys_follow_the_programs_mode() {
+    let server = Server::start();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keylog.py");
+    // DECCKM on, as vim and less set it.
+    let session = server
+        .exec(&format!("printf '\\033[?1h'; exec python3 {script}"))
+        .await;
+    server.wait_for_screen(&session.id, "ready").await;
+    server
+        .post(
+            &format!("/sessions/{}/input", session.id),
+            json!({"keys": ["Up", "Left"]}),
+        )
+        .await;
+    wait_for_logged(&server, &session.id, b"\x1bOA\x1bOD").await;
+}
+
+#[tokio::test]
+async fn paste_is_bracketed_only_when_the_program_asked() {
+    let server = Server::start();
+    let text = "line one\nline two";
+    let plain = key_logger(&server, "").await;
+    server
+        .post(
+            &format!("/sessions/{plain}/input"),
+            json!({"text": text, "paste": true, "enter": true}),
+        )
+        .await;
+    wait_for_logged(&server, &plain, b"line one\nline two\r").await;
+
+    let bracketed = key_logger(&server, "paste").await;
+    let (status, _) = server
+        .post(
+            &format!("/sessions/{bracketed}/input"),
+            json!({"text": text, "paste": true, "enter": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for_logged(
+        &server,
+        &bracketed,
+        b"\x1b[200~line one\nline two\x1b[201~\r",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn screen_as_text_ansi_and_json() {
+    let server = Server::start();
+    let session = server
+        .create(json!({"task": "for i in $(seq 1 30); do echo row-$i; done; printf '\\033[31mred\\033[0m   \\n'; sleep 30", "rows": 10, "cols": 40}))
+        .await;
+    let id = &session.id;
+    server.wait_for_screen(id, "red").await;
+
+    let res = server
+        .http
+        .get(server.url(&format!("/sessions/{id}/screen")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let offset: u64 = res.headers()["x-output-offset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(offset, session_bytes(&server, id).await);
+    let text = res.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Ten rows: row-23 to row-30, the red line, and the cursor's empty row.
+    assert_eq!(lines.first(), Some(&"row-23"));
+    assert_eq!(
+        lines.last(),
+        Some(&"red"),
+        "trailing blanks and empty rows are trimmed"
+    );
+
+    let ansi = screen(&server, id, "?format=ansi").await;
+    assert!(
+        ansi.contains("\x1b[31mred") || ansi.contains("\x1b[31m") && ansi.contains("red"),
+        "{ansi:?}"
+    );
+
+    let json: Value =
+        serde_json::from_str(&screen(&server, id, "?format=json&scrollback=5").await).unwrap();
+    assert_eq!(json["rows"], 10);
+    assert_eq!(json["cols"], 40);
+    assert_eq!(json["lines"][0], "row-23");
+    assert_eq!(
+        json["scrollback"],
+        json!(["row-18", "row-19", "row-20", "row-21", "row-22"])
+    );
+    assert_eq!(json["alternateScreen"], false);
+    assert_eq!(json["cursor"], json!({"row": 9, "col": 0}));
+    assert!(json["offset"].as_u64().unwrap() > 0);
+    let text = screen(&server, id, "?scrollback=3").await;
+    assert!(
+        text.starts_with("row-20\nrow-21\nrow-22\nrow-23\n"),
+        "{text}"
+    );
+
+    for bad in ["?format=xml", "?scrollback=-1", "?scrollback=lots"] {
+        let (status, body) = server.get(&format!("/sessions/{id}/screen{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(body["error"].is_string());
+    }
+    assert_eq!(
+        server.get("/sessions/nope/screen").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn screen(server: &Server, id: &str, query: &str) -> String {
+    let res = server
+        .http
+        .get(server.url(&format!("/sessions/{id}/screen{query}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{query}");
+    res.text().await.unwrap()
+}
+
+async fn session_bytes(server: &Server, id: &str) -> u64 {
+    server.detail(id).await.info.output_bytes
+}
+
+async fn wait(server: &Server, id: &str, body: Value) -> WaitResult {
+    let res = server
+        .http
+        .post(server.url(&format!("/sessions/{id}/wait")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{body}");
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn wait_for_a_pattern_idle_exit_or_timeout() {
+    let server = Server::start();
+    let session = server
+        .exec("sleep 0.4; echo 'answer: 42'; sleep 0.6; echo done; read x; exit 3")
+        .await;
+    let id = &session.id;
+    let started = Instant::now();
+    let matched = wait(
+        &server,
+        id,
+        json!({"match": "answer: \\d+", "timeout_ms": 10000}),
+    )
+    .await;
+    assert_eq!(matched.condition, "match");
+    assert_eq!(matched.matched.as_deref(), Some("answer: 42"));
+    assert!(!matched.timed_out);
+    assert!(matched.screen.contains("answer: 42"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let timed_out = wait(
+        &server,
+        id,
+        json!({"match": "never-printed", "timeout_ms": 300}),
+    )
+    .await;
+    assert_eq!(
+        (timed_out.condition.as_str(), timed_out.timed_out),
+        ("timeout", true)
+    );
+
+    // Idle: returns once the output has been quiet for the given time.
+    wait(&server, id, json!({"match": "done", "timeout_ms": 10000})).await;
+    let idle = wait(&server, id, json!({"idle_ms": 300, "timeout_ms": 10000})).await;
+    assert_eq!(idle.condition, "idle");
+    assert!(idle.screen.contains("done"), "{}", idle.screen);
+    let detail = server.detail(id).await;
+    assert!(detail.info.idle_ms >= 300);
+
+    // Matching on output after an offset ignores what came before it.
+    let since = idle.offset;
+    let (_, _) = server
+        .post(
+            &format!("/sessions/{id}/input"),
+            json!({"input": "bye", "enter": true}),
+        )
+        .await;
+    let after = wait(
+        &server,
+        id,
+        json!({"match": "answer|bye", "since": since, "timeout_ms": 10000}),
+    )
+    .await;
+    assert_eq!(after.matched.as_deref(), Some("bye"));
+
+    let exit = wait(&server, id, json!({"exit": true, "timeout_ms": 10000})).await;
+    assert_eq!(exit.condition, "exit");
+    assert_eq!(exit.status, SessionStatus::Exited);
+    // A wait on an ended session returns at once.
+    let ended = wait(
+        &server,
+        id,
+        json!({"match": "nothing-more", "timeout_ms": 10000}),
+    )
+    .await;
+    assert_eq!(ended.condition, "exit");
+
+    for (bad, message) in [
+        (json!({}), "one of idle_ms, match or exit"),
+        (json!({"match": "("}), "match"),
+        (json!({"exit": true, "timeout_ms": 99999999}), "timeout_ms"),
+        (json!({"exit": true, "sometime": 1}), "sometime"),
+    ] {
+        let (status, body) = server
+            .post(&format!("/sessions/{id}/wait"), bad.clone())
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            body["error"].as_str().unwrap().contains(message),
+            "{bad}: {body}"
+        );
+    }
+    assert_eq!(
+        server
+            .post("/sessions/nope/wait", json!({"exit": true}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn many_waiters_on_many_sessions_are_all_released() {
+    let server = Server::start_with(&[("MAX_SESSIONS", "60")]);
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let session = server
+            .exec(&format!("read x; echo released-{i}-$x; sleep 30"))
+            .await;
+        ids.push(session.id);
+    }
+    let started = Instant::now();
+    let mut waiters = tokio::task::JoinSet::new();
+    for n in 0..200 {
+        let id = ids[n % 50].clone();
+        let i = n % 50;
+        let client = server.http.clone();
+        let url = server.url(&format!("/sessions/{id}/wait"));
+        waiters.spawn(async move {
+            let res = client
+                .post(url)
+                .json(&json!({"match": format!("released-{i}-go"), "timeout_ms": 60000}))
+                .send()
+                .await
+                .unwrap();
+            res.json::<WaitResult>().await.unwrap()
+        });
+    }
+    // Nothing is released before the output exists.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(waiters.len(), 200);
+    assert!(waiters.try_join_next().is_none());
+    for id in &ids {
+        server
+            .post(
+                &format!("/sessions/{id}/input"),
+                json!({"input": "go", "enter": true}),
+            )
+            .await;
+    }
+    let mut released = 0;
+    while let Some(result) = waiters.join_next().await {
+        let result = result.unwrap();
+        assert_eq!(result.condition, "match", "{result:?}");
+        released += 1;
+    }
+    assert_eq!(released, 200);
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn activity_title_and_bells() {
+    let server = Server::start_with(&[("MONKEYPROOF_BUSY_MS", "400")]);
+    let session = server
+        .exec("printf '\\033]0;my-title\\007'; printf '\\a\\a'; while :; do echo tick; sleep 0.05; done")
+        .await;
+    let busy = server
+        .wait_for(&session.id, "busy", |d| d.info.title == "my-title")
+        .await;
+    assert_eq!(busy.info.bells, 2);
+    assert_eq!(busy.info.activity, monkeyproof::protocol::Activity::Busy);
+    assert!(busy.info.last_output_at.is_some());
+    // Stop the output with Ctrl-C: the session turns idle.
+    server
+        .post(
+            &format!("/sessions/{}/input", session.id),
+            json!({"keys": ["C-c"]}),
+        )
+        .await;
+    let quiet = server
+        .wait_for(&session.id, "idle", |d| {
+            d.info.activity == monkeyproof::protocol::Activity::Idle
+        })
+        .await;
+    assert!(quiet.info.idle_ms >= 400);
+}
