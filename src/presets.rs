@@ -29,6 +29,34 @@ pub struct Preset {
     pub args: Vec<String>,
     #[serde(default)]
     pub description: String,
+    /// How the task reaches the program (interactive presets): `argument` (default) or `typed`.
+    #[serde(default, rename = "taskDelivery")]
+    pub task_delivery: TaskDelivery,
+}
+
+/// How a session's task reaches its program.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskDelivery {
+    /// As the last argument.
+    #[default]
+    Argument,
+    /// Typed in once the program is idle after start: pasted (bracketed when the program asks
+    /// for it), then Enter.
+    Typed,
+}
+
+/// What to run, and how the task gets there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub argv: Vec<String>,
+    pub delivery: TaskDelivery,
+}
+
+impl Preset {
+    fn parts(&self) -> (String, Vec<String>, TaskDelivery) {
+        (self.command.clone(), self.args.clone(), self.task_delivery)
+    }
 }
 
 /// All presets, by name.
@@ -61,6 +89,13 @@ impl Presets {
                 "preset {name}: type must be \"print\" or \"interactive\" and command non-empty"
             ));
         }
+        if let Some((name, _)) = presets.presets.iter().find(|(_, p)| {
+            p.task_delivery == TaskDelivery::Typed && p.kind != SessionKind::Interactive
+        }) {
+            return Err(format!(
+                "preset {name}: taskDelivery \"typed\" is for interactive presets"
+            ));
+        }
         Ok(presets)
     }
 
@@ -76,9 +111,13 @@ impl Presets {
         }
     }
 
-    /// The program and arguments for a session of `kind`; `Err` is a message for a 400.
-    pub fn argv(&self, kind: SessionKind, req: &LaunchRequest) -> Result<Vec<String>, String> {
-        let (program, mut args) = match (kind, req.preset, req.command) {
+    /// What to run for a session of `kind`; `Err` is a message for a 400.
+    pub fn launch(&self, kind: SessionKind, req: &LaunchRequest) -> Result<Launch, String> {
+        let argument = |argv| Launch {
+            argv,
+            delivery: TaskDelivery::Argument,
+        };
+        let (program, mut args, delivery) = match (kind, req.preset, req.command) {
             (SessionKind::Exec, Some(_), _) => {
                 return Err(
                     "preset is only valid for type \"print\" or \"interactive\"; omit \
@@ -87,7 +126,11 @@ impl Presets {
                 );
             }
             (SessionKind::Exec, None, None) => {
-                return Ok(vec!["/bin/sh".into(), "-lc".into(), req.task.into()]);
+                return Ok(argument(vec![
+                    "/bin/sh".into(),
+                    "-lc".into(),
+                    req.task.into(),
+                ]));
             }
             (_, Some(name), _) => {
                 let preset = self.get(name)?;
@@ -98,17 +141,15 @@ impl Presets {
                         kind_name(kind)
                     ));
                 }
-                (preset.command.clone(), preset.args.clone())
+                preset.parts()
             }
-            (_, None, Some(command)) => (command.to_owned(), req.args.to_vec()),
-            (SessionKind::Print, None, None) => {
-                let preset = self.get(DEFAULT_PRINT_PRESET)?;
-                (preset.command.clone(), preset.args.clone())
-            }
-            (SessionKind::Interactive, None, None) => {
-                let preset = self.get(DEFAULT_INTERACTIVE_PRESET)?;
-                (preset.command.clone(), preset.args.clone())
-            }
+            (_, None, Some(command)) => (
+                command.to_owned(),
+                req.args.to_vec(),
+                TaskDelivery::Argument,
+            ),
+            (SessionKind::Print, None, None) => self.get(DEFAULT_PRINT_PRESET)?.parts(),
+            (SessionKind::Interactive, None, None) => self.get(DEFAULT_INTERACTIVE_PRESET)?.parts(),
         };
         if kind != SessionKind::Exec
             && let Some(turns) = req.max_turns
@@ -120,8 +161,10 @@ impl Presets {
         }
         let mut argv = vec![program];
         argv.append(&mut args);
-        argv.push(req.task.to_owned());
-        Ok(argv)
+        if delivery == TaskDelivery::Argument {
+            argv.push(req.task.to_owned());
+        }
+        Ok(Launch { argv, delivery })
     }
 
     fn get(&self, name: &str) -> Result<&Preset, String> {
@@ -149,7 +192,10 @@ mod tests {
     use super::*;
 
     fn argv(kind: SessionKind, req: LaunchRequest) -> Result<Vec<String>, String> {
-        Presets::parse(BUILTIN_PRESETS).unwrap().argv(kind, &req)
+        Presets::parse(BUILTIN_PRESETS)
+            .unwrap()
+            .launch(kind, &req)
+            .map(|launch| launch.argv)
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub struct SessionInfo {
     pub title: String,
     /// How many times the program rang the bell.
     pub bells: u64,
+    /// When the task reached the program: at start as an argument, or when it was typed in
+    /// (presets with `taskDelivery = "typed"`); null until then.
+    pub task_delivered_at: Option<String>,
 }
 
 /// Whether a session is printing.

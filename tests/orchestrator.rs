@@ -414,3 +414,104 @@ async fn activity_title_and_bells() {
         .await;
     assert!(quiet.info.idle_ms >= 400);
 }
+
+#[tokio::test]
+async fn driving_a_full_screen_agent_end_to_end() {
+    let server = Server::start();
+    let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake_agent.py");
+    // An interactive session whose task is a greeting; the real task comes as a paste.
+    let session = server
+        .create(
+            json!({"type": "interactive", "command": "python3", "args": [agent], "task": "hello"}),
+        )
+        .await;
+    let id = &session.id;
+    let first = wait(
+        &server,
+        id,
+        json!({"match": "ANSWER: 1 lines, first='hello'", "timeout_ms": 15000}),
+    )
+    .await;
+    assert_eq!(first.condition, "match");
+
+    let task = "Refactor the parser.\nKeep the tests green.\nReport what changed.";
+    let (status, _) = server
+        .post(
+            &format!("/sessions/{id}/input"),
+            json!({"text": task, "paste": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The spinner means busy; the answer is on the screen once it is idle.
+    let thinking = wait(
+        &server,
+        id,
+        json!({"match": "thinking", "timeout_ms": 15000}),
+    )
+    .await;
+    assert_eq!(thinking.condition, "match");
+    let idle = wait(&server, id, json!({"idle_ms": 500, "timeout_ms": 15000})).await;
+    assert_eq!(idle.condition, "idle");
+    let screen = screen(&server, id, "").await;
+    assert!(
+        screen
+            .contains("ANSWER: 3 lines, first='Refactor the parser.', last='Report what changed.'"),
+        "the paste did not arrive as one message:\n{screen}"
+    );
+    let detail = server.detail(id).await;
+    assert!(detail.screen.alternate_screen);
+
+    server
+        .post(&format!("/sessions/{id}/input"), json!({"keys": ["C-c"]}))
+        .await;
+    let exit = wait(&server, id, json!({"exit": true, "timeout_ms": 15000})).await;
+    assert_eq!(exit.condition, "exit");
+    let ended = server.detail(id).await;
+    assert_eq!(ended.info.exit_code, Some(0));
+    assert!(!ended.screen.alternate_screen);
+}
+
+#[tokio::test]
+async fn a_typed_task_is_pasted_in_once_the_agent_is_idle() {
+    let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake_agent.py");
+    let dir = std::env::temp_dir().join(format!("mp-typed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let presets = dir.join("presets.toml");
+    std::fs::write(
+        &presets,
+        format!(
+            "[presets.fake]\ntype = \"interactive\"\ncommand = \"python3\"\nargs = [\"{agent}\"]\n\
+             taskDelivery = \"typed\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&[("MONKEYPROOF_PRESETS", presets.to_str().unwrap())]);
+    let session = server
+        .create(json!({"type": "interactive", "preset": "fake", "task": "first line\nsecond line"}))
+        .await;
+    // Not in the command line: it is typed in later.
+    assert_eq!(session.command, format!("python3 {agent}"));
+    assert_eq!(session.task_delivered_at, None);
+    let answered = wait(
+        &server,
+        &session.id,
+        json!({"match": "ANSWER: 2 lines, first='first line', last='second line'", "timeout_ms": 20000}),
+    )
+    .await;
+    assert_eq!(answered.condition, "match");
+    assert!(
+        server
+            .detail(&session.id)
+            .await
+            .info
+            .task_delivered_at
+            .is_some()
+    );
+
+    // Argument delivery counts as delivered at start.
+    let plain = server
+        .create(json!({"type": "interactive", "command": "python3", "args": [agent], "task": "x"}))
+        .await;
+    assert!(plain.task_delivered_at.is_some());
+    let _ = std::fs::remove_dir_all(dir);
+}

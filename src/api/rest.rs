@@ -17,7 +17,7 @@ use crate::engine::{
     EngineError, Fired, Session, SessionKind, SessionStatus, SpawnError, SpawnSpec, TermSize,
     WaitFor, parse_key,
 };
-use crate::presets::LaunchRequest;
+use crate::presets::{LaunchRequest, TaskDelivery};
 use crate::protocol::{
     Activity, Banner, CreateSessionRequest, Cursor, Health, InputRequest, InputSent, Killed,
     ListQuery, PresetInfo, ResizeRequest, ScreenQuery, ScreenView, SessionDetail, SessionInfo,
@@ -88,9 +88,9 @@ pub async fn create_session(
         req.rows.unwrap_or(default_size.1),
     )?;
     let args = req.args.unwrap_or_default();
-    let argv = app
+    let launch = app
         .presets
-        .argv(
+        .launch(
             kind,
             &LaunchRequest {
                 task: &task,
@@ -111,7 +111,7 @@ pub async fn create_session(
             "env: invalid variable {key:?}"
         )));
     }
-    if argv.iter().any(|a| a.contains('\0')) {
+    if launch.argv.iter().any(|a| a.contains('\0')) {
         return Err(ApiError::bad_request(
             "task, command and args must not contain NUL",
         ));
@@ -119,7 +119,8 @@ pub async fn create_session(
     let spec = SpawnSpec {
         kind,
         task,
-        argv,
+        argv: launch.argv,
+        task_typed: launch.delivery == TaskDelivery::Typed,
         cwd: resolve_cwd(req.cwd.as_deref())?,
         env: env.into_iter().collect(),
         owner: req.owner.filter(|o| !o.is_empty()),
@@ -140,6 +141,10 @@ pub async fn create_session(
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg)
             }
         })?;
+    if launch.delivery == TaskDelivery::Typed {
+        let session = session.clone();
+        tokio::spawn(async move { session.deliver_task_typed().await });
+    }
     tracing::info!(
         session = %session.id, pid = session.pid, owner = ?session.owner,
         command = %display_command(&session.argv), cwd = %session.cwd.display(),
@@ -508,6 +513,7 @@ pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
         },
         title: snap.title,
         bells: snap.bells,
+        task_delivered_at: snap.task_delivered_at.map(iso_time),
     }
 }
 

@@ -29,11 +29,16 @@ use super::keys::{Key, paste_bytes};
 use super::output::OutputLog;
 use super::process;
 use super::screen::{Screen, ScreenText, TermSize};
+use super::wait::{Fired, WaitFor};
 
 /// How long the waiter lets the reader drain output written just before the program exited.
 const EXIT_DRAIN: Duration = Duration::from_millis(500);
 /// How often a blocked reader wakes to see whether it was told to stop.
 const READER_POLL_MS: u16 = 250;
+/// How long a program must be quiet after start before a typed task is pasted in.
+pub const TASK_DELIVERY_IDLE: Duration = Duration::from_millis(1000);
+/// The longest a typed task waits for that quiet before it is pasted anyway.
+pub const TASK_DELIVERY_LIMIT: Duration = Duration::from_secs(60);
 /// Pause between the separate writes of one input (e.g. text, then Enter).
 const PAUSE_BETWEEN_WRITES: Duration = Duration::from_millis(20);
 /// Size of one PTY read.
@@ -85,6 +90,8 @@ pub struct SpawnSpec {
     pub owner: Option<String>,
     pub labels: Vec<String>,
     pub size: TermSize,
+    /// The task is typed in once the program is idle, rather than passed in `argv`.
+    pub task_typed: bool,
 }
 
 /// Why a session could not be started.
@@ -125,6 +132,7 @@ pub struct Session {
     stop_reading: AtomicBool,
     kill_started: AtomicBool,
     viewers: AtomicUsize,
+    task_delivered_at: Mutex<Option<SystemTime>>,
 }
 
 /// The part of a session that the reader changes, under one lock.
@@ -152,6 +160,7 @@ pub struct SessionSnapshot {
     pub viewers: usize,
     pub title: String,
     pub bells: u64,
+    pub task_delivered_at: Option<SystemTime>,
 }
 
 impl Session {
@@ -258,6 +267,7 @@ impl Session {
             stop_reading: AtomicBool::new(false),
             kill_started: AtomicBool::new(false),
             viewers: AtomicUsize::new(0),
+            task_delivered_at: Mutex::new((!spec.task_typed).then(SystemTime::now)),
         });
 
         let short_id: String = session.id.chars().take(8).collect();
@@ -421,6 +431,10 @@ impl Session {
             viewers: self.viewers.load(Ordering::Relaxed),
             title: state.screen.title().to_owned(),
             bells: state.screen.bells(),
+            task_delivered_at: *self
+                .task_delivered_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
         }
     }
 
@@ -507,6 +521,33 @@ impl Session {
             writes.push(b"\r".to_vec());
         }
         self.write_input(writes).await
+    }
+
+    /// Types the task in once the program has printed nothing for `TASK_DELIVERY_IDLE` (or
+    /// after `TASK_DELIVERY_LIMIT` in any case): pasted, then Enter.
+    pub async fn deliver_task_typed(&self) {
+        let outcome = self
+            .wait(&WaitFor {
+                idle: Some(TASK_DELIVERY_IDLE),
+                pattern: None,
+                since: None,
+                exit: false,
+                timeout: TASK_DELIVERY_LIMIT,
+            })
+            .await;
+        if outcome.fired == Fired::Exit {
+            return;
+        }
+        match self.paste(&self.task, true).await {
+            Ok(()) => {
+                *self
+                    .task_delivered_at
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(SystemTime::now());
+                self.publish();
+            }
+            Err(_) => tracing::warn!(session = %self.id, "the task could not be typed in"),
+        }
     }
 
     /// Resizes the PTY (the program gets SIGWINCH) and the screen model.
