@@ -280,6 +280,8 @@ pub enum RawServerMessage {
     },
     /// A message from the client was refused; the connection stays open.
     Error { error: String },
+    /// An activity event of this session (`busy`, `idle`, `title`, `bell`), as on `/events`.
+    Event { event: Box<SessionEvent> },
 }
 
 /// Raw protocol, client → server (text frames). Input is sent as binary frames.
@@ -332,4 +334,65 @@ pub enum CompatServerMessage {
 pub enum CompatClientMessage {
     Stdin { data: String },
     Resize { cols: i64, rows: i64 },
+}
+
+/// One event of `GET /events` and `GET /sessions/:id/events` (Server-Sent Events: the SSE `id`
+/// and `event` fields are this `id` and `type`; `data` is this JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionEvent {
+    /// Grows by one with every event of the server; resume with `Last-Event-ID`.
+    pub id: u64,
+    pub session: String,
+    /// ISO 8601 UTC with milliseconds.
+    pub at: String,
+    #[serde(flatten)]
+    pub kind: SessionEventKind,
+}
+
+/// What happened, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum SessionEventKind {
+    Created,
+    /// `length` bytes of output from byte `offset`; with `?data=1`, `data` holds them (base64)
+    /// while they are still in memory.
+    Output {
+        offset: u64,
+        length: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+    },
+    Busy,
+    Idle,
+    Title {
+        title: String,
+    },
+    Bell {
+        count: u64,
+    },
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
+    Exit {
+        status: SessionStatus,
+        code: Option<i32>,
+        signal: Option<String>,
+    },
+    Removed,
+    /// Sent first when the events after the requested id are no longer kept: events from
+    /// `oldest` follow. (A client should re-read the sessions it follows.)
+    Reset {
+        oldest: u64,
+    },
+}
+
+/// Query of the event routes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsQuery {
+    /// `1` to include output bytes in `output` events.
+    pub data: Option<String>,
+    /// Resume after this id (for clients that cannot send `Last-Event-ID`).
+    pub last_event_id: Option<String>,
 }

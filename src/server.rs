@@ -27,6 +27,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             interactive_ttl: Duration::from_millis(config.interactive_session_ttl_ms),
             kill_grace: config.kill_grace(),
             env_remove: SECRET_ENV_VARS.iter().map(|s| s.to_string()).collect(),
+            busy_window: Duration::from_millis(config.busy_ms),
         })
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?,
     );
@@ -61,6 +62,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     tracing::info!(data_dir = %data_dir.display(), "transcripts directory");
 
     let purger = engine.start_purger();
+    let monitor = engine.start_activity_monitor();
     let stop_accepting = CancellationToken::new();
     let server = tokio::spawn(
         axum::serve(
@@ -85,6 +87,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         tracing::warn!("shutdown took too long; exiting anyway");
     }
     purger.abort();
+    monitor.abort();
     Ok(())
 }
 

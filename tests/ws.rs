@@ -124,6 +124,7 @@ async fn resume_with_since_has_no_gap_and_no_duplicate() {
         match next_frame(&mut second).await {
             Frame::Bytes(b) => part2.extend_from_slice(&b),
             Frame::Json(msg) if msg["type"] == "exit" => {}
+            Frame::Json(msg) if msg["type"] == "event" => {}
             Frame::Json(msg) => panic!("unexpected {msg}"),
             Frame::Closed(_) => break,
         }
@@ -419,6 +420,7 @@ async fn flow_control_keeps_at_most_a_window_in_flight() {
     {
         match frame {
             Frame::Bytes(b) => received += b.len(),
+            Frame::Json(msg) if msg["type"] == "event" => {}
             Frame::Json(msg) => panic!("unexpected {msg}"),
             Frame::Closed(code) => panic!("closed: {code:?}"),
         }
@@ -470,6 +472,7 @@ async fn a_slow_flow_controlled_client_keeps_up_through_resyncs() {
                 offset = msg["offset"].as_u64().unwrap();
                 redraw_next = true;
             }
+            Frame::Json(msg) if msg["type"] == "event" => {}
             Frame::Json(msg) => panic!("unexpected {msg}"),
             Frame::Bytes(b) => {
                 if redraw_next {
@@ -490,4 +493,36 @@ async fn a_slow_flow_controlled_client_keeps_up_through_resyncs() {
         }
     }
     assert!(resyncs > 0, "a slow client should have been resynced");
+}
+
+#[tokio::test]
+async fn raw_viewers_get_activity_events() {
+    let server = Server::start_with(&[("MONKEYPROOF_BUSY_MS", "200")]);
+    let session = server
+        .exec("read x; printf '\\033]0;ws-title\\007\\a'; echo out; sleep 30")
+        .await;
+    let mut ws = server.raw_ws(&session.id, "").await;
+    next_json(&mut ws).await;
+    send_bytes(&mut ws, b"\r").await;
+    let mut seen = Vec::new();
+    while !(seen.contains(&"title".to_owned())
+        && seen.contains(&"bell".to_owned())
+        && seen.contains(&"idle".to_owned()))
+    {
+        if let Frame::Json(msg) = next_frame(&mut ws).await
+            && msg["type"] == "event"
+        {
+            assert_eq!(msg["event"]["session"], session.id.as_str());
+            if msg["event"]["type"] == "title" {
+                assert_eq!(msg["event"]["title"], "ws-title");
+            }
+            seen.push(msg["event"]["type"].as_str().unwrap().to_owned());
+        }
+    }
+    let busy = seen.iter().position(|t| t == "busy").expect("a busy event");
+    let idle = seen
+        .iter()
+        .position(|t| t == "idle")
+        .expect("an idle event");
+    assert!(busy < idle, "{seen:?}");
 }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod rest;
 pub mod web;
 pub mod ws;
@@ -64,6 +65,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}/screen", get(rest::screen))
         .route("/sessions/{id}/wait", post(rest::wait))
         .route("/sessions/{id}/ws", get(ws::upgrade))
+        .route("/sessions/{id}/events", get(events::of_session))
+        .route("/events", get(events::all))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")

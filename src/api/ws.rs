@@ -20,7 +20,7 @@ use super::AppState;
 use super::auth::offered_subprotocols;
 use super::error::ApiError;
 use super::rest::term_size;
-use crate::engine::{AttachFrom, Session, SessionStatus, Viewer, ViewerEvent};
+use crate::engine::{AttachFrom, Engine, EventKind, Session, SessionStatus, Viewer, ViewerEvent};
 use crate::protocol::{
     CompatClientMessage, CompatServerMessage, FLOW_WINDOW, RAW_SUBPROTOCOL, RawClientMessage,
     RawServerMessage, SessionInfo, WsQuery,
@@ -86,7 +86,7 @@ pub async fn upgrade(
             let info = app.info(&session);
             let mut conn = Connection::new(socket, viewer, flavor, ping_interval);
             let result = tokio::select! {
-                r = conn.run(start, info) => r,
+                r = conn.run(&app.engine, start, info) => r,
                 _ = shutdown.cancelled() => conn.close(close_code::AWAY, "server shutting down").await,
             };
             if let Err(err) = result {
@@ -135,7 +135,12 @@ impl Connection {
             .is_some_and(|acked| self.viewer.offset().saturating_sub(acked) >= FLOW_WINDOW)
     }
 
-    async fn run(&mut self, start: crate::engine::AttachStart, info: SessionInfo) -> ConnResult {
+    async fn run(
+        &mut self,
+        engine: &Engine,
+        start: crate::engine::AttachStart,
+        info: SessionInfo,
+    ) -> ConnResult {
         self.ack_floor = start.offset;
         let session = self.viewer.session().clone();
         match self.flavor {
@@ -171,6 +176,8 @@ impl Connection {
             }
         }
 
+        let mut events = engine.events.subscribe();
+        let mut last_event = engine.events.latest_id();
         let mut ping = tokio::time::interval_at(
             tokio::time::Instant::now() + self.ping_interval,
             self.ping_interval,
@@ -187,6 +194,11 @@ impl Connection {
                     Some(event) => self.send_event(event).await?,
                     None => return self.close(close_code::NORMAL, "session ended").await,
                 },
+                changed = events.changed(), if self.flavor == Flavor::Raw => {
+                    if changed.is_ok() {
+                        last_event = self.forward_events(engine, &session.id, last_event).await?;
+                    }
+                }
                 message = self.stream.next() => {
                     last_heard = Instant::now();
                     match message {
@@ -207,6 +219,30 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Raw only: sends the session's activity events after `after` (busy, idle, title, bell;
+    /// resize and exit have messages of their own); returns the id to continue after.
+    async fn forward_events(
+        &mut self,
+        engine: &Engine,
+        session: &str,
+        after: u64,
+    ) -> Result<u64, String> {
+        let (events, next) = match engine.events.after(after, Some(session), usize::MAX) {
+            Ok(found) => found,
+            Err(missed) => return Ok(missed.oldest - 1),
+        };
+        for event in events.iter().filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::Busy | EventKind::Idle | EventKind::Title(_) | EventKind::Bell { .. }
+            )
+        }) {
+            let event = Box::new(super::events::wire(engine, event, false));
+            self.send_json(&RawServerMessage::Event { event }).await?;
+        }
+        Ok(next)
     }
 
     async fn send_event(&mut self, event: ViewerEvent) -> ConnResult {

@@ -3,6 +3,7 @@
 //! It knows nothing of HTTP. The API layer calls `Engine::spawn`, looks sessions up, and reads
 //! them through `Session`'s methods and `Viewer`s.
 
+mod events;
 mod keys;
 mod output;
 mod process;
@@ -18,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use dashmap::DashMap;
 
+pub use events::{ACTIVITY_TICK, EVENT_RING_CAPACITY, Event, EventBus, EventKind, Missed};
 pub use keys::{Key, SPECIAL_KEY_NAMES, parse_key, paste_bytes};
 pub use output::RING_BYTES_PER_LINE;
 pub use screen::{MAX_DIMENSION, SCREEN_SCROLLBACK_ROWS, ScreenText, TermSize};
@@ -45,6 +47,8 @@ pub struct EngineConfig {
     pub kill_grace: Duration,
     /// Variables of the server's own environment that children must not see (its secrets).
     pub env_remove: Vec<String>,
+    /// A session with output this recently is busy.
+    pub busy_window: Duration,
 }
 
 /// Why a spawn was refused.
@@ -62,6 +66,8 @@ pub enum EngineError {
 pub struct Engine {
     config: EngineConfig,
     sessions: DashMap<String, Arc<Session>>,
+    /// What happens in the sessions, for `/events`.
+    pub events: EventBus,
     /// Makes "count running sessions, then add one" atomic.
     spawn_gate: Mutex<()>,
 }
@@ -73,6 +79,7 @@ impl Engine {
         Ok(Self {
             config,
             sessions: DashMap::new(),
+            events: EventBus::default(),
             spawn_gate: Mutex::new(()),
         })
     }
@@ -100,7 +107,8 @@ impl Engine {
         let ring = self.config.output_buffer_lines.max(1) * RING_BYTES_PER_LINE;
         let session = Session::spawn(id.clone(), spec, transcript, ring, &self.config.env_remove)
             .map_err(EngineError::Spawn)?;
-        self.sessions.insert(id, session.clone());
+        self.sessions.insert(id.clone(), session.clone());
+        self.events.publish(&id, EventKind::Created);
         Ok(session)
     }
 
@@ -157,6 +165,7 @@ impl Engine {
             {
                 tracing::warn!(%err, path = %path.display(), "cannot remove transcript");
             }
+            self.events.publish(&session.id, EventKind::Removed);
             tracing::info!(session = %session.id, "session expired and removed");
         }
     }
@@ -175,6 +184,31 @@ impl Engine {
                     break;
                 };
                 engine.purge_expired();
+            }
+        })
+    }
+
+    /// Publishes what changed in every session every `ACTIVITY_TICK` (output, busy/idle, title,
+    /// bell, resize, exit), until the returned task is aborted or the engine dropped.
+    pub fn start_activity_monitor(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut reported = events::ReportedSessions::new();
+            let mut tick = tokio::time::interval(ACTIVITY_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(engine) = engine.upgrade() else {
+                    break;
+                };
+                let sessions = engine.list();
+                reported.retain(|id, _| engine.sessions.contains_key(id));
+                for session in &sessions {
+                    let entry = reported.entry(session.id.clone()).or_default();
+                    engine
+                        .events
+                        .report_changes(session, entry, engine.config.busy_window);
+                }
             }
         })
     }

@@ -466,6 +466,12 @@ impl Session {
         (state.screen.ansi(), state.log.total())
     }
 
+    /// `length` bytes of output from `offset`, if they are still in memory.
+    pub fn output_range(&self, offset: u64, length: u64) -> Option<Vec<u8>> {
+        let bytes = self.lock_state().log.read_from(offset, length as usize)?;
+        (bytes.len() as u64 == length).then_some(bytes)
+    }
+
     /// The recent output still in memory, and the offset it starts at.
     pub fn recent_output(&self) -> (u64, Vec<u8>) {
         self.lock_state().log.recent()

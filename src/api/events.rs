@@ -1,0 +1,176 @@
+//! `GET /events` and `GET /sessions/:id/events`: the engine's event feed as Server-Sent Events,
+//! resumable with `Last-Event-ID`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use futures_util::Stream;
+use futures_util::stream::{self, StreamExt};
+
+use super::AppState;
+use super::error::ApiError;
+use super::rest::iso_time;
+use crate::engine::{Engine, Event, EventKind};
+use crate::protocol::{EventsQuery, SessionEvent, SessionEventKind};
+
+/// Events sent in one go before looking again.
+const BATCH: usize = 256;
+
+pub async fn all(
+    State(app): State<AppState>,
+    Query(query): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    feed(app, None, query, &headers)
+}
+
+pub async fn of_session(
+    State(app): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    Query(query): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match app.session(&id) {
+        Ok(_) => feed(app, Some(id), query, &headers),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn feed(
+    app: AppState,
+    session: Option<String>,
+    query: EventsQuery,
+    headers: &HeaderMap,
+) -> Response {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(query.last_event_id);
+    let after = match resume.as_deref() {
+        None | Some("") => app.engine.events.latest_id(),
+        Some(id) => match id.parse::<u64>() {
+            Ok(id) => id,
+            Err(_) => {
+                return ApiError::bad_request("Last-Event-ID must be an event id").into_response();
+            }
+        },
+    };
+    let with_data = matches!(query.data.as_deref(), Some("1" | "true"));
+    let stream = events_after(app.engine.clone(), session, after, with_data)
+        .take_until(app.shutdown.clone().cancelled_owned());
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// The events after `after`, then live ones as they come.
+fn events_after(
+    engine: Arc<Engine>,
+    session: Option<String>,
+    after: u64,
+    with_data: bool,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let changes = engine.events.subscribe();
+    stream::unfold(
+        (engine, changes, after),
+        move |(engine, mut changes, mut after)| {
+            let session = session.clone();
+            async move {
+                loop {
+                    changes.borrow_and_update();
+                    let (batch, scanned_to) =
+                        match engine.events.after(after, session.as_deref(), BATCH) {
+                            Ok(found) => found,
+                            Err(missed) => {
+                                after = missed.oldest - 1;
+                                let reset = SessionEvent {
+                                    id: after,
+                                    session: session.clone().unwrap_or_default(),
+                                    at: iso_time(std::time::SystemTime::now()),
+                                    kind: SessionEventKind::Reset {
+                                        oldest: missed.oldest,
+                                    },
+                                };
+                                return Some((vec![Ok(to_sse(&reset))], (engine, changes, after)));
+                            }
+                        };
+                    if !batch.is_empty() {
+                        let items = batch
+                            .iter()
+                            .map(|e| Ok(to_sse(&wire(&engine, e, with_data))))
+                            .collect();
+                        return Some((items, (engine, changes, scanned_to)));
+                    }
+                    after = scanned_to;
+                    if changes.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        },
+    )
+    .flat_map(stream::iter)
+}
+
+/// An engine event as the wire shows it.
+pub(crate) fn wire(engine: &Engine, event: &Event, with_data: bool) -> SessionEvent {
+    let kind = match &event.kind {
+        EventKind::Created => SessionEventKind::Created,
+        EventKind::Output { offset, length } => SessionEventKind::Output {
+            offset: *offset,
+            length: *length,
+            data: with_data
+                .then(|| output_bytes(engine, &event.session, *offset, *length))
+                .flatten(),
+        },
+        EventKind::Busy => SessionEventKind::Busy,
+        EventKind::Idle => SessionEventKind::Idle,
+        EventKind::Title(title) => SessionEventKind::Title {
+            title: title.clone(),
+        },
+        EventKind::Bell { count } => SessionEventKind::Bell { count: *count },
+        EventKind::Resize(size) => SessionEventKind::Resize {
+            cols: size.cols,
+            rows: size.rows,
+        },
+        EventKind::Exit {
+            status,
+            code,
+            signal,
+        } => SessionEventKind::Exit {
+            status: *status,
+            code: *code,
+            signal: signal.clone(),
+        },
+        EventKind::Removed => SessionEventKind::Removed,
+    };
+    SessionEvent {
+        id: event.id,
+        session: event.session.clone(),
+        at: iso_time(event.at),
+        kind,
+    }
+}
+
+/// The bytes of an output event, base64, while they are still in memory.
+fn output_bytes(engine: &Engine, session: &str, offset: u64, length: u64) -> Option<String> {
+    let bytes = engine.get(session)?.output_range(offset, length)?;
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn to_sse(event: &SessionEvent) -> SseEvent {
+    let name = serde_json::to_value(&event.kind)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    SseEvent::default()
+        .id(event.id.to_string())
+        .event(name)
+        .data(serde_json::to_string(event).unwrap_or_default())
+}

@@ -1,0 +1,246 @@
+//! The event feed: what happens in sessions (created, output, busy/idle, title, bell, resize,
+//! exit, removed), each event with an id that only grows, kept in a bounded ring so a subscriber
+//! can resume after the last id it saw.
+//!
+//! Sessions do not publish events themselves: the engine's activity monitor compares each
+//! session with what it last reported, every `ACTIVITY_TICK`. That keeps the reader thread free
+//! of bookkeeping and coalesces a flood's output into one event per tick.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use super::screen::TermSize;
+use super::session::{Session, SessionStatus};
+
+/// Events kept for resuming subscribers.
+pub const EVENT_RING_CAPACITY: usize = 10_000;
+/// How often the activity monitor looks at the sessions.
+pub const ACTIVITY_TICK: Duration = Duration::from_millis(100);
+
+/// One thing that happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: u64,
+    pub session: String,
+    pub at: SystemTime,
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    Created,
+    /// `length` bytes of output from `offset`.
+    Output {
+        offset: u64,
+        length: u64,
+    },
+    Busy,
+    Idle,
+    Title(String),
+    /// The bell rang; `count` is the session's total.
+    Bell {
+        count: u64,
+    },
+    Resize(TermSize),
+    Exit {
+        status: SessionStatus,
+        code: Option<i32>,
+        signal: Option<String>,
+    },
+    /// The record expired and is gone.
+    Removed,
+}
+
+/// The events a subscriber asked for are partly gone from the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Missed {
+    /// The oldest id still kept.
+    pub oldest: u64,
+}
+
+/// The ring of recent events and a wake-up for subscribers.
+pub struct EventBus {
+    ring: Mutex<Ring>,
+    latest: watch::Sender<u64>,
+}
+
+struct Ring {
+    events: VecDeque<Event>,
+    next_id: u64,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self {
+            ring: Mutex::new(Ring {
+                events: VecDeque::new(),
+                next_id: 1,
+            }),
+            latest: watch::channel(0).0,
+        }
+    }
+}
+
+impl EventBus {
+    /// Records an event and wakes subscribers.
+    pub fn publish(&self, session: &str, kind: EventKind) {
+        let id = {
+            let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+            let id = ring.next_id;
+            ring.next_id += 1;
+            if ring.events.len() == EVENT_RING_CAPACITY {
+                ring.events.pop_front();
+            }
+            ring.events.push_back(Event {
+                id,
+                session: session.to_owned(),
+                at: SystemTime::now(),
+                kind,
+            });
+            id
+        };
+        self.latest.send_replace(id);
+    }
+
+    /// A receiver woken after every publish.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+
+    /// The id of the newest event (0 before any).
+    pub fn latest_id(&self) -> u64 {
+        *self.latest.borrow()
+    }
+
+    /// Up to `max` events after `after` (of one session, if given) and the id to continue after,
+    /// or `Missed` when events after `after` are no longer kept.
+    pub fn after(
+        &self,
+        after: u64,
+        session: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<Event>, u64), Missed> {
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = ring.events.front().map_or(ring.next_id, |e| e.id);
+        if after + 1 < oldest {
+            return Err(Missed { oldest });
+        }
+        let skip = (after + 1 - oldest) as usize;
+        let mut events = Vec::new();
+        let mut scanned_to = after;
+        for event in ring.events.iter().skip(skip) {
+            if events.len() == max {
+                break;
+            }
+            scanned_to = event.id;
+            if session.is_none_or(|s| event.session == s) {
+                events.push(event.clone());
+            }
+        }
+        Ok((events, scanned_to))
+    }
+}
+
+/// What the monitor last reported of one session.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Reported {
+    offset: u64,
+    busy: bool,
+    title: String,
+    bells: u64,
+    size: Option<TermSize>,
+    ended: bool,
+}
+
+impl EventBus {
+    /// Publishes what changed in `session` since `reported`, and updates it.
+    pub(crate) fn report_changes(
+        &self,
+        session: &Session,
+        reported: &mut Reported,
+        busy_window: Duration,
+    ) {
+        let snap = session.snapshot();
+        let id = &session.id;
+        if snap.output_bytes > reported.offset {
+            self.publish(
+                id,
+                EventKind::Output {
+                    offset: reported.offset,
+                    length: snap.output_bytes - reported.offset,
+                },
+            );
+            reported.offset = snap.output_bytes;
+        }
+        let quiet_for = SystemTime::now()
+            .duration_since(snap.last_output_at.unwrap_or(session.created_at))
+            .unwrap_or_default();
+        let busy = snap.last_output_at.is_some() && quiet_for < busy_window;
+        if busy != reported.busy {
+            self.publish(
+                id,
+                if busy {
+                    EventKind::Busy
+                } else {
+                    EventKind::Idle
+                },
+            );
+            reported.busy = busy;
+        }
+        if snap.title != reported.title {
+            self.publish(id, EventKind::Title(snap.title.clone()));
+            reported.title = snap.title;
+        }
+        if snap.bells > reported.bells {
+            self.publish(id, EventKind::Bell { count: snap.bells });
+            reported.bells = snap.bells;
+        }
+        if reported.size.is_some_and(|s| s != snap.size) {
+            self.publish(id, EventKind::Resize(snap.size));
+        }
+        reported.size = Some(snap.size);
+        if let Some(exit) = snap.exit.filter(|_| !reported.ended) {
+            self.publish(
+                id,
+                EventKind::Exit {
+                    status: snap.status,
+                    code: exit.code,
+                    signal: exit.signal,
+                },
+            );
+            reported.ended = true;
+        }
+    }
+}
+
+/// The monitor's memory of every session, by id.
+pub(crate) type ReportedSessions = HashMap<String, Reported>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_grow_and_old_events_are_missed() {
+        let bus = EventBus::default();
+        for _ in 0..EVENT_RING_CAPACITY + 5 {
+            bus.publish("a", EventKind::Busy);
+        }
+        bus.publish("b", EventKind::Created);
+        let latest = bus.latest_id();
+        assert_eq!(latest, EVENT_RING_CAPACITY as u64 + 6);
+        assert_eq!(bus.after(0, None, 10), Err(Missed { oldest: 7 }));
+        let (first, next) = bus.after(6, None, 3).unwrap();
+        assert_eq!(first.iter().map(|e| e.id).collect::<Vec<_>>(), [7, 8, 9]);
+        assert_eq!(next, 9);
+        let (only_b, next) = bus.after(6, Some("b"), 100_000).unwrap();
+        assert_eq!(only_b.len(), 1);
+        assert_eq!(only_b[0].kind, EventKind::Created);
+        assert_eq!(next, latest);
+        assert_eq!(bus.after(latest, None, 10).unwrap(), (Vec::new(), latest));
+    }
+}

@@ -1,0 +1,207 @@
+//! Server-Sent Events: the event feed of all sessions and of one, resumable with Last-Event-ID.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::*;
+use futures_util::StreamExt;
+use monkeyproof::protocol::SessionEvent;
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// A Server-Sent Events reader over a streaming response.
+struct Sse {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl Sse {
+    async fn open(server: &Server, path: &str, last_event_id: Option<u64>) -> Sse {
+        let mut req = server.http.get(server.url(path));
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        Sse {
+            body: Box::pin(res.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (keep-alive comments skipped); checks the SSE id and name match the data.
+    async fn next(&mut self) -> SessionEvent {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(|v| v.trim_start().to_owned())
+                };
+                let Some(data) = field("data:") else { continue };
+                let event: SessionEvent = serde_json::from_str(&data).unwrap();
+                assert_eq!(field("id:").unwrap(), event.id.to_string());
+                let kind = serde_json::to_value(&event.kind).unwrap()["type"].clone();
+                assert_eq!(field("event:").unwrap(), kind.as_str().unwrap());
+                return event;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+                .await
+                .expect("no event within 10 s")
+                .expect("stream ended")
+                .unwrap();
+            self.buffer
+                .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+        }
+    }
+
+    /// Events until one of `session` has type `kind` (that one included).
+    async fn until(&mut self, session: &str, kind: &str) -> Vec<SessionEvent> {
+        let mut events = Vec::new();
+        loop {
+            let event = self.next().await;
+            let done = event.session == session && type_of(&event) == kind;
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+}
+
+fn type_of(event: &SessionEvent) -> String {
+    serde_json::to_value(&event.kind).unwrap()["type"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_feed_reports_a_sessions_life_in_order() {
+    let server = Server::start_with(&[("MONKEYPROOF_BUSY_MS", "200"), ("SESSION_TTL_MS", "600")]);
+    let mut feed = Sse::open(&server, "/events?data=1", None).await;
+    let session = server
+        .exec("printf '\\033]0;the-title\\007'; echo hello-events; printf '\\a'; sleep 0.6; exit 4")
+        .await;
+    let events = feed.until(&session.id, "removed").await;
+    let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids must grow: {ids:?}"
+    );
+    let mine: Vec<&SessionEvent> = events.iter().filter(|e| e.session == session.id).collect();
+    let kinds: Vec<String> = mine.iter().map(|e| type_of(e)).collect();
+    let position = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| x == k)
+            .unwrap_or_else(|| panic!("no {k} in {kinds:?}"))
+    };
+    assert_eq!(position("created"), 0);
+    assert!(position("output") < position("exit"));
+    assert!(position("busy") < position("idle"), "{kinds:?}");
+    position("title");
+    position("bell");
+    assert!(position("exit") < position("removed"));
+
+    let value = |e: &SessionEvent| serde_json::to_value(&e.kind).unwrap();
+    let title = mine.iter().find(|e| type_of(e) == "title").unwrap();
+    assert_eq!(value(title)["title"], "the-title");
+    let exit = mine.iter().find(|e| type_of(e) == "exit").unwrap();
+    assert_eq!(value(exit)["code"], 4);
+    assert_eq!(value(exit)["status"], "exited");
+    // Output events tile the output without gap or overlap, and carry the bytes when asked.
+    let mut expected_offset = 0;
+    let mut bytes = Vec::new();
+    for output in mine.iter().filter(|e| type_of(e) == "output") {
+        let v = value(output);
+        assert_eq!(v["offset"], expected_offset);
+        expected_offset += v["length"].as_u64().unwrap();
+        bytes.extend(
+            base64::engine::general_purpose::STANDARD
+                .decode(v["data"].as_str().unwrap())
+                .unwrap(),
+        );
+    }
+    assert!(contains(&bytes, "hello-events\r\n"));
+    assert_eq!(expected_offset, bytes.len() as u64);
+}
+
+#[tokio::test]
+async fn a_session_feed_resumes_after_last_event_id() {
+    let server = Server::start();
+    let session = server
+        .exec("stty size; read x; echo second; sleep 30")
+        .await;
+    let path = format!("/sessions/{}/events", session.id);
+    let mut feed = Sse::open(&server, &path, Some(0)).await;
+    let created = feed.next().await;
+    assert_eq!(type_of(&created), "created");
+    let first_output = feed.until(&session.id, "output").await;
+    let resume_after = first_output.last().unwrap().id;
+
+    server
+        .post(
+            &format!("/sessions/{}/resize", session.id),
+            json!({"cols": 100, "rows": 30}),
+        )
+        .await;
+    server
+        .post(
+            &format!("/sessions/{}/input", session.id),
+            json!({"input": "go", "enter": true}),
+        )
+        .await;
+    let resize = feed.until(&session.id, "resize").await;
+    let resize_event = resize.last().unwrap().clone();
+    assert_eq!(
+        serde_json::to_value(&resize_event.kind).unwrap()["cols"],
+        100
+    );
+    drop(feed);
+
+    // Reconnecting with Last-Event-ID gets exactly what followed, nothing before it.
+    let mut resumed = Sse::open(&server, &path, Some(resume_after)).await;
+    let again = resumed.until(&session.id, "resize").await;
+    assert!(
+        again
+            .iter()
+            .all(|e| e.id > resume_after && e.session == session.id)
+    );
+    assert_eq!(again.last().unwrap(), &resize_event);
+    assert_eq!(
+        again,
+        resize
+            .into_iter()
+            .filter(|e| e.id > resume_after)
+            .collect::<Vec<_>>()
+    );
+
+    // Only this session's events.
+    server.exec("echo other").await;
+    server
+        .post(
+            &format!("/sessions/{}/input", session.id),
+            json!({"keys": ["x"]}),
+        )
+        .await;
+    let next = resumed.until(&session.id, "output").await;
+    assert!(next.iter().all(|e| e.session == session.id));
+
+    let (status, body) = server.get(&format!("{path}?lastEventId=abc")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        server.get("/sessions/nope/events").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
