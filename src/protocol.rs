@@ -5,6 +5,7 @@
 //! monkeyproof's (camelCase), so its clients keep working.
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 pub use crate::engine::{SessionKind, SessionStatus};
 
@@ -17,13 +18,13 @@ pub const RAW_SUBPROTOCOL: &str = "monkeyproof.tty.v1";
 pub const TOKEN_SUBPROTOCOL_PREFIX: &str = "monkeyproof.token.";
 
 /// Every error body: `{"error": "..."}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
 }
 
 /// `GET /`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Banner {
     pub name: String,
     pub version: String,
@@ -33,13 +34,13 @@ pub struct Banner {
 }
 
 /// `GET /health`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub ok: bool,
 }
 
 /// `POST /sessions`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSessionRequest {
     pub task: Option<String>,
@@ -59,7 +60,7 @@ pub struct CreateSessionRequest {
 }
 
 /// A session as listed and returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
     pub id: String,
@@ -102,7 +103,7 @@ pub struct SessionInfo {
 }
 
 /// Whether a session is printing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Activity {
     Busy,
@@ -110,7 +111,7 @@ pub enum Activity {
 }
 
 /// `GET /sessions/:id`: the session plus what is on its screen.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionDetail {
     #[serde(flatten)]
@@ -122,7 +123,7 @@ pub struct SessionDetail {
 }
 
 /// The vt100 screen.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScreenView {
     pub cols: u16,
@@ -140,7 +141,8 @@ pub struct ScreenView {
 }
 
 /// Query of `GET /sessions/:id/screen`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ScreenQuery {
     /// `text` (default), `ansi` or `json`.
     pub format: Option<String>,
@@ -149,7 +151,7 @@ pub struct ScreenQuery {
 }
 
 /// `POST /sessions/:id/wait`: any condition that holds ends the wait.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitRequest {
     /// No output for this many milliseconds.
@@ -169,7 +171,7 @@ pub struct WaitRequest {
 }
 
 /// How a wait ended.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WaitResult {
     /// `idle`, `match`, `exit` or `timeout`.
@@ -186,14 +188,15 @@ pub struct WaitResult {
 }
 
 /// A zero-based cursor position.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 pub struct Cursor {
     pub row: u16,
     pub col: u16,
 }
 
 /// `GET /sessions` query.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub owner: Option<String>,
     pub label: Option<String>,
@@ -201,7 +204,7 @@ pub struct ListQuery {
 }
 
 /// `POST /sessions/:id/input`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InputRequest {
     /// Text to type as it is.
@@ -216,13 +219,13 @@ pub struct InputRequest {
 }
 
 /// `{"sent": true}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InputSent {
     pub sent: bool,
 }
 
 /// `POST /sessions/:id/resize`, and the resize control message of both WebSocket protocols.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResizeRequest {
     pub cols: i64,
@@ -230,13 +233,13 @@ pub struct ResizeRequest {
 }
 
 /// `{"killed": true}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Killed {
     pub killed: bool,
 }
 
 /// A preset as listed by `GET /presets`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PresetInfo {
     pub name: String,
     #[serde(rename = "type")]
@@ -247,15 +250,19 @@ pub struct PresetInfo {
 }
 
 /// Query of `GET /sessions/:id/ws`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
     pub token: Option<String>,
     /// Raw protocol: resume after this output offset.
     pub since: Option<String>,
+    /// Raw protocol: `1` turns flow control on from the first byte (otherwise the first `ack`
+    /// does).
+    pub flow: Option<String>,
 }
 
 /// Raw protocol, server → client (text frames).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum RawServerMessage {
     /// First message. Binary frames that follow carry output starting at `offset`; when
@@ -285,7 +292,7 @@ pub enum RawServerMessage {
 }
 
 /// Raw protocol, client → server (text frames). Input is sent as binary frames.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum RawClientMessage {
     Resize {
@@ -304,7 +311,7 @@ pub enum RawClientMessage {
 pub const FLOW_WINDOW: u64 = 256 * 1024;
 
 /// Compat protocol (no subprotocol), server → client, all text frames.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum CompatServerMessage {
     /// First message: the output still in memory.
@@ -329,7 +336,7 @@ pub enum CompatServerMessage {
 }
 
 /// Compat protocol, client → server.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum CompatClientMessage {
     Stdin { data: String },
@@ -338,7 +345,7 @@ pub enum CompatClientMessage {
 
 /// One event of `GET /events` and `GET /sessions/:id/events` (Server-Sent Events: the SSE `id`
 /// and `event` fields are this `id` and `type`; `data` is this JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SessionEvent {
     /// Grows by one with every event of the server; resume with `Last-Event-ID`.
     pub id: u64,
@@ -350,7 +357,7 @@ pub struct SessionEvent {
 }
 
 /// What happened, tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum SessionEventKind {
     Created,
@@ -388,7 +395,8 @@ pub enum SessionEventKind {
 }
 
 /// Query of the event routes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsQuery {
     /// `1` to include output bytes in `output` events.

@@ -634,3 +634,73 @@ async fn raw_post_headers(server: &Server, path: &str, length: usize) -> (u16, S
     let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, text)
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_resolves() {
+    let server = Server::start();
+    let res = reqwest::get(server.url("/openapi.json")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let (status, doc) = server.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["info"]["title"], "monkeyproof");
+    let routes = [
+        ("get", "/"),
+        ("get", "/health"),
+        ("get", "/assets/{name}"),
+        ("get", "/openapi.json"),
+        ("get", "/presets"),
+        ("get", "/sessions"),
+        ("post", "/sessions"),
+        ("get", "/sessions/{id}"),
+        ("delete", "/sessions/{id}"),
+        ("post", "/sessions/{id}/input"),
+        ("post", "/sessions/{id}/resize"),
+        ("get", "/sessions/{id}/transcript"),
+        ("get", "/sessions/{id}/screen"),
+        ("post", "/sessions/{id}/wait"),
+        ("get", "/sessions/{id}/ws"),
+        ("get", "/sessions/{id}/events"),
+        ("get", "/events"),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    let listed: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        listed,
+        routes.len(),
+        "{:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
+    for (method, path) in routes {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is missing");
+        assert!(
+            op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+            "{method} {path}"
+        );
+    }
+    // Public routes say so; the rest use the bearer scheme.
+    assert_eq!(doc["paths"]["/health"]["get"]["security"], json!([{}]));
+    assert_eq!(doc["security"], json!([{"bearer": []}]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    // Every reference resolves.
+    let text = doc.to_string();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "SessionInfo",
+        "SessionDetail",
+        "CreateSessionRequest",
+        "WaitResult",
+        "SessionEvent",
+        "ErrorBody",
+    ] {
+        assert!(schemas.contains_key(name), "schema {name} missing");
+    }
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = &reference[..reference.find('"').unwrap()];
+        assert!(schemas.contains_key(name), "dangling $ref to {name}");
+    }
+}

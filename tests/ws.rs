@@ -408,9 +408,9 @@ async fn flow_control_keeps_at_most_a_window_in_flight() {
     let session = server
         .exec("sleep 0.3; yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c 5000000; echo; echo FLOW-END; sleep 30")
         .await;
-    let mut ws = server.raw_ws(&session.id, "?since=0").await;
+    // Flow control from the first byte.
+    let mut ws = server.raw_ws(&session.id, "?since=0&flow=1").await;
     assert_eq!(next_json(&mut ws).await["type"], "hello");
-    send_json(&mut ws, json!({"type": "ack", "offset": 0})).await;
     server.wait_for_screen(&session.id, "FLOW-END").await;
 
     // Without further acks the server stops after one window (plus at most one chunk).

@@ -17,8 +17,10 @@ use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::engine::Engine;
 use crate::presets::Presets;
@@ -44,29 +46,69 @@ pub struct AppState {
     pub shutdown: CancellationToken,
 }
 
-/// All routes, behind the token check (but `/health`).
+/// Every route, each with its OpenAPI description: the router and `/openapi.json` are built from
+/// this one list, so the document covers every route.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(web::index))
+        .routes(routes!(web::asset))
+        .routes(routes!(rest::health))
+        .routes(routes!(openapi_json))
+        .routes(routes!(rest::presets))
+        .routes(routes!(rest::list_sessions, rest::create_session))
+        .routes(routes!(rest::get_session, rest::delete_session))
+        .routes(routes!(rest::send_input))
+        .routes(routes!(rest::resize))
+        .routes(routes!(rest::transcript))
+        .routes(routes!(rest::screen))
+        .routes(routes!(rest::wait))
+        .routes(routes!(ws::upgrade))
+        .routes(routes!(events::of_session))
+        .routes(routes!(events::all))
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// `GET /openapi.json`.
+#[utoipa::path(get, path = "/openapi.json", tag = "server", responses((status = 200, description = "This document (OpenAPI 3.1)"), (status = 401, body = crate::protocol::ErrorBody)))]
+async fn openapi_json() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let json = DOCUMENT.get_or_init(|| openapi_document().to_json().unwrap_or_default());
+    ([(header::CONTENT_TYPE, "application/json")], json.as_str()).into_response()
+}
+
+/// The document's frame: title, version, and bearer authentication on every route but those that
+/// say `security(())`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "monkeyproof", description = "Real terminal sessions as a network service."),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+    }
+}
+
+/// All routes, behind the token check (but the public ones) and the security headers.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(web::index))
-        .route("/assets/{name}", get(web::asset))
-        .route("/health", get(rest::health))
-        .route("/presets", get(rest::presets))
-        .route(
-            "/sessions",
-            get(rest::list_sessions).post(rest::create_session),
-        )
-        .route(
-            "/sessions/{id}",
-            get(rest::get_session).delete(rest::delete_session),
-        )
-        .route("/sessions/{id}/input", post(rest::send_input))
-        .route("/sessions/{id}/resize", post(rest::resize))
-        .route("/sessions/{id}/transcript", get(rest::transcript))
-        .route("/sessions/{id}/screen", get(rest::screen))
-        .route("/sessions/{id}/wait", post(rest::wait))
-        .route("/sessions/{id}/ws", get(ws::upgrade))
-        .route("/sessions/{id}/events", get(events::of_session))
-        .route("/events", get(events::all))
+    let (router, _) = routes().split_for_parts();
+    router
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")

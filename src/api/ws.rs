@@ -22,8 +22,8 @@ use super::error::ApiError;
 use super::rest::term_size;
 use crate::engine::{AttachFrom, Engine, EventKind, Session, SessionStatus, Viewer, ViewerEvent};
 use crate::protocol::{
-    CompatClientMessage, CompatServerMessage, FLOW_WINDOW, RAW_SUBPROTOCOL, RawClientMessage,
-    RawServerMessage, SessionInfo, WsQuery,
+    CompatClientMessage, CompatServerMessage, ErrorBody, FLOW_WINDOW, RAW_SUBPROTOCOL,
+    RawClientMessage, RawServerMessage, SessionInfo, WsQuery,
 };
 
 /// Largest message or frame accepted from a client.
@@ -38,6 +38,7 @@ enum Flavor {
     Compat,
 }
 
+#[utoipa::path(get, path = "/sessions/{id}/ws", tag = "sessions", params(("id" = String, Path, description = "Session id"), WsQuery), responses((status = 101, description = "WebSocket: raw protocol with subprotocol monkeyproof.tty.v1 (RawServerMessage / RawClientMessage), else the compat protocol (CompatServerMessage / CompatClientMessage)"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "Origin not allowed", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn upgrade(
     State(app): State<AppState>,
     UrlPath(id): UrlPath<String>,
@@ -75,6 +76,8 @@ pub async fn upgrade(
             }
         },
     };
+    let flow_from_start =
+        flavor == Flavor::Raw && matches!(query.flow.as_deref(), Some("1" | "true"));
     let shutdown = app.shutdown.clone();
     let ping_interval = app.ws_ping_interval;
     let app = app.clone();
@@ -86,7 +89,7 @@ pub async fn upgrade(
             let info = app.info(&session);
             let mut conn = Connection::new(socket, viewer, flavor, ping_interval);
             let result = tokio::select! {
-                r = conn.run(&app.engine, start, info) => r,
+                r = conn.run(&app.engine, start, info, flow_from_start) => r,
                 _ = shutdown.cancelled() => conn.close(close_code::AWAY, "server shutting down").await,
             };
             if let Err(err) = result {
@@ -140,8 +143,12 @@ impl Connection {
         engine: &Engine,
         start: crate::engine::AttachStart,
         info: SessionInfo,
+        flow_from_start: bool,
     ) -> ConnResult {
         self.ack_floor = start.offset;
+        if flow_from_start {
+            self.acked = Some(start.offset);
+        }
         let session = self.viewer.session().clone();
         match self.flavor {
             Flavor::Raw => {

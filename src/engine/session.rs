@@ -45,7 +45,7 @@ const PAUSE_BETWEEN_WRITES: Duration = Duration::from_millis(20);
 const READ_CHUNK: usize = 32 * 1024;
 
 /// What kind of session this is; decides defaults (size, TTL, Enter after input).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionKind {
     /// A shell command (`/bin/sh -lc TASK`) or an explicit program.
@@ -57,7 +57,7 @@ pub enum SessionKind {
 }
 
 /// Where a session is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionStatus {
     Running,

@@ -204,7 +204,7 @@ class AttachedTerminal {
     const protocols = subprotocols(token);
     this.ws = protocols
       ? new WebSocket(url + this.stream.resumeQuery(), protocols)
-      : new WebSocket(url + (this.stream.resumeQuery() || '?') + `&token=${encodeURIComponent(token)}`);
+      : new WebSocket(`${url}${this.stream.resumeQuery()}&token=${encodeURIComponent(token)}`);
     this.ws.binaryType = 'arraybuffer';
     this.setState('connecting…');
     this.ws.onmessage = (event) => this.receive(event.data);

@@ -70,9 +70,9 @@ export class OutputStream {
     return { type: 'ack', offset: end };
   }
 
-  /** The query string to reconnect with. */
+  /** The query string to connect with: flow control on, and where to resume. */
   resumeQuery() {
-    return this.offset === null ? '' : `?since=${this.offset}`;
+    return this.offset === null ? '?flow=1' : `?flow=1&since=${this.offset}`;
   }
 }
 

@@ -5,12 +5,12 @@ import { Backoff, OutputStream, subprotocols, tokenFromHash } from '../src/strea
 
 test('offsets count output frames but not redraws', () => {
   const s = new OutputStream();
-  assert.equal(s.resumeQuery(), '');
+  assert.equal(s.resumeQuery(), '?flow=1');
   assert.deepEqual(s.control({ type: 'hello', offset: 100, snapshot: true }), { reset: true });
   assert.deepEqual(s.bytes(5000), { redraw: true, end: 100 });
   assert.deepEqual(s.bytes(10), { redraw: false, end: 110 });
   assert.deepEqual(s.bytes(5), { redraw: false, end: 115 });
-  assert.equal(s.resumeQuery(), '?since=115');
+  assert.equal(s.resumeQuery(), '?flow=1&since=115');
 });
 
 test('resuming without snapshot counts from the first frame', () => {
@@ -26,7 +26,7 @@ test('a resync jumps to its offset and the next frame is a redraw', () => {
   assert.deepEqual(s.control({ type: 'resync', missed: 10, offset: 9000 }), { reset: true });
   assert.deepEqual(s.bytes(777), { redraw: true, end: 9000 });
   assert.deepEqual(s.bytes(1), { redraw: false, end: 9001 });
-  assert.equal(s.resumeQuery(), '?since=9001');
+  assert.equal(s.resumeQuery(), '?flow=1&since=9001');
 });
 
 test('acks are sent once per new consumed offset', () => {
