@@ -69,7 +69,31 @@ async fn each_key_name_reaches_the_program_as_its_bytes() {
         ("C-Left", b"\x1b[1;5D"),
         ("C-d", b"\x04"),
         ("q", b"q"),
+        ("Down", b"\x1b[B"),
+        ("Right", b"\x1b[C"),
+        ("Left", b"\x1b[D"),
+        ("End", b"\x1b[F"),
+        ("PageUp", b"\x1b[5~"),
+        ("Insert", b"\x1b[2~"),
+        ("F2", b"\x1bOQ"),
+        ("F3", b"\x1bOR"),
+        ("F4", b"\x1bOS"),
+        ("F6", b"\x1b[17~"),
+        ("F7", b"\x1b[18~"),
+        ("F8", b"\x1b[19~"),
+        ("F9", b"\x1b[20~"),
+        ("F10", b"\x1b[21~"),
+        ("F11", b"\x1b[23~"),
+        ("F12", b"\x1b[24~"),
+        ("M-Enter", b"\x1b\r"),
+        ("C-Space", b"\x00"),
+        ("S-Up", b"\x1b[1;2A"),
+        ("\u{e9}", "\u{e9}".as_bytes()),
     ];
+    // Every special name of the documented table is covered here.
+    for name in monkeyproof::engine::SPECIAL_KEY_NAMES {
+        assert!(table.iter().any(|(n, _)| n == name), "{name} is not tested");
+    }
     let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
     let expected: Vec<u8> = table.iter().flat_map(|(_, b)| b.iter().copied()).collect();
     let (status, body) = server
