@@ -55,6 +55,15 @@ pub struct Config {
     #[arg(long, env = "KILL_GRACE_MS", default_value_t = 5000)]
     pub kill_grace_ms: u64,
 
+    /// Extra host names requests may use when bound to loopback (comma-separated); localhost,
+    /// 127.0.0.1 and [::1] always work. Other binds accept any Host.
+    #[arg(
+        long = "allowed-host",
+        env = "MONKEYPROOF_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// How often WebSocket peers are pinged (ms); one silent for two intervals is dropped.
     #[arg(long, env = "MONKEYPROOF_WS_PING_MS", default_value_t = 20_000,
           value_parser = clap::value_parser!(u64).range(10..))]
@@ -123,6 +132,18 @@ impl Config {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
             .unwrap_or_else(std::env::temp_dir);
         state_home.join("monkeyproof")
+    }
+
+    /// The `Host` allow-list: on a loopback bind (where DNS rebinding is the danger) the loopback
+    /// names plus the configured ones; elsewhere none.
+    pub fn allowed_hosts(&self) -> Option<Vec<String>> {
+        self.bind.is_loopback().then(|| {
+            ["localhost", "127.0.0.1", "[::1]"]
+                .iter()
+                .map(|h| h.to_string())
+                .chain(self.allowed_hosts.iter().cloned())
+                .collect()
+        })
     }
 
     pub fn kill_grace(&self) -> Duration {

@@ -16,6 +16,13 @@ use crate::presets::Presets;
 /// Runs the server until SIGINT or SIGTERM, then shuts it down within the kill grace + 2 s.
 pub async fn run(config: Config) -> Result<(), String> {
     let token = config.token()?;
+    if token.generated && !config.bind.is_loopback() {
+        return Err(format!(
+            "binding {} (not loopback) needs an explicit AGENT_WS_TOKEN: a generated one would \
+             be printed to a console others may read",
+            config.bind
+        ));
+    }
     let presets = Presets::load(config.presets.as_deref())?;
     let data_dir = config.data_dir();
     let engine = Arc::new(
@@ -38,6 +45,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         auth: Arc::new(Auth::new(
             token.value.clone(),
             config.allowed_origins.clone(),
+            config.allowed_hosts(),
         )),
         output_buffer_lines: config.output_buffer_size as usize,
         ws_ping_interval: Duration::from_millis(config.ws_ping_ms),

@@ -1,34 +1,119 @@
-//! Authentication (bearer token, compared in constant time) and the WebSocket Origin check.
+//! Who may talk to the server: the `Host` allow-list (DNS rebinding), the bearer token (compared
+//! in constant time), the lock-out of addresses that keep failing it, and the WebSocket `Origin`
+//! check.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use dashmap::DashMap;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::protocol::TOKEN_SUBPROTOCOL_PREFIX;
 
-/// The server's secret and who may open WebSockets.
+/// Failed authentications from one address within `FAILURE_WINDOW` that lock it out.
+pub const MAX_AUTH_FAILURES: u32 = 20;
+/// The window in which failures are counted.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// How long a locked-out address gets 429 for everything.
+pub const LOCKOUT: Duration = Duration::from_secs(60);
+/// Addresses tracked at most; beyond it, stale entries are dropped.
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
+/// The server's secret, who may open WebSockets, and which `Host` names are ours.
 pub struct Auth {
     token: String,
     /// Origins allowed besides the server's own, e.g. `https://ops.example.com`.
     allowed_origins: Vec<String>,
+    /// Host names (without port) requests may name; `None` accepts any (non-loopback binds).
+    allowed_hosts: Option<Vec<String>>,
+    failures: DashMap<IpAddr, Failures>,
+}
+
+/// Recent authentication failures of one address.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    window_start: Instant,
+    count: u32,
+    locked_until: Option<Instant>,
 }
 
 impl Auth {
-    pub fn new(token: String, allowed_origins: Vec<String>) -> Self {
-        let allowed_origins = allowed_origins
-            .into_iter()
-            .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
-            .filter(|o| !o.is_empty())
-            .collect();
+    pub fn new(
+        token: String,
+        allowed_origins: Vec<String>,
+        allowed_hosts: Option<Vec<String>>,
+    ) -> Self {
+        let normalize = |v: Vec<String>, trim: &[char]| -> Vec<String> {
+            v.into_iter()
+                .map(|o| o.trim().trim_end_matches(trim).to_ascii_lowercase())
+                .filter(|o| !o.is_empty())
+                .collect()
+        };
         Self {
             token,
-            allowed_origins,
+            allowed_origins: normalize(allowed_origins, &['/']),
+            allowed_hosts: allowed_hosts.map(|h| normalize(h, &['.'])),
+            failures: DashMap::new(),
         }
+    }
+
+    /// Whether the `Host` header names this server (always true without an allow-list).
+    pub fn host_allowed(&self, headers: &HeaderMap) -> bool {
+        let Some(allowed) = &self.allowed_hosts else {
+            return true;
+        };
+        let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+            return false;
+        };
+        let host = host.to_ascii_lowercase();
+        // Strip the port; IPv6 literals keep their brackets.
+        let name = match host.rfind(':') {
+            Some(i) if !host[i..].contains(']') => &host[..i],
+            _ => host.as_str(),
+        };
+        allowed.iter().any(|a| a == name)
+    }
+
+    /// How long `ip` is still locked out, if it is.
+    fn locked_for(&self, ip: IpAddr) -> Option<Duration> {
+        let entry = self.failures.get(&ip)?;
+        let left = entry.locked_until?.checked_duration_since(Instant::now())?;
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// Counts a failure of `ip`; returns the lock-out it now has, if any.
+    fn record_failure(&self, ip: IpAddr) -> Option<Duration> {
+        let now = Instant::now();
+        if self.failures.len() >= MAX_TRACKED_ADDRESSES {
+            self.failures.retain(|_, f| {
+                now.duration_since(f.window_start) < FAILURE_WINDOW
+                    || f.locked_until.is_some_and(|t| t > now)
+            });
+        }
+        let mut entry = self.failures.entry(ip).or_insert(Failures {
+            window_start: now,
+            count: 0,
+            locked_until: None,
+        });
+        if now.duration_since(entry.window_start) >= FAILURE_WINDOW {
+            *entry = Failures {
+                window_start: now,
+                count: 0,
+                locked_until: None,
+            };
+        }
+        entry.count += 1;
+        if entry.count >= MAX_AUTH_FAILURES {
+            entry.locked_until = Some(now + LOCKOUT);
+            return Some(LOCKOUT);
+        }
+        None
     }
 
     fn matches(&self, candidate: &str) -> bool {
@@ -96,13 +181,43 @@ fn is_public(req: &Request) -> bool {
     }
 }
 
-/// Middleware: 401 for every route but the public ones unless the token is present.
-pub async fn require_token(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
-    if is_public(&req) || auth.accepts(&req) {
-        next.run(req).await
-    } else {
-        ApiError::unauthorized().into_response()
+/// Middleware, first in line: 403 for a foreign `Host`, 429 for a locked-out address, 401 for
+/// every route but the public ones unless the token is present. Denials are logged.
+pub async fn guard(
+    State(auth): State<Arc<Auth>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    if !auth.host_allowed(req.headers()) {
+        tracing::warn!(client = %peer, %path, host = ?req.headers().get(header::HOST), "denied: Host not allowed");
+        return ApiError::new(StatusCode::FORBIDDEN, "Host not allowed").into_response();
     }
+    if let Some(left) = auth.locked_for(peer.ip()) {
+        tracing::warn!(client = %peer, %path, "denied: locked out after repeated authentication failures");
+        return too_many_failures(left);
+    }
+    if is_public(&req) || auth.accepts(&req) {
+        return next.run(req).await;
+    }
+    tracing::warn!(client = %peer, %path, method = %req.method(), "denied: missing or wrong token");
+    match auth.record_failure(peer.ip()) {
+        Some(lockout) => too_many_failures(lockout),
+        None => ApiError::unauthorized().into_response(),
+    }
+}
+
+fn too_many_failures(left: Duration) -> Response {
+    let mut res = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many failed authentications from this address; try again later",
+    )
+    .into_response();
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    res
 }
 
 /// Whether the request asks to become a WebSocket.

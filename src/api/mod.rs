@@ -117,7 +117,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(refuse_oversized_bodies))
         .layer(middleware::from_fn_with_state(
             state.auth.clone(),
-            auth::require_token,
+            auth::guard,
         ))
         .layer(middleware::from_fn(web::security_headers))
         .with_state(state)

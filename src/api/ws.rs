@@ -214,7 +214,7 @@ impl Connection {
                                 return Ok(());
                             }
                         }
-                        Some(Err(err)) => return Err(err.to_string()),
+                        Some(Err(err)) => return self.refuse(err).await,
                         None => return Ok(()),
                     }
                 }
@@ -396,6 +396,21 @@ impl Connection {
             Ok(Err(err)) => Err(err.to_string()),
             Err(_) => Err("send timed out".into()),
         }
+    }
+
+    /// Closes with the code that says what was wrong with what the client sent: 1009 for a
+    /// message or frame over `MAX_WS_MESSAGE`, 1007 for text that is not UTF-8, 1002 otherwise.
+    async fn refuse(&mut self, err: axum::Error) -> ConnResult {
+        let message = err.to_string();
+        let inner = err.into_inner();
+        let (code, reason) = match inner.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => (close_code::SIZE, "message too big"),
+            Some(tungstenite::Error::Utf8(_)) => (close_code::INVALID, "text is not UTF-8"),
+            Some(tungstenite::Error::Protocol(_)) => (close_code::PROTOCOL, "protocol error"),
+            _ => return Err(message),
+        };
+        let _ = self.close(code, reason).await;
+        Err(message)
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) -> ConnResult {

@@ -427,3 +427,12 @@ fn rand_suffix() -> String {
             .as_nanos()
     )
 }
+
+/// An HTTP client without the token whose connections come from `ip` (any 127.x.y.z works on
+/// Linux), so tests can act as distinct clients.
+pub fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
