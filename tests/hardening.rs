@@ -187,3 +187,158 @@ mod websocket_limits {
         );
     }
 }
+
+#[tokio::test]
+async fn kill_reaches_jobs_that_trap_signals_and_children_that_called_setsid() {
+    let server = Server::start_with(&[("KILL_GRACE_MS", "500")]);
+    // A job that ignores HUP and TERM, and a child in a session of its own (its parent waits).
+    let session = server
+        .exec("set -m; (trap '' TERM HUP; sleep 1000) & echo job=$!; set +m; setsid sleep 1000 & echo own=$!; wait")
+        .await;
+    let detail = server.wait_for_screen(&session.id, "own=").await;
+    let pid_of = |prefix: &str| -> u32 {
+        let line = detail
+            .screen
+            .lines
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap();
+        line[prefix.len()..].trim().parse().unwrap()
+    };
+    let (job, own) = (pid_of("job="), pid_of("own="));
+    assert!(process_alive(job) && process_alive(own));
+    server.delete(&format!("/sessions/{}", session.id)).await;
+    eventually("the job and the setsid child to die", || async {
+        (!process_alive(job) && !process_alive(own)).then_some(())
+    })
+    .await;
+    assert!(zombie_children(server.pid()).is_empty());
+}
+
+#[tokio::test]
+async fn hostile_output_is_survived_and_never_answered() {
+    let server = Server::start();
+    // Clipboard writes, a title report request, DECRQSS with a newline, a font query, a 10 MB
+    // unterminated OSC (then ended), a malformed CSI and invalid UTF-8; then the program checks
+    // that nothing was typed back at it.
+    let task = r#"printf '\033]52;c;cm0gLXJmIC8K\007'; printf '\033[21t'; printf '\033P$q\nm\033\\'; printf '\033]50;?\007'; printf '\033]0;'; head -c 10000000 /dev/zero | tr '\0' a; printf '\007'; printf '\033[::::x\377\376\300 ok\n'; if read -t 1 -r reply; then echo "ANSWERED:$reply"; else echo SURVIVED; fi; sleep 30"#;
+    let session = server.exec(task).await;
+    let detail = server.wait_for_screen(&session.id, "SURVIVED").await;
+    assert!(detail.screen.lines.iter().all(|l| !l.contains("ANSWERED")));
+    assert!(detail.info.output_bytes > 10_000_000);
+    // The title of a 10 MB OSC is bounded, and plain-text views hold no control characters.
+    assert!(
+        detail.info.title.len() < 4096,
+        "title of {} bytes",
+        detail.info.title.len()
+    );
+    let (_, text) = server
+        .get(&format!("/sessions/{}/screen?format=json", session.id))
+        .await;
+    for line in text["lines"].as_array().unwrap() {
+        assert!(
+            !line.as_str().unwrap().chars().any(|c| c.is_control()),
+            "{line}"
+        );
+    }
+    assert!(
+        !detail
+            .recent_output
+            .chars()
+            .any(|c| c.is_control() && c != '\n')
+    );
+    // The server is still fine.
+    let other = server.exec("echo still-serving").await;
+    server.wait_for_screen(&other.id, "still-serving").await;
+}
+
+#[tokio::test]
+async fn after_sigkill_a_restart_starts_clean_and_old_transcripts_stay() {
+    let mut first = Server::start();
+    let session = first.exec("echo before-the-crash; sleep 30").await;
+    first.wait_for_screen(&session.id, "before-the-crash").await;
+    let transcript = first
+        .data_dir
+        .join("transcripts")
+        .join(format!("{}.log", session.id));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    first.child.wait().unwrap();
+    // The orphaned program loses its terminal and is hung up.
+    eventually("the orphaned program to be hung up", || async {
+        (!process_alive(session.pid)).then_some(())
+    })
+    .await;
+
+    let data_dir = first.data_dir.to_str().unwrap().to_owned();
+    let second = Server::start_with(&[("MONKEYPROOF_DATA_DIR", &data_dir)]);
+    let (status, list) = second.get("/sessions").await;
+    assert_eq!(
+        (status, list),
+        (StatusCode::OK, json!([])),
+        "no stale session is served as live"
+    );
+    assert_eq!(
+        second.get(&format!("/sessions/{}", session.id)).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let text = std::fs::read_to_string(&transcript).unwrap();
+    assert!(text.contains("before-the-crash"), "{text:?}");
+    // The new server works in the same directory.
+    let fresh = second.exec("echo after-restart").await;
+    second.wait_for_screen(&fresh.id, "after-restart").await;
+}
+
+#[tokio::test]
+async fn the_audit_log_records_starts_ends_and_denials_but_never_the_token() {
+    let server = Server::start_logging(&[]);
+    let session = server
+        .create(json!({"task": "exit 3", "owner": "auditor", "cwd": "/tmp"}))
+        .await;
+    server.wait_for_end(&session.id).await;
+    let stranger = client_from("127.0.0.5");
+    let res = stranger
+        .get(server.url(&format!("/sessions?token={TOKEN}")))
+        .bearer_auth("wrong-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let mut req = server.ws_request(&session.id, &format!("?token={TOKEN}"), &[], None);
+    req.headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    assert_eq!(server.ws_status(req).await, 403);
+
+    let log = eventually("the log lines", || async {
+        let log = std::fs::read_to_string(server.log_path()).unwrap();
+        log.contains("audit: session ended").then_some(log)
+    })
+    .await;
+    let line = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{log}"))
+            .to_owned()
+    };
+    let started = line("audit: session started");
+    for part in [
+        session.id.as_str(),
+        "client=127.0.0.1:",
+        "auditor",
+        "exit 3",
+        "cwd=/tmp",
+    ] {
+        assert!(started.contains(part), "{part} missing: {started}");
+    }
+    let ended = line("audit: session ended");
+    assert!(
+        ended.contains("code=Some(3)") && ended.contains("auditor"),
+        "{ended}"
+    );
+    assert!(line("denied: missing or wrong token").contains("client=127.0.0.5:"));
+    line("WebSocket origin refused");
+    assert!(!log.contains(TOKEN), "the token leaked into the log");
+}

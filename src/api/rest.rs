@@ -1,12 +1,13 @@
 //! The REST routes: sessions, input, resize, transcripts, presets.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -66,6 +67,7 @@ pub async fn presets(State(app): State<AppState>) -> Json<Vec<PresetInfo>> {
 #[utoipa::path(post, path = "/sessions", tag = "sessions", request_body = CreateSessionRequest, responses((status = 201, description = "Started", body = SessionInfo), (status = 400, description = "Bad request or nothing to run", body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, description = "MAX_SESSIONS running", body = ErrorBody)))]
 pub async fn create_session(
     State(app): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     JsonBody(req): JsonBody<CreateSessionRequest>,
 ) -> Result<(StatusCode, Json<SessionInfo>), ApiError> {
     let task = req
@@ -124,6 +126,7 @@ pub async fn create_session(
         task,
         argv: launch.argv,
         task_typed: launch.delivery == TaskDelivery::Typed,
+        requested_by: client.to_string(),
         cwd: resolve_cwd(req.cwd.as_deref())?,
         env: env.into_iter().collect(),
         owner: req.owner.filter(|o| !o.is_empty()),
@@ -149,9 +152,9 @@ pub async fn create_session(
         tokio::spawn(async move { session.deliver_task_typed().await });
     }
     tracing::info!(
-        session = %session.id, pid = session.pid, owner = ?session.owner,
+        session = %session.id, client = %client, pid = session.pid, owner = ?session.owner,
         command = %display_command(&session.argv), cwd = %session.cwd.display(),
-        "session started"
+        "audit: session started"
     );
     Ok((StatusCode::CREATED, Json(app.info(&session))))
 }
@@ -357,11 +360,12 @@ pub async fn wait(
 #[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Killing (idempotent)", body = Killed), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_session(
     State(app): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Killed>, ApiError> {
     let session = app.session(&id)?;
     let engine = app.engine.clone();
-    tracing::info!(session = %session.id, "session kill requested");
+    tracing::info!(session = %session.id, client = %client, "audit: session kill requested");
     tokio::spawn(async move { engine.kill(&session).await });
     Ok(Json(Killed { killed: true }))
 }

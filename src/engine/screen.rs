@@ -27,6 +27,67 @@ impl TermSize {
     }
 }
 
+/// The longest OSC, DCS, APC or PM string passed to the parser; the rest of a longer one is
+/// dropped (the output log keeps it). vt100's parser buffers such strings without a bound, so a
+/// program printing an endless OSC would otherwise grow the server's memory without limit.
+pub const MAX_ESCAPE_STRING: usize = 4096;
+
+/// Where the byte stream is with respect to escape strings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum StringState {
+    #[default]
+    Ground,
+    /// After ESC.
+    Escape,
+    /// Inside a string; `len` bytes of it so far.
+    InString { len: usize },
+    /// ESC inside a string: `\` ends it (ST), anything else ends it and starts a new escape.
+    StringEscape,
+}
+
+/// Cuts escape strings to `MAX_ESCAPE_STRING` bytes on their way to the parser.
+#[derive(Debug, Default)]
+struct StringLimiter {
+    state: StringState,
+}
+
+impl StringLimiter {
+    /// The bytes of `input` the parser may see, appended to `out`.
+    fn filter(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+        while let Some((&b, rest)) = input.split_first() {
+            if self.state == StringState::Ground && b != 0x1b {
+                // Plain text up to the next ESC passes in one copy.
+                let plain = input.iter().position(|&c| c == 0x1b).unwrap_or(input.len());
+                out.extend_from_slice(&input[..plain]);
+                input = &input[plain..];
+                continue;
+            }
+            let (next, keep) = self.step(b);
+            self.state = next;
+            if keep {
+                out.push(b);
+            }
+            input = rest;
+        }
+    }
+
+    fn step(&self, b: u8) -> (StringState, bool) {
+        use StringState::*;
+        match (self.state, b) {
+            (Ground, 0x1b) => (Escape, true),
+            (Ground, _) => (Ground, true),
+            (Escape, b']' | b'P' | b'_' | b'^' | b'X') => (InString { len: 0 }, true),
+            (Escape, 0x1b) => (Escape, true),
+            (Escape, _) => (Ground, true),
+            (InString { .. }, 0x07 | 0x18 | 0x1a) => (Ground, true),
+            (InString { .. }, 0x1b) => (StringEscape, true),
+            (InString { len }, _) => (InString { len: len + 1 }, len < MAX_ESCAPE_STRING),
+            (StringEscape, b'\\') => (Ground, true),
+            (StringEscape, _) => (StringLimiter { state: Escape }.step(b).0, true),
+        }
+    }
+}
+
 /// Terminal events the parser reports that the plain screen grid does not keep.
 #[derive(Debug, Default)]
 struct ScreenEvents {
@@ -47,6 +108,9 @@ impl vt100::Callbacks for ScreenEvents {
 /// The vt100 model of one session's terminal.
 pub struct Screen {
     parser: vt100::Parser<ScreenEvents>,
+    limiter: StringLimiter,
+    /// Reused buffer for the limiter's output.
+    filtered: Vec<u8>,
 }
 
 /// A plain-text picture of the screen, as returned to API clients.
@@ -74,12 +138,16 @@ impl Screen {
                 SCREEN_SCROLLBACK_ROWS,
                 ScreenEvents::default(),
             ),
+            limiter: StringLimiter::default(),
+            filtered: Vec::new(),
         }
     }
 
     /// Feeds program output into the model.
     pub fn process(&mut self, bytes: &[u8]) {
-        self.parser.process(bytes);
+        self.filtered.clear();
+        self.limiter.filter(bytes, &mut self.filtered);
+        self.parser.process(&self.filtered);
     }
 
     /// Changes the model's size, as the PTY's was.
@@ -229,6 +297,26 @@ mod tests {
             ["line9", "line10", ""],
             "the view is restored"
         );
+    }
+
+    #[test]
+    fn endless_escape_strings_are_cut() {
+        let mut screen = Screen::new(TermSize::new(20, 3).unwrap());
+        screen.process(b"\x1b]0;");
+        for _ in 0..1000 {
+            screen.process(&[b'a'; 10_000]);
+        }
+        screen.process(b"\x07after");
+        assert_eq!(
+            screen.title().len(),
+            MAX_ESCAPE_STRING - 2,
+            "\"0;\" counts too"
+        );
+        assert_eq!(screen.text().lines[0], "after");
+        // ST and a new escape both end a string; short strings pass whole.
+        screen.process(b"\x1b]2;short\x1b\\\x1b]2;x\x1b[1mB");
+        assert_eq!(screen.title(), "x");
+        assert_eq!(screen.text().lines[0], "afterB");
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub struct SpawnSpec {
     pub size: TermSize,
     /// The task is typed in once the program is idle, rather than passed in `argv`.
     pub task_typed: bool,
+    /// Who asked for the session (e.g. the client's address), for the audit log.
+    pub requested_by: String,
 }
 
 /// Why a session could not be started.
@@ -120,6 +122,8 @@ pub struct Session {
     pub labels: Vec<String>,
     pub created_at: SystemTime,
     pub pid: u32,
+    /// Who asked for the session, for the audit log.
+    pub requested_by: String,
     state: Mutex<State>,
     /// Signalled when the reader finishes, for the waiter's drain.
     output_done: Condvar,
@@ -250,6 +254,7 @@ impl Session {
             labels: spec.labels,
             created_at: SystemTime::now(),
             pid,
+            requested_by: spec.requested_by,
             state: Mutex::new(State {
                 log,
                 screen: Screen::new(spec.size),
@@ -392,8 +397,9 @@ impl Session {
                 state.status = SessionStatus::Exited;
             }
             tracing::info!(
-                session = %self.id, status = ?state.status, code = ?exit.code,
-                signal = ?exit.signal, "session ended"
+                session = %self.id, requested_by = %self.requested_by, owner = ?self.owner,
+                status = ?state.status, code = ?exit.code, signal = ?exit.signal,
+                "audit: session ended"
             );
             state.exit = Some(exit);
             state.ended_at = Some(SystemTime::now());

@@ -29,6 +29,7 @@ pub struct Server {
     pub addr: String,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
+    log: Option<PathBuf>,
 }
 
 impl Server {
@@ -38,6 +39,21 @@ impl Server {
 
     /// Starts the server with extra environment variables.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::launch(env, None)
+    }
+
+    /// Starts the server with its log (stderr, at info level) going to `server.log_path()`.
+    pub fn start_logging(env: &[(&str, &str)]) -> Self {
+        let log = std::env::temp_dir().join(format!("mp-log-{}.log", rand_suffix()));
+        Self::launch(env, Some(log))
+    }
+
+    /// The log file of a server started with `start_logging`.
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone().expect("started with start_logging")
+    }
+
+    fn launch(env: &[(&str, &str)], log: Option<PathBuf>) -> Self {
         let data_dir = std::env::temp_dir().join(format!("mp-test-{}", rand_suffix()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_monkeyproof"));
         cmd.env("PORT", "0")
@@ -47,6 +63,11 @@ impl Server {
             .env("RUST_LOG", "monkeyproof=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(log) = &log {
+            cmd.env("RUST_LOG", "monkeyproof=info")
+                .env("NO_COLOR", "1")
+                .stderr(std::fs::File::create(log).unwrap());
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -79,6 +100,7 @@ impl Server {
             addr,
             data_dir,
             http,
+            log,
         }
     }
 
