@@ -342,3 +342,61 @@ async fn the_audit_log_records_starts_ends_and_denials_but_never_the_token() {
     line("WebSocket origin refused");
     assert!(!log.contains(TOKEN), "the token leaked into the log");
 }
+
+#[tokio::test]
+async fn out_of_descriptors_is_503_and_recovers() {
+    let server = Server::start_with_fd_limit(48);
+    let mut started = Vec::new();
+    let refused = loop {
+        let (status, body) = server.post("/sessions", json!({"task": "sleep 30"})).await;
+        match status {
+            StatusCode::CREATED => started.push(body["id"].as_str().unwrap().to_owned()),
+            other => break (other, body),
+        }
+        assert!(started.len() < 40, "the descriptor limit was never reached");
+    };
+    assert_eq!(refused.0, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.1);
+    assert!(refused.1["error"].is_string());
+    assert!(!started.is_empty());
+    // Existing sessions still work, and freeing some lets new ones start.
+    let (status, _) = server.get(&format!("/sessions/{}", started[0])).await;
+    assert_eq!(status, StatusCode::OK);
+    for id in &started[..3] {
+        server.delete(&format!("/sessions/{id}")).await;
+        server.wait_for_end(id).await;
+    }
+    eventually("a session to start again", || async {
+        let (status, _) = server.post("/sessions", json!({"task": "echo back"})).await;
+        (status == StatusCode::CREATED).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn exits_of_every_kind_keep_their_status_and_final_output() {
+    let server = Server::start();
+    // Floods and exits at once: every byte is there, and the exit follows the last one.
+    let flood = server
+        .exec("head -c 3000000 /dev/zero | tr '\\0' x; echo; echo FINAL-LINE; exit 9")
+        .await;
+    // Closes its terminal but keeps running for a while, then exits.
+    let detached = server
+        .exec("echo closing; exec 0<&- 1>&- 2>&-; sleep 1; exit 4")
+        .await;
+    let killed_itself = server.exec("echo bye; kill -TERM $$; sleep 5").await;
+
+    let detail = server.wait_for_end(&flood.id).await;
+    assert_eq!(detail.info.exit_code, Some(9));
+    let transcript = server.transcript(&flood.id).await;
+    assert_eq!(transcript.len(), 3_000_000 + 2 + 12);
+    assert!(transcript.ends_with(b"\r\nFINAL-LINE\r\n"));
+    assert_eq!(detail.info.output_bytes, transcript.len() as u64);
+
+    let detail = server.wait_for_end(&detached.id).await;
+    assert_eq!(detail.info.exit_code, Some(4));
+    assert!(detail.recent_output.contains("closing"));
+
+    let detail = server.wait_for_end(&killed_itself.id).await;
+    assert_eq!(detail.info.signal.as_deref(), Some("SIGTERM"));
+    assert_eq!(detail.info.exit_code, None);
+}

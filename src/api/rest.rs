@@ -143,6 +143,9 @@ pub async fn create_session(
                 format!("Max sessions reached ({max}). {running} running."),
             ),
             EngineError::Spawn(SpawnError::Invalid(msg)) => ApiError::bad_request(msg),
+            EngineError::Spawn(SpawnError::Exhausted(msg)) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg)
+            }
             EngineError::Spawn(SpawnError::Internal(msg)) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg)
             }

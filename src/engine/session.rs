@@ -101,8 +101,32 @@ pub struct SpawnSpec {
 pub enum SpawnError {
     /// The request was fine but names something that is not there (cwd, program).
     Invalid(String),
+    /// The server is out of a resource (file descriptors, processes, threads) for now.
+    Exhausted(String),
     /// The server could not do its part (PTY, transcript file).
     Internal(String),
+}
+
+impl SpawnError {
+    /// `Exhausted` when `err` is running out of descriptors, processes or threads, else `Internal`.
+    fn from_io(what: &str, err: &std::io::Error) -> Self {
+        let message = format!("{what}: {err}");
+        match err.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM) => {
+                Self::Exhausted(message)
+            }
+            _ if err.kind() == ErrorKind::OutOfMemory => Self::Exhausted(message),
+            _ => Self::Internal(message),
+        }
+    }
+
+    /// The same for portable-pty's errors.
+    fn from_pty(what: &str, err: &anyhow::Error) -> Self {
+        match err.chain().find_map(|e| e.downcast_ref::<std::io::Error>()) {
+            Some(io) => Self::from_io(what, io),
+            None => Self::Internal(format!("{what}: {err}")),
+        }
+    }
 }
 
 /// Why input or a resize was refused.
@@ -191,11 +215,13 @@ impl Session {
             return Err(SpawnError::Invalid("command is empty".into()));
         };
         let log = OutputLog::create(&transcript_path, ring_capacity)
-            .map_err(|e| SpawnError::Internal(format!("cannot create transcript: {e}")))?;
+            .map_err(|e| SpawnError::from_io("cannot create the transcript", &e))?;
+        // A spawn that fails from here on leaves no transcript behind.
+        let mut transcript_guard = RemoveOnDrop(Some(transcript_path.clone()));
 
         let pair = native_pty_system()
             .openpty(pty_size(spec.size))
-            .map_err(|e| SpawnError::Internal(format!("cannot open a PTY: {e}")))?;
+            .map_err(|e| SpawnError::from_pty("cannot open a PTY", &e))?;
         let mut cmd = CommandBuilder::new(program);
         cmd.args(&spec.argv[1..]);
         cmd.cwd(&spec.cwd);
@@ -212,10 +238,12 @@ impl Session {
         let child = match spawned {
             Ok(child) => child,
             Err(err) => {
-                let _ = std::fs::remove_file(&transcript_path);
-                return Err(SpawnError::Invalid(format!(
-                    "cannot start {program}: {err}"
-                )));
+                return Err(match SpawnError::from_pty("", &err) {
+                    SpawnError::Exhausted(_) => {
+                        SpawnError::Exhausted(format!("cannot start {program}: {err}"))
+                    }
+                    _ => SpawnError::Invalid(format!("cannot start {program}: {err}")),
+                });
             }
         };
         let pid = child.process_id().unwrap_or(0);
@@ -292,8 +320,9 @@ impl Session {
             session.stop_reading.store(true, Ordering::Relaxed);
             process::signal_session(pid, Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid as i32), None);
-            return Err(SpawnError::Internal(format!("cannot start threads: {err}")));
+            return Err(SpawnError::from_io("cannot start threads", &err));
         }
+        transcript_guard.0 = None;
         Ok(session)
     }
 
@@ -635,6 +664,17 @@ impl Session {
     pub(crate) fn viewer_guard(self: &Arc<Self>) -> ViewerCount {
         self.viewers.fetch_add(1, Ordering::Relaxed);
         ViewerCount(self.clone())
+    }
+}
+
+/// Removes a file when dropped, unless disarmed by taking the path out.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

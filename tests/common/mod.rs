@@ -53,7 +53,16 @@ impl Server {
         self.log.clone().expect("started with start_logging")
     }
 
+    /// Starts the server allowed at most `nofile` open descriptors.
+    pub fn start_with_fd_limit(nofile: u64) -> Self {
+        Self::launch_with(&[], None, Some(nofile))
+    }
+
     fn launch(env: &[(&str, &str)], log: Option<PathBuf>) -> Self {
+        Self::launch_with(env, log, None)
+    }
+
+    fn launch_with(env: &[(&str, &str)], log: Option<PathBuf>, nofile: Option<u64>) -> Self {
         let data_dir = std::env::temp_dir().join(format!("mp-test-{}", rand_suffix()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_monkeyproof"));
         cmd.env("PORT", "0")
@@ -70,6 +79,23 @@ impl Server {
         }
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some(limit) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let rlimit = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let mut child = cmd.spawn().expect("start server");
         let stdout = child.stdout.take().unwrap();
