@@ -1,11 +1,11 @@
 //! The `monkeyproof` binary: parse configuration, run the server.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -14,7 +14,19 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let config = monkeyproof::config::Config::parse();
-    match monkeyproof::server::run(config).await {
+    // Idle blocking-pool threads (spawns, input writes) go after 2 s rather than tokio's 10.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_keep_alive(Duration::from_secs(2))
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("monkeyproof: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(monkeyproof::server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("monkeyproof: {message}");

@@ -400,3 +400,53 @@ async fn exits_of_every_kind_keep_their_status_and_final_output() {
     assert_eq!(detail.info.signal.as_deref(), Some("SIGTERM"));
     assert_eq!(detail.info.exit_code, None);
 }
+
+fn rss_kb(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_viewer_that_never_reads_costs_bounded_memory() {
+    let server = Server::start();
+    let session = server
+        .exec("sleep 0.5; timeout 4 yes 'a line of output that repeats'; echo FLOOD-OVER; sleep 30")
+        .await;
+    let _stalled = server.raw_ws(&session.id, "?since=0").await; // never read
+    let mut reader = server.raw_ws(&session.id, "?since=0").await;
+    let before = rss_kb(server.pid());
+    let mut peak = before;
+    let mut received = 0usize;
+    loop {
+        match next_frame(&mut reader).await {
+            Frame::Bytes(b) => {
+                received += b.len();
+                if contains(&b, "FLOOD-OVER") {
+                    break;
+                }
+            }
+            Frame::Closed(code) => panic!("closed {code:?}"),
+            Frame::Json(_) => {}
+        }
+        peak = peak.max(rss_kb(server.pid()));
+    }
+    let total = server.detail(&session.id).await.info.output_bytes;
+    eprintln!("flood of {total} bytes: RSS {before} kB -> peak {peak} kB; reader got {received}");
+    assert!(
+        total > 20_000_000,
+        "the flood was too small to tell: {total}"
+    );
+    // The ring (1 MB), socket buffers and a frame per viewer: far below what the flood weighs.
+    assert!(
+        peak - before < 48 * 1024,
+        "RSS grew by {} kB",
+        peak - before
+    );
+    assert!(received > 1_000_000);
+    let transcript = server.transcript(&session.id).await;
+    assert_eq!(transcript.len() as u64, total);
+}
