@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use serde_json::json;
 
 /// What the server process holds.
 #[derive(Debug, Clone, Copy)]
