@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod engine;
+pub mod fuzzing;
 pub mod presets;
 pub mod protocol;
 pub mod server;

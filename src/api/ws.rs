@@ -20,7 +20,9 @@ use super::AppState;
 use super::auth::offered_subprotocols;
 use super::error::ApiError;
 use super::rest::term_size;
-use crate::engine::{AttachFrom, Engine, EventKind, Session, SessionStatus, Viewer, ViewerEvent};
+use crate::engine::{
+    AttachFrom, Engine, EventKind, ReplyFilter, Session, SessionStatus, Viewer, ViewerEvent,
+};
 use crate::protocol::{
     CompatClientMessage, CompatServerMessage, ErrorBody, FLOW_WINDOW, RAW_SUBPROTOCOL,
     RawClientMessage, RawServerMessage, SessionInfo, WsQuery,
@@ -113,6 +115,8 @@ struct Connection {
     ping_interval: Duration,
     /// Raw only: the output offset the client acknowledged, once it uses flow control.
     acked: Option<u64>,
+    /// Which of the server's answers this viewer's duplicates were matched against.
+    replies: ReplyFilter,
     /// Acks below this offset (where the stream started or was last resynced) are stale.
     ack_floor: u64,
 }
@@ -129,6 +133,7 @@ impl Connection {
             ping_interval,
             acked: None,
             ack_floor: 0,
+            replies: ReplyFilter::default(),
         }
     }
 
@@ -367,7 +372,12 @@ impl Connection {
         Ok(true)
     }
 
-    async fn input(&self, session: &Session, bytes: Vec<u8>) -> Option<String> {
+    /// Writes a viewer's input, except its terminal's duplicate answers to queries the server
+    /// answered already (see `engine::answers`).
+    async fn input(&mut self, session: &Session, bytes: Vec<u8>) -> Option<String> {
+        if session.is_duplicate_answer(&mut self.replies, &bytes) {
+            return None;
+        }
         session
             .write_input(vec![bytes])
             .await

@@ -3,6 +3,7 @@
 //! It knows nothing of HTTP. The API layer calls `Engine::spawn`, looks sessions up, and reads
 //! them through `Session`'s methods and `Viewer`s.
 
+mod answers;
 mod events;
 mod keys;
 mod output;
@@ -22,10 +23,10 @@ use dashmap::DashMap;
 pub use events::{ACTIVITY_TICK, EVENT_RING_CAPACITY, Event, EventBus, EventKind, Missed};
 pub use keys::{Key, SPECIAL_KEY_NAMES, parse_key, paste_bytes};
 pub use output::RING_BYTES_PER_LINE;
-pub use screen::{MAX_DIMENSION, SCREEN_SCROLLBACK_ROWS, ScreenText, TermSize};
+pub use screen::{MAX_DIMENSION, SCREEN_SCROLLBACK_ROWS, Screen, ScreenText, TermSize};
 pub use session::{
-    ExitInfo, NotRunning, Session, SessionKind, SessionSnapshot, SessionStatus, SpawnError,
-    SpawnSpec,
+    DUPLICATE_ANSWER_WINDOW, ExitInfo, NotRunning, ReplyFilter, Session, SessionKind,
+    SessionSnapshot, SessionStatus, SpawnError, SpawnSpec,
 };
 pub use viewer::{AttachFrom, AttachStart, MAX_OUTPUT_CHUNK, Viewer, ViewerEvent};
 pub use wait::{Fired, WaitFor, WaitOutcome};

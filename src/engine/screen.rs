@@ -6,6 +6,8 @@
 
 use std::num::NonZeroU16;
 
+use super::answers::{self, QueryKind};
+
 /// Rows of scrollback the screen model keeps above the visible screen.
 pub const SCREEN_SCROLLBACK_ROWS: usize = 200;
 
@@ -88,14 +90,32 @@ impl StringLimiter {
     }
 }
 
-/// Terminal events the parser reports that the plain screen grid does not keep.
+/// Terminal events the parser reports that the plain screen grid does not keep, and the answers
+/// owed to the program for its queries (see `answers.rs`).
 #[derive(Debug, Default)]
 struct ScreenEvents {
     title: String,
     bells: u64,
+    replies: Vec<(QueryKind, Vec<u8>)>,
 }
 
 impl vt100::Callbacks for ScreenEvents {
+    fn unhandled_csi(
+        &mut self,
+        screen: &mut vt100::Screen,
+        i1: Option<u8>,
+        i2: Option<u8>,
+        params: &[&[u16]],
+        c: char,
+    ) {
+        self.replies
+            .extend(answers::answer_csi(screen, i1, i2, params, c));
+    }
+
+    fn unhandled_osc(&mut self, _: &mut vt100::Screen, params: &[&[u8]]) {
+        self.replies.extend(answers::answer_osc(params));
+    }
+
     fn audible_bell(&mut self, _: &mut vt100::Screen) {
         self.bells += 1;
     }
@@ -180,6 +200,11 @@ impl Screen {
     /// How many times the program rang the bell.
     pub fn bells(&self) -> u64 {
         self.parser.callbacks().bells
+    }
+
+    /// The answers owed to the program for the queries in the output processed so far.
+    pub fn take_replies(&mut self) -> Vec<(QueryKind, Vec<u8>)> {
+        std::mem::take(&mut self.parser.callbacks_mut().replies)
     }
 
     /// Whether the program switched cursor keys to application mode (DECCKM).

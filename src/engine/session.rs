@@ -7,6 +7,7 @@
 //! Viewers never receive pushed data; they are woken through a watch channel and read from the
 //! shared ring at their own pace (see `viewer.rs`), so no viewer can block the PTY or another.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
@@ -23,8 +24,10 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
+use super::answers::{QueryKind, classify_replies};
 use super::keys::{Key, paste_bytes};
 use super::output::OutputLog;
 use super::process;
@@ -161,6 +164,27 @@ pub struct Session {
     kill_started: AtomicBool,
     viewers: AtomicUsize,
     task_delivered_at: Mutex<Option<SystemTime>>,
+    /// Queries the server answered, newest last, for recognising viewers' duplicate answers.
+    answered: Mutex<VecDeque<Answered>>,
+}
+
+/// A query the server answered.
+#[derive(Debug, Clone, Copy)]
+struct Answered {
+    seq: u64,
+    kind: QueryKind,
+    at: Instant,
+}
+
+/// Answers kept for matching viewers' duplicates.
+const ANSWERED_KEPT: usize = 64;
+/// How long after the server answered a query a viewer's answer to it is taken as a duplicate.
+pub const DUPLICATE_ANSWER_WINDOW: Duration = Duration::from_secs(3);
+
+/// What one viewer's duplicate answers have been matched against so far.
+#[derive(Debug, Default)]
+pub struct ReplyFilter {
+    seen: u64,
 }
 
 /// The part of a session that the reader changes, under one lock.
@@ -301,15 +325,27 @@ impl Session {
             kill_started: AtomicBool::new(false),
             viewers: AtomicUsize::new(0),
             task_delivered_at: Mutex::new((!spec.task_typed).then(SystemTime::now)),
+            answered: Mutex::new(VecDeque::new()),
         });
 
         let short_id: String = session.id.chars().take(8).collect();
+        // Answers to the program's queries are written by a task, never by the reader thread: a
+        // program that does not read its input must not be able to stop its output being read.
+        let (answers, mut to_answer) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let writer = session.clone();
+            runtime.spawn(async move {
+                while let Some(bytes) = to_answer.recv().await {
+                    let _ = writer.write_input(vec![bytes]).await;
+                }
+            });
+        }
         let for_reader = session.clone();
         let for_waiter = session.clone();
         let started = std::thread::Builder::new()
             .name(format!("pty-read-{short_id}"))
             .stack_size(256 * 1024)
-            .spawn(move || for_reader.read_loop(reader))
+            .spawn(move || for_reader.read_loop(reader, answers))
             .and_then(|_| {
                 std::thread::Builder::new()
                     .name(format!("pty-wait-{short_id}"))
@@ -343,7 +379,7 @@ impl Session {
     }
 
     /// The reader thread: PTY → transcript → ring → screen → wake viewers.
-    fn read_loop(self: Arc<Self>, pty: File) {
+    fn read_loop(self: Arc<Self>, pty: File, answers: UnboundedSender<Vec<u8>>) {
         let mut buf = vec![0u8; READ_CHUNK];
         while !self.stop_reading.load(Ordering::Relaxed) {
             match poll(
@@ -356,7 +392,7 @@ impl Session {
             }
             match (&pty).read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => self.ingest(&buf[..n]),
+                Ok(n) => self.ingest(&buf[..n], &answers),
                 Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
                 // EIO once every slave descriptor is closed: no more output.
                 Err(_) => break,
@@ -372,14 +408,53 @@ impl Session {
         self.release_pty_if_done();
     }
 
-    fn ingest(&self, bytes: &[u8]) {
-        {
+    fn ingest(&self, bytes: &[u8], answers: &UnboundedSender<Vec<u8>>) {
+        let replies = {
             let mut state = self.lock_state();
             state.log.append(bytes);
             state.screen.process(bytes);
             state.last_output_at = Some(SystemTime::now());
+            state.screen.take_replies()
+        };
+        if !replies.is_empty() {
+            let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+            for (kind, reply) in replies {
+                let seq = answered.back().map_or(1, |a| a.seq + 1);
+                if answered.len() == ANSWERED_KEPT {
+                    answered.pop_front();
+                }
+                answered.push_back(Answered {
+                    seq,
+                    kind,
+                    at: Instant::now(),
+                });
+                let _ = answers.send(reply);
+            }
         }
         self.publish();
+    }
+
+    /// Whether `input` from a viewer is only that viewer's terminal emulator answering queries
+    /// the server already answered (within `DUPLICATE_ANSWER_WINDOW`, each answer matched once
+    /// per viewer): such input is dropped so the program gets one answer per query. Anything
+    /// else — every keystroke and paste — is the viewer's to send.
+    pub fn is_duplicate_answer(&self, filter: &mut ReplyFilter, input: &[u8]) -> bool {
+        let Some(kinds) = classify_replies(input) else {
+            return false;
+        };
+        let answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = filter.seen;
+        for kind in kinds {
+            let matched = answered.iter().find(|a| {
+                a.seq > seen && a.kind == kind && a.at.elapsed() < DUPLICATE_ANSWER_WINDOW
+            });
+            match matched {
+                Some(a) => seen = a.seq,
+                None => return false,
+            }
+        }
+        filter.seen = seen;
+        true
     }
 
     /// The waiter thread: reaps the program and records how it ended, after its last output.

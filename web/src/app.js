@@ -172,6 +172,7 @@ class AttachedTerminal {
     this.term.loadAddon(new Unicode11Addon());
     this.term.unicode.activeVersion = '11';
     this.term.open(element);
+    this.leaveQueriesToTheServer();
     try {
       const webgl = new WebglAddon();
       webgl.onContextLoss(() => webgl.dispose());
@@ -197,6 +198,22 @@ class AttachedTerminal {
     this.fit.fit();
     this.term.focus();
     this.connect();
+  }
+
+  /**
+   * The server is the terminal of record and answers these queries for the program (see
+   * src/engine/answers.rs); xterm.js must not answer them a second time, so they are swallowed.
+   */
+  leaveQueriesToTheServer() {
+    const first = (params) => (Array.isArray(params[0]) ? params[0][0] : params[0]) ?? 0;
+    const parser = this.term.parser;
+    parser.registerCsiHandler({ final: 'n' }, (p) => first(p) === 5 || first(p) === 6);
+    parser.registerCsiHandler({ final: 'c' }, (p) => first(p) === 0);
+    parser.registerCsiHandler({ prefix: '>', final: 'c' }, (p) => first(p) === 0);
+    parser.registerCsiHandler({ prefix: '?', intermediates: '$', final: 'p' }, () => true);
+    parser.registerCsiHandler({ final: 't' }, (p) => [14, 16, 18].includes(first(p)));
+    parser.registerOscHandler(10, (data) => data === '?');
+    parser.registerOscHandler(11, (data) => data === '?');
   }
 
   connect() {

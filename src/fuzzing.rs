@@ -1,0 +1,49 @@
+//! Fuzz targets: entry points that take arbitrary bytes and must never panic. `cargo fuzz`
+//! runs them coverage-guided (the `fuzz/` crate, by hand, as long as you like); the test suite
+//! runs them briefly on generated inputs and on every saved input in `fuzz/regressions/`.
+
+use crate::engine::{Screen, TermSize, parse_key};
+use crate::protocol::{CompatClientMessage, RawClientMessage};
+
+/// The WebSocket control-message decoders refuse anything malformed without panicking.
+pub fn control_messages(data: &[u8]) {
+    let _ = serde_json::from_slice::<RawClientMessage>(data);
+    let _ = serde_json::from_slice::<CompatClientMessage>(data);
+}
+
+/// Any string parses as a key name or is refused; what parses encodes in both cursor modes.
+pub fn key_names(data: &[u8]) {
+    let name = String::from_utf8_lossy(data);
+    if let Ok(key) = parse_key(&name) {
+        assert!(!key.encode(false).is_empty());
+        assert!(!key.encode(true).is_empty());
+    }
+}
+
+/// The screen model takes any bytes at any size: the first two bytes choose the size, and each
+/// 0xFF byte in the rest resizes the screen (to the sizes given by the two bytes after it).
+pub fn screen_model(data: &[u8]) {
+    let size = |c: u8, r: u8| {
+        TermSize::new(u16::from(c % 200) + 1, u16::from(r % 60) + 1).expect("within bounds")
+    };
+    let (cols, rows, rest) = match data {
+        [c, r, rest @ ..] => (*c, *r, rest),
+        _ => return,
+    };
+    let mut screen = Screen::new(size(cols, rows));
+    let mut chunks = rest.split(|&b| b == 0xff);
+    if let Some(first) = chunks.next() {
+        screen.process(first);
+    }
+    for chunk in chunks {
+        if let [c, r, bytes @ ..] = chunk {
+            screen.resize(size(*c, *r));
+            screen.process(bytes);
+        }
+    }
+    let _ = screen.text();
+    let _ = screen.redraw();
+    let _ = screen.ansi();
+    let _ = screen.scrollback_lines(usize::from(rows));
+    let _ = screen.take_replies();
+}
