@@ -1,0 +1,362 @@
+//! monkeyproof's benchmarks: each figure is measured against a baseline taken in the same run on
+//! this machine (absolute times on a shared machine are noise; ratios are not), and printed with
+//! the target it aims at.
+//!
+//! `cargo run --release --example bench` for the figures (`docs/benchmarks.md`);
+//! `--smoke` runs every measurement at toy sizes, asserting nothing (the test suite does this so
+//! the benchmark never rots). `--only NAME` runs one of: throughput, latency, scale, snapshot.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const TOKEN: &str = "bench-token-0123456789abcdef";
+
+/// Sizes of one run.
+struct Sizes {
+    throughput_bytes: usize,
+    keys: usize,
+    sessions: usize,
+    snapshots: usize,
+}
+
+const FULL: Sizes = Sizes {
+    throughput_bytes: 200 << 20,
+    keys: 2000,
+    sessions: 1000,
+    snapshots: 500,
+};
+
+const SMOKE: Sizes = Sizes {
+    throughput_bytes: 2 << 20,
+    keys: 50,
+    sessions: 10,
+    snapshots: 20,
+};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let only = args.windows(2).find(|w| w[0] == "--only").map(|w| w[1].clone());
+    let sizes = if smoke { SMOKE } else { FULL };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let work = std::env::temp_dir().join(format!("mp-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    println!("monkeyproof benchmarks{}", if smoke { " (smoke: toy sizes, no targets)" } else { "" });
+    println!("{:<34} {:>14} {:>14} {:>8}  target", "figure", "monkeyproof", "baseline", "ratio");
+    if wanted("throughput") {
+        runtime.block_on(throughput(&work, &sizes));
+    }
+    if wanted("latency") {
+        runtime.block_on(latency(&work, &sizes));
+    }
+    if wanted("scale") {
+        runtime.block_on(scale(&work, &sizes));
+    }
+    if wanted("snapshot") {
+        runtime.block_on(snapshot(&work, &sizes));
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+fn row(figure: &str, ours: String, baseline: String, ratio: Option<f64>, target: &str) {
+    let ratio = ratio.map_or("-".to_owned(), |r| format!("{r:.2}"));
+    println!("{figure:<34} {ours:>14} {baseline:>14} {ratio:>8}  {target}");
+}
+
+// ---- the server ----
+
+struct Server {
+    child: Child,
+    addr: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    fn start(work: &Path, env: &[(&str, &str)]) -> Server {
+        let exe = std::env::current_exe().unwrap();
+        // examples live in target/<profile>/examples; the server binary one level up.
+        let bin = exe.parent().unwrap().parent().unwrap().join("monkeyproof");
+        let mut cmd = Command::new(&bin);
+        cmd.env("PORT", "0")
+            .env("AGENT_WS_TOKEN", TOKEN)
+            .env("MONKEYPROOF_DATA_DIR", work.join(format!("data-{}", rand::random::<u32>())))
+            .env("RUST_LOG", "monkeyproof=warn")
+            .env("MAX_SESSIONS", "5000")
+            .stdout(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it first)", bin.display()));
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let addr = loop {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+            if let Some(a) = line.split("listening on http://").nth(1) {
+                break a.trim().to_owned();
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        let http = reqwest::Client::builder().default_headers(headers).build().unwrap();
+        Server { child, addr, http }
+    }
+
+    async fn create(&self, body: Value) -> Value {
+        let res = self.http.post(format!("http://{}/sessions", self.addr)).json(&body).send().await.unwrap();
+        assert_eq!(res.status(), 201, "{body}");
+        res.json().await.unwrap()
+    }
+
+    async fn ws(&self, id: &str, query: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+        let mut req = format!("ws://{}/sessions/{id}/ws{query}", self.addr).into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        req.headers_mut().insert("sec-websocket-protocol", "monkeyproof.tty.v1".parse().unwrap());
+        tokio_tungstenite::connect_async(req).await.unwrap().0
+    }
+
+    fn rss_kb(&self) -> u64 {
+        status_field(self.child.id(), "VmRSS:")
+    }
+
+    fn threads(&self) -> u64 {
+        status_field(self.child.id(), "Threads:")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status_field(pid: u32, name: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+// ---- 1. throughput ----
+
+/// Typical terminal text: plain lines, SGR colours, 256-colour and truecolour, box drawing and
+/// wide CJK, and `\r`-rewritten progress lines.
+fn typical_text(bytes: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes + 256);
+    let mut i = 0u64;
+    while out.len() < bytes {
+        let line = match i % 6 {
+            0 => format!("plain line {i}: the quick brown fox jumps over the lazy dog\n"),
+            1 => format!("\x1b[1;32mok\x1b[0m test {i} passed in \x1b[33m{}ms\x1b[0m\n", i % 97),
+            2 => format!("\x1b[38;5;{}m256-colour {i}\x1b[0m \x1b[38;2;{};{};200mtruecolour\x1b[0m\n", i % 256, i % 255, (i * 7) % 255),
+            3 => format!("┌──────┬──────┐ 中文字符 {i} │ 日本語 │\n"),
+            4 => (0..5).map(|p| format!("\rprogress {i}: [{:<20}] {:>3}%", "#".repeat(p * 4), p * 25)).collect::<String>() + "\n",
+            _ => format!("{:>8} {:<40} {:>12}\n", i, "src/engine/session.rs", i * 31),
+        };
+        out.extend_from_slice(line.as_bytes());
+        i += 1;
+    }
+    out
+}
+
+/// The baseline: the same file `cat` into a bare portable-pty PTY, read by a bare thread.
+fn bare_pty_throughput(file: &Path) -> f64 {
+    let pair = native_pty_system()
+        .openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 })
+        .unwrap();
+    let mut cmd = CommandBuilder::new("cat");
+    cmd.arg(file);
+    let started = Instant::now();
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0usize;
+    while let Ok(n) = reader.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _ = child.wait();
+    total as f64 / secs / 1e6
+}
+
+async fn throughput(work: &Path, sizes: &Sizes) {
+    let file = work.join("typical.txt");
+    std::fs::write(&file, typical_text(sizes.throughput_bytes)).unwrap();
+    let bare = (0..3).map(|_| bare_pty_throughput(&file)).fold(0.0, f64::max);
+    let server = Server::start(work, &[]);
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let session = server
+            .create(json!({"task": format!("read go; cat {}", file.display())}))
+            .await;
+        let id = session["id"].as_str().unwrap();
+        let mut ws = server.ws(id, "?since=0").await;
+        ws.next().await; // hello
+        let started = Instant::now();
+        ws.send(Message::Binary(b"\r".to_vec().into())).await.unwrap();
+        let mut received = 0usize;
+        while let Some(Ok(msg)) = ws.next().await {
+            match msg {
+                Message::Binary(b) => received += b.len(),
+                Message::Text(t) if t.contains("\"exit\"") => break,
+                _ => {}
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        best = best.max(received as f64 / secs / 1e6);
+    }
+    row(
+        &format!("throughput, {} MB to a WS viewer", sizes.throughput_bytes >> 20),
+        format!("{best:.1} MB/s"),
+        format!("{bare:.1} MB/s"),
+        Some(best / bare),
+        "ratio >= 0.8 (bare PTY reader)",
+    );
+}
+
+// ---- 2. keystroke latency ----
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// The baseline: bytes written to bash's line editor in a bare PTY and read back as its echo.
+fn bare_pty_latency(keys: usize) -> Vec<Duration> {
+    let pair = native_pty_system()
+        .openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 })
+        .unwrap();
+    let mut cmd = CommandBuilder::new("bash");
+    cmd.args(["--norc", "--noprofile", "-i"]);
+    cmd.env("PS1", "$ ");
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let mut writer = pair.master.take_writer().unwrap();
+    let mut buf = [0u8; 4096];
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = reader.read(&mut buf);
+    let mut samples = Vec::new();
+    for i in 0..keys + 100 {
+        let key = b'a' + (i % 26) as u8;
+        let started = Instant::now();
+        writer.write_all(&[key]).unwrap();
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if buf[..n].contains(&key) {
+                break;
+            }
+        }
+        if i >= 100 {
+            samples.push(started.elapsed());
+        }
+        if i % 50 == 49 {
+            writer.write_all(b"\x15").unwrap(); // Ctrl-U keeps the line short
+            let _ = reader.read(&mut buf);
+        }
+    }
+    let _ = child.kill();
+    samples
+}
+
+async fn latency(work: &Path, sizes: &Sizes) {
+    let mut bare = bare_pty_latency(sizes.keys);
+    let server = Server::start(work, &[]);
+    let session = server
+        .create(json!({"task": "PS1='$ ' exec bash --norc --noprofile -i"}))
+        .await;
+    let id = session["id"].as_str().unwrap();
+    let mut ws = server.ws(id, "").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut samples = Vec::new();
+    for i in 0..sizes.keys + 100 {
+        let key = b'a' + (i % 26) as u8;
+        let started = Instant::now();
+        ws.send(Message::Binary(vec![key].into())).await.unwrap();
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Binary(b) = msg
+                && b.contains(&key)
+            {
+                break;
+            }
+        }
+        if i >= 100 {
+            samples.push(started.elapsed());
+        }
+        if i % 50 == 49 {
+            ws.send(Message::Binary(b"\x15".to_vec().into())).await.unwrap();
+        }
+    }
+    let (p50, p99) = (percentile(&mut samples, 0.5), percentile(&mut samples, 0.99));
+    let (b50, b99) = (percentile(&mut bare, 0.5), percentile(&mut bare, 0.99));
+    let us = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6);
+    row("keystroke echo p50, idle", us(p50), us(b50), Some(p50.as_secs_f64() / b50.as_secs_f64()), "ratio <= 2.5 (bash in a bare PTY)");
+    row("keystroke echo p99, idle", us(p99), us(b99), Some(p99.as_secs_f64() / b99.as_secs_f64()), "p99 <= 1 ms");
+}
+
+// ---- 3. scale ----
+
+async fn scale(work: &Path, sizes: &Sizes) {
+    let server = Server::start(work, &[]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (rss0, threads0) = (server.rss_kb(), server.threads());
+    let mut spawn = Vec::new();
+    for _ in 0..sizes.sessions {
+        let started = Instant::now();
+        server.create(json!({"task": "exec sh"})).await;
+        spawn.push(started.elapsed());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let n = sizes.sessions as f64;
+    let rss_per = (server.rss_kb() - rss0) as f64 / n;
+    let threads_per = (server.threads() - threads0) as f64 / n;
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+    let (p50, p99) = (percentile(&mut spawn, 0.5), percentile(&mut spawn, 0.99));
+    row(&format!("spawn p50 over {} sessions", sizes.sessions), ms(p50), "-".into(), None, "");
+    row(&format!("spawn p99 over {} sessions", sizes.sessions), ms(p99), "-".into(), None, "p99 <= 10 ms at 1,000 live");
+    row("server RSS per idle session", format!("{rss_per:.0} KB"), "-".into(), None, "<= 100 KB");
+    row("server threads per session", format!("{threads_per:.2}"), "-".into(), None, "");
+}
+
+// ---- 5. snapshot under load ----
+
+async fn snapshot(work: &Path, sizes: &Sizes) {
+    let server = Server::start(work, &[]);
+    let idle = server.create(json!({"task": "sleep 600", "cols": 200, "rows": 50})).await;
+    let flood = server.create(json!({"task": "yes 'the quick brown fox jumps over the lazy dog'", "cols": 200, "rows": 50})).await;
+    let measure = |id: String| {
+        let server = &server;
+        async move {
+            let mut samples = Vec::new();
+            for _ in 0..sizes.snapshots {
+                let started = Instant::now();
+                let res = server.http.get(format!("http://{}/sessions/{id}", server.addr)).send().await.unwrap();
+                let _ = res.bytes().await.unwrap();
+                samples.push(started.elapsed());
+            }
+            percentile(&mut samples, 0.99)
+        }
+    };
+    let quiet = measure(idle["id"].as_str().unwrap().to_owned()).await;
+    let loaded = measure(flood["id"].as_str().unwrap().to_owned()).await;
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+    row("GET /sessions/:id p99, flooding, 200x50", ms(loaded), ms(quiet), Some(loaded.as_secs_f64() / quiet.as_secs_f64()), "<= 5 ms (baseline: idle session)");
+}
