@@ -44,14 +44,27 @@ const SMOKE: Sizes = Sizes {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = args.iter().any(|a| a == "--smoke");
-    let only = args.windows(2).find(|w| w[0] == "--only").map(|w| w[1].clone());
+    let only = args
+        .windows(2)
+        .find(|w| w[0] == "--only")
+        .map(|w| w[1].clone());
     let sizes = if smoke { SMOKE } else { FULL };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let work = std::env::temp_dir().join(format!("mp-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
-    println!("monkeyproof benchmarks{}", if smoke { " (smoke: toy sizes, no targets)" } else { "" });
-    println!("{:<34} {:>14} {:>14} {:>8}  target", "figure", "monkeyproof", "baseline", "ratio");
+    println!(
+        "monkeyproof benchmarks{}",
+        if smoke {
+            " (smoke: toy sizes, no targets)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{:<34} {:>14} {:>14} {:>8}  target",
+        "figure", "monkeyproof", "baseline", "ratio"
+    );
     if wanted("throughput") {
         runtime.block_on(throughput(&work, &sizes));
     }
@@ -88,7 +101,10 @@ impl Server {
         let mut cmd = Command::new(&bin);
         cmd.env("PORT", "0")
             .env("AGENT_WS_TOKEN", TOKEN)
-            .env("MONKEYPROOF_DATA_DIR", work.join(format!("data-{}", rand::random::<u32>())))
+            .env(
+                "MONKEYPROOF_DATA_DIR",
+                work.join(format!("data-{}", rand::random::<u32>())),
+            )
             .env("RUST_LOG", "monkeyproof=warn")
             .env("MAX_SESSIONS", "5000")
             .stdout(Stdio::piped());
@@ -109,20 +125,40 @@ impl Server {
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-        let http = reqwest::Client::builder().default_headers(headers).build().unwrap();
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap();
         Server { child, addr, http }
     }
 
     async fn create(&self, body: Value) -> Value {
-        let res = self.http.post(format!("http://{}/sessions", self.addr)).json(&body).send().await.unwrap();
+        let res = self
+            .http
+            .post(format!("http://{}/sessions", self.addr))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 201, "{body}");
         res.json().await.unwrap()
     }
 
-    async fn ws(&self, id: &str, query: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-        let mut req = format!("ws://{}/sessions/{id}/ws{query}", self.addr).into_client_request().unwrap();
-        req.headers_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-        req.headers_mut().insert("sec-websocket-protocol", "monkeyproof.tty.v1".parse().unwrap());
+    async fn ws(
+        &self,
+        id: &str,
+        query: &str,
+    ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
+    {
+        let mut req = format!("ws://{}/sessions/{id}/ws{query}", self.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            "monkeyproof.tty.v1".parse().unwrap(),
+        );
         tokio_tungstenite::connect_async(req).await.unwrap().0
     }
 
@@ -161,10 +197,23 @@ fn typical_text(bytes: usize) -> Vec<u8> {
     while out.len() < bytes {
         let line = match i % 6 {
             0 => format!("plain line {i}: the quick brown fox jumps over the lazy dog\n"),
-            1 => format!("\x1b[1;32mok\x1b[0m test {i} passed in \x1b[33m{}ms\x1b[0m\n", i % 97),
-            2 => format!("\x1b[38;5;{}m256-colour {i}\x1b[0m \x1b[38;2;{};{};200mtruecolour\x1b[0m\n", i % 256, i % 255, (i * 7) % 255),
+            1 => format!(
+                "\x1b[1;32mok\x1b[0m test {i} passed in \x1b[33m{}ms\x1b[0m\n",
+                i % 97
+            ),
+            2 => format!(
+                "\x1b[38;5;{}m256-colour {i}\x1b[0m \x1b[38;2;{};{};200mtruecolour\x1b[0m\n",
+                i % 256,
+                i % 255,
+                (i * 7) % 255
+            ),
             3 => format!("┌──────┬──────┐ 中文字符 {i} │ 日本語 │\n"),
-            4 => (0..5).map(|p| format!("\rprogress {i}: [{:<20}] {:>3}%", "#".repeat(p * 4), p * 25)).collect::<String>() + "\n",
+            4 => {
+                (0..5)
+                    .map(|p| format!("\rprogress {i}: [{:<20}] {:>3}%", "#".repeat(p * 4), p * 25))
+                    .collect::<String>()
+                    + "\n"
+            }
             _ => format!("{:>8} {:<40} {:>12}\n", i, "src/engine/session.rs", i * 31),
         };
         out.extend_from_slice(line.as_bytes());
@@ -176,7 +225,12 @@ fn typical_text(bytes: usize) -> Vec<u8> {
 /// The baseline: the same file `cat` into a bare portable-pty PTY, read by a bare thread.
 fn bare_pty_throughput(file: &Path) -> f64 {
     let pair = native_pty_system()
-        .openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 })
+        .openpty(PtySize {
+            rows: 24,
+            cols: 80,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
         .unwrap();
     let mut cmd = CommandBuilder::new("cat");
     cmd.arg(file);
@@ -200,7 +254,9 @@ fn bare_pty_throughput(file: &Path) -> f64 {
 async fn throughput(work: &Path, sizes: &Sizes) {
     let file = work.join("typical.txt");
     std::fs::write(&file, typical_text(sizes.throughput_bytes)).unwrap();
-    let bare = (0..3).map(|_| bare_pty_throughput(&file)).fold(0.0, f64::max);
+    let bare = (0..3)
+        .map(|_| bare_pty_throughput(&file))
+        .fold(0.0, f64::max);
     let server = Server::start(work, &[]);
     let mut best = 0.0f64;
     for _ in 0..3 {
@@ -211,7 +267,9 @@ async fn throughput(work: &Path, sizes: &Sizes) {
         let mut ws = server.ws(id, "?since=0").await;
         ws.next().await; // hello
         let started = Instant::now();
-        ws.send(Message::Binary(b"\r".to_vec().into())).await.unwrap();
+        ws.send(Message::Binary(b"\r".to_vec().into()))
+            .await
+            .unwrap();
         let mut received = 0usize;
         while let Some(Ok(msg)) = ws.next().await {
             match msg {
@@ -224,7 +282,10 @@ async fn throughput(work: &Path, sizes: &Sizes) {
         best = best.max(received as f64 / secs / 1e6);
     }
     row(
-        &format!("throughput, {} MB to a WS viewer", sizes.throughput_bytes >> 20),
+        &format!(
+            "throughput, {} MB to a WS viewer",
+            sizes.throughput_bytes >> 20
+        ),
         format!("{best:.1} MB/s"),
         format!("{bare:.1} MB/s"),
         Some(best / bare),
@@ -242,7 +303,12 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 /// The baseline: bytes written to bash's line editor in a bare PTY and read back as its echo.
 fn bare_pty_latency(keys: usize) -> Vec<Duration> {
     let pair = native_pty_system()
-        .openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 })
+        .openpty(PtySize {
+            rows: 24,
+            cols: 80,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
         .unwrap();
     let mut cmd = CommandBuilder::new("bash");
     cmd.args(["--norc", "--noprofile", "-i"]);
@@ -302,14 +368,31 @@ async fn latency(work: &Path, sizes: &Sizes) {
             samples.push(started.elapsed());
         }
         if i % 50 == 49 {
-            ws.send(Message::Binary(b"\x15".to_vec().into())).await.unwrap();
+            ws.send(Message::Binary(b"\x15".to_vec().into()))
+                .await
+                .unwrap();
         }
     }
-    let (p50, p99) = (percentile(&mut samples, 0.5), percentile(&mut samples, 0.99));
+    let (p50, p99) = (
+        percentile(&mut samples, 0.5),
+        percentile(&mut samples, 0.99),
+    );
     let (b50, b99) = (percentile(&mut bare, 0.5), percentile(&mut bare, 0.99));
     let us = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6);
-    row("keystroke echo p50, idle", us(p50), us(b50), Some(p50.as_secs_f64() / b50.as_secs_f64()), "ratio <= 2.5 (bash in a bare PTY)");
-    row("keystroke echo p99, idle", us(p99), us(b99), Some(p99.as_secs_f64() / b99.as_secs_f64()), "p99 <= 1 ms");
+    row(
+        "keystroke echo p50, idle",
+        us(p50),
+        us(b50),
+        Some(p50.as_secs_f64() / b50.as_secs_f64()),
+        "ratio <= 2.5 (bash in a bare PTY)",
+    );
+    row(
+        "keystroke echo p99, idle",
+        us(p99),
+        us(b99),
+        Some(p99.as_secs_f64() / b99.as_secs_f64()),
+        "p99 <= 1 ms",
+    );
 }
 
 // ---- 3. scale ----
@@ -330,17 +413,43 @@ async fn scale(work: &Path, sizes: &Sizes) {
     let threads_per = (server.threads() - threads0) as f64 / n;
     let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
     let (p50, p99) = (percentile(&mut spawn, 0.5), percentile(&mut spawn, 0.99));
-    row(&format!("spawn p50 over {} sessions", sizes.sessions), ms(p50), "-".into(), None, "");
-    row(&format!("spawn p99 over {} sessions", sizes.sessions), ms(p99), "-".into(), None, "p99 <= 10 ms at 1,000 live");
-    row("server RSS per idle session", format!("{rss_per:.0} KB"), "-".into(), None, "<= 100 KB");
-    row("server threads per session", format!("{threads_per:.2}"), "-".into(), None, "");
+    row(
+        &format!("spawn p50 over {} sessions", sizes.sessions),
+        ms(p50),
+        "-".into(),
+        None,
+        "",
+    );
+    row(
+        &format!("spawn p99 over {} sessions", sizes.sessions),
+        ms(p99),
+        "-".into(),
+        None,
+        "p99 <= 10 ms at 1,000 live",
+    );
+    row(
+        "server RSS per idle session",
+        format!("{rss_per:.0} KB"),
+        "-".into(),
+        None,
+        "<= 100 KB",
+    );
+    row(
+        "server threads per session",
+        format!("{threads_per:.2}"),
+        "-".into(),
+        None,
+        "",
+    );
 }
 
 // ---- 5. snapshot under load ----
 
 async fn snapshot(work: &Path, sizes: &Sizes) {
     let server = Server::start(work, &[]);
-    let idle = server.create(json!({"task": "sleep 600", "cols": 200, "rows": 50})).await;
+    let idle = server
+        .create(json!({"task": "sleep 600", "cols": 200, "rows": 50}))
+        .await;
     let flood = server.create(json!({"task": "yes 'the quick brown fox jumps over the lazy dog'", "cols": 200, "rows": 50})).await;
     let measure = |id: String| {
         let server = &server;
@@ -348,7 +457,12 @@ async fn snapshot(work: &Path, sizes: &Sizes) {
             let mut samples = Vec::new();
             for _ in 0..sizes.snapshots {
                 let started = Instant::now();
-                let res = server.http.get(format!("http://{}/sessions/{id}", server.addr)).send().await.unwrap();
+                let res = server
+                    .http
+                    .get(format!("http://{}/sessions/{id}", server.addr))
+                    .send()
+                    .await
+                    .unwrap();
                 let _ = res.bytes().await.unwrap();
                 samples.push(started.elapsed());
             }
@@ -358,5 +472,11 @@ async fn snapshot(work: &Path, sizes: &Sizes) {
     let quiet = measure(idle["id"].as_str().unwrap().to_owned()).await;
     let loaded = measure(flood["id"].as_str().unwrap().to_owned()).await;
     let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
-    row("GET /sessions/:id p99, flooding, 200x50", ms(loaded), ms(quiet), Some(loaded.as_secs_f64() / quiet.as_secs_f64()), "<= 5 ms (baseline: idle session)");
+    row(
+        "GET /sessions/:id p99, flooding, 200x50",
+        ms(loaded),
+        ms(quiet),
+        Some(loaded.as_secs_f64() / quiet.as_secs_f64()),
+        "<= 5 ms (baseline: idle session)",
+    );
 }

@@ -704,4 +704,18 @@ async fn the_openapi_document_lists_every_route_and_resolves() {
         let name = &reference[..reference.find('"').unwrap()];
         assert!(schemas.contains_key(name), "dangling $ref to {name}");
     }
+    // And a real validator agrees (the test command installs it from PyPI).
+    let file = server.data_dir.join("openapi.json");
+    std::fs::write(&file, &text).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator refused the document (pip install openapi-spec-validator):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

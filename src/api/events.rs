@@ -21,7 +21,7 @@ use crate::protocol::{ErrorBody, EventsQuery, SessionEvent, SessionEventKind};
 /// Events sent in one go before looking again.
 const BATCH: usize = 256;
 
-#[utoipa::path(get, path = "/events", tag = "events", params(EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")), responses((status = 200, description = "Server-Sent Events of every session", content_type = "text/event-stream", body = SessionEvent), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/events", tag = "events", params(EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")), responses((status = 200, description = "Server-Sent Events of every session", content_type = "text/event-stream", body = SessionEvent), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody)))]
 pub async fn all(
     State(app): State<AppState>,
     Query(query): Query<EventsQuery>,
@@ -30,7 +30,7 @@ pub async fn all(
     feed(app, None, query, &headers)
 }
 
-#[utoipa::path(get, path = "/sessions/{id}/events", tag = "events", params(("id" = String, Path, description = "Session id"), EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")), responses((status = 200, description = "Server-Sent Events of this session", content_type = "text/event-stream", body = SessionEvent), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/sessions/{id}/events", tag = "events", params(("id" = String, Path, description = "Session id"), EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")), responses((status = 200, description = "Server-Sent Events of this session", content_type = "text/event-stream", body = SessionEvent), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn of_session(
     State(app): State<AppState>,
     UrlPath(id): UrlPath<String>,

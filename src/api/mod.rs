@@ -73,7 +73,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 /// `GET /openapi.json`.
-#[utoipa::path(get, path = "/openapi.json", tag = "server", responses((status = 200, description = "This document (OpenAPI 3.1)"), (status = 401, body = crate::protocol::ErrorBody)))]
+#[utoipa::path(get, path = "/openapi.json", tag = "server", responses((status = 200, description = "This document (OpenAPI 3.1)"), (status = 401, description = "Unauthorized (missing or wrong token)", body = crate::protocol::ErrorBody)))]
 async fn openapi_json() -> Response {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let json = DOCUMENT.get_or_init(|| openapi_document().to_json().unwrap_or_default());

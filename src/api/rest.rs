@@ -47,7 +47,7 @@ pub async fn health() -> Json<Health> {
     Json(Health { ok: true })
 }
 
-#[utoipa::path(get, path = "/presets", tag = "server", responses((status = 200, description = "Every preset", body = Vec<PresetInfo>), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/presets", tag = "server", responses((status = 200, description = "Every preset", body = Vec<PresetInfo>), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody)))]
 pub async fn presets(State(app): State<AppState>) -> Json<Vec<PresetInfo>> {
     Json(
         app.presets
@@ -64,7 +64,7 @@ pub async fn presets(State(app): State<AppState>) -> Json<Vec<PresetInfo>> {
     )
 }
 
-#[utoipa::path(post, path = "/sessions", tag = "sessions", request_body = CreateSessionRequest, responses((status = 201, description = "Started", body = SessionInfo), (status = 400, description = "Bad request or nothing to run", body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, description = "MAX_SESSIONS running", body = ErrorBody)))]
+#[utoipa::path(post, path = "/sessions", tag = "sessions", request_body = CreateSessionRequest, responses((status = 201, description = "Started", body = SessionInfo), (status = 400, description = "Bad request or nothing to run", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 413, description = "Request body too large", body = ErrorBody), (status = 429, description = "MAX_SESSIONS running", body = ErrorBody)))]
 pub async fn create_session(
     State(app): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -162,7 +162,7 @@ pub async fn create_session(
     Ok((StatusCode::CREATED, Json(app.info(&session))))
 }
 
-#[utoipa::path(get, path = "/sessions", tag = "sessions", params(ListQuery), responses((status = 200, description = "Oldest first", body = Vec<SessionInfo>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/sessions", tag = "sessions", params(ListQuery), responses((status = 200, description = "Oldest first", body = Vec<SessionInfo>), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody)))]
 pub async fn list_sessions(
     State(app): State<AppState>,
     Query(query): Query<ListQuery>,
@@ -191,7 +191,7 @@ pub async fn list_sessions(
     Ok(Json(infos))
 }
 
-#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "The session and its screen", body = SessionDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "The session and its screen", body = SessionDetail), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get_session(
     State(app): State<AppState>,
     UrlPath(id): UrlPath<String>,
@@ -213,7 +213,7 @@ pub async fn get_session(
 const MAX_SCROLLBACK_ROWS: usize = crate::engine::SCREEN_SCROLLBACK_ROWS;
 
 /// `GET /sessions/:id/screen?format=text|ansi|json&scrollback=N`.
-#[utoipa::path(get, path = "/sessions/{id}/screen", tag = "orchestration", params(("id" = String, Path, description = "Session id"), ScreenQuery), responses((status = 200, description = "The screen: text or ANSI (text/plain, header x-output-offset), or JSON", content((String = "text/plain"), (ScreenView = "application/json"))), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/sessions/{id}/screen", tag = "orchestration", params(("id" = String, Path, description = "Session id"), ScreenQuery), responses((status = 200, description = "The screen: text or ANSI (text/plain, header x-output-offset), or JSON", content((String = "text/plain"), (ScreenView = "application/json"))), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn screen(
     State(app): State<AppState>,
     UrlPath(id): UrlPath<String>,
@@ -306,7 +306,7 @@ const DEFAULT_WAIT_MS: u64 = 30_000;
 const MAX_PATTERN_BYTES: usize = 1 << 20;
 
 /// `POST /sessions/:id/wait`.
-#[utoipa::path(post, path = "/sessions/{id}/wait", tag = "orchestration", params(("id" = String, Path, description = "Session id")), request_body = WaitRequest, responses((status = 200, description = "A condition held, or the timeout passed", body = WaitResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/sessions/{id}/wait", tag = "orchestration", params(("id" = String, Path, description = "Session id")), request_body = WaitRequest, responses((status = 200, description = "A condition held, or the timeout passed", body = WaitResult), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn wait(
     State(app): State<AppState>,
     UrlPath(id): UrlPath<String>,
@@ -360,7 +360,7 @@ pub async fn wait(
     }))
 }
 
-#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Killing (idempotent)", body = Killed), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Killing (idempotent)", body = Killed), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn delete_session(
     State(app): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -373,7 +373,7 @@ pub async fn delete_session(
     Ok(Json(Killed { killed: true }))
 }
 
-#[utoipa::path(post, path = "/sessions/{id}/input", tag = "sessions", params(("id" = String, Path, description = "Session id")), request_body = InputRequest, responses((status = 200, description = "Written", body = InputSent), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Not running", body = ErrorBody)))]
+#[utoipa::path(post, path = "/sessions/{id}/input", tag = "sessions", params(("id" = String, Path, description = "Session id")), request_body = InputRequest, responses((status = 200, description = "Written", body = InputSent), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not running", body = ErrorBody)))]
 pub async fn send_input(
     State(app): State<AppState>,
     UrlPath(id): UrlPath<String>,
@@ -419,7 +419,7 @@ pub async fn send_input(
     Ok(Json(InputSent { sent: true }))
 }
 
-#[utoipa::path(post, path = "/sessions/{id}/resize", tag = "sessions", params(("id" = String, Path, description = "Session id")), request_body = ResizeRequest, responses((status = 200, description = "Resized", body = SessionInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/sessions/{id}/resize", tag = "sessions", params(("id" = String, Path, description = "Session id")), request_body = ResizeRequest, responses((status = 200, description = "Resized", body = SessionInfo), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflict: the session is not running", body = ErrorBody)))]
 pub async fn resize(
     State(app): State<AppState>,
     UrlPath(id): UrlPath<String>,
@@ -439,7 +439,7 @@ pub struct TranscriptQuery {
     since: Option<String>,
 }
 
-#[utoipa::path(get, path = "/sessions/{id}/transcript", tag = "sessions", params(("id" = String, Path, description = "Session id"), TranscriptQuery), responses((status = 200, description = "Output from the offset; headers x-transcript-offset, x-transcript-total-size, x-transcript-next-offset", content_type = "text/plain", body = String), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/sessions/{id}/transcript", tag = "sessions", params(("id" = String, Path, description = "Session id"), TranscriptQuery), responses((status = 200, description = "Output from the offset; headers x-transcript-offset, x-transcript-total-size, x-transcript-next-offset", content_type = "text/plain", body = String), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn transcript(
     State(app): State<AppState>,
     UrlPath(id): UrlPath<String>,

@@ -30,7 +30,7 @@ pub fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 /// `GET /`: the page for browsers, the JSON banner for API clients.
-#[utoipa::path(get, path = "/", tag = "server", responses((status = 200, description = "The page for browsers (Accept: text/html, no token needed), else the JSON banner", content((Banner = "application/json"), (String = "text/html"))), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/", tag = "server", responses((status = 200, description = "The page for browsers (Accept: text/html, no token needed), else the JSON banner", content((Banner = "application/json"), (String = "text/html"))), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody)))]
 pub async fn index(state: State<AppState>, headers: HeaderMap) -> Response {
     if wants_html(&headers) {
         asset_response("text/html; charset=utf-8", INDEX_HTML)
@@ -40,7 +40,7 @@ pub async fn index(state: State<AppState>, headers: HeaderMap) -> Response {
 }
 
 /// `GET /assets/:name`.
-#[utoipa::path(get, path = "/assets/{name}", tag = "server", security(()), params(("name" = String, Path, description = "app.js or app.css")), responses((status = 200, description = "The page's bundle", body = String), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/assets/{name}", tag = "server", security(()), params(("name" = String, Path, description = "app.js or app.css")), responses((status = 200, description = "The page's bundle", body = String), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn asset(UrlPath(name): UrlPath<String>) -> Response {
     match name.as_str() {
         "app.js" => asset_response("text/javascript; charset=utf-8", APP_JS),

@@ -40,7 +40,7 @@ enum Flavor {
     Compat,
 }
 
-#[utoipa::path(get, path = "/sessions/{id}/ws", tag = "sessions", params(("id" = String, Path, description = "Session id"), WsQuery), responses((status = 101, description = "WebSocket: raw protocol with subprotocol monkeyproof.tty.v1 (RawServerMessage / RawClientMessage), else the compat protocol (CompatServerMessage / CompatClientMessage)"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "Origin not allowed", body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/sessions/{id}/ws", tag = "sessions", params(("id" = String, Path, description = "Session id"), WsQuery), responses((status = 101, description = "WebSocket: raw protocol with subprotocol monkeyproof.tty.v1 (RawServerMessage / RawClientMessage), else the compat protocol (CompatServerMessage / CompatClientMessage)"), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 403, description = "Origin not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn upgrade(
     State(app): State<AppState>,
     UrlPath(id): UrlPath<String>,
