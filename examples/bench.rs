@@ -4,7 +4,8 @@
 //!
 //! `cargo run --release --example bench` for the figures (`docs/benchmarks.md`);
 //! `--smoke` runs every measurement at toy sizes, asserting nothing (the test suite does this so
-//! the benchmark never rots). `--only NAME` runs one of: throughput, latency, scale, snapshot.
+//! the benchmark never rots). `--only NAME` runs one of: throughput, latency, scale, snapshot,
+//! slow-viewer.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -25,6 +26,7 @@ struct Sizes {
     keys: usize,
     sessions: usize,
     snapshots: usize,
+    flood_secs: f64,
 }
 
 const FULL: Sizes = Sizes {
@@ -32,6 +34,7 @@ const FULL: Sizes = Sizes {
     keys: 2000,
     sessions: 1000,
     snapshots: 500,
+    flood_secs: 3.0,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -39,6 +42,7 @@ const SMOKE: Sizes = Sizes {
     keys: 50,
     sessions: 10,
     snapshots: 20,
+    flood_secs: 0.3,
 };
 
 fn main() {
@@ -76,6 +80,9 @@ fn main() {
     }
     if wanted("snapshot") {
         runtime.block_on(snapshot(&work, &sizes));
+    }
+    if wanted("slow-viewer") {
+        runtime.block_on(slow_viewer(&work, &sizes));
     }
     let _ = std::fs::remove_dir_all(&work);
 }
@@ -478,5 +485,80 @@ async fn snapshot(work: &Path, sizes: &Sizes) {
         ms(quiet),
         Some(loaded.as_secs_f64() / quiet.as_secs_f64()),
         "<= 5 ms (baseline: idle session)",
+    );
+}
+
+// ---- 6. slow viewer ----
+
+/// One `yes` flood of `secs`; returns (bytes the program wrote, bytes a reading viewer got, peak
+/// server RSS growth in KB), with or without a viewer that never reads.
+async fn flood_with(server: &Server, secs: f64, stalled: bool) -> (u64, u64, u64) {
+    let session = server
+        .create(json!({"task": format!("read go; timeout {secs} yes 'the quick brown fox jumps over the lazy dog'")}))
+        .await;
+    let id = session["id"].as_str().unwrap().to_owned();
+    let _stalled = if stalled {
+        Some(server.ws(&id, "?since=0").await)
+    } else {
+        None
+    };
+    let mut reader = server.ws(&id, "?since=0").await;
+    reader.next().await; // hello
+    let rss0 = server.rss_kb();
+    let mut peak = rss0;
+    reader
+        .send(Message::Binary(b"\r".to_vec().into()))
+        .await
+        .unwrap();
+    let mut received = 0u64;
+    while let Some(Ok(msg)) = reader.next().await {
+        match msg {
+            Message::Binary(b) => received += b.len() as u64,
+            Message::Text(t) if t.contains("\"exit\"") => break,
+            _ => {}
+        }
+        peak = peak.max(server.rss_kb());
+    }
+    let detail: Value = server
+        .http
+        .get(format!("http://{}/sessions/{id}", server.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        detail["outputBytes"].as_u64().unwrap(),
+        received,
+        peak - rss0,
+    )
+}
+
+async fn slow_viewer(work: &Path, sizes: &Sizes) {
+    let server = Server::start(work, &[]);
+    let (alone_out, alone_read, _) = flood_with(&server, sizes.flood_secs, false).await;
+    let (stalled_out, stalled_read, growth) = flood_with(&server, sizes.flood_secs, true).await;
+    let mbs = |b: u64| format!("{:.1} MB/s", b as f64 / sizes.flood_secs / 1e6);
+    row(
+        "program output, with a stalled viewer",
+        mbs(stalled_out),
+        mbs(alone_out),
+        Some(stalled_out as f64 / alone_out as f64),
+        "ratio >= 0.9 (no stalled viewer)",
+    );
+    row(
+        "reading viewer, with a stalled viewer",
+        mbs(stalled_read),
+        mbs(alone_read),
+        Some(stalled_read as f64 / alone_read as f64),
+        "ratio >= 0.9 (no stalled viewer)",
+    );
+    row(
+        "server RSS growth, stalled viewer",
+        format!("{growth} KB"),
+        "-".into(),
+        None,
+        "<= ring (1 MB) + socket buffers",
     );
 }

@@ -137,12 +137,3 @@ async fn refuse_oversized_bodies(req: Request, next: Next) -> Response {
     }
     next.run(req).await
 }
-
-/// Drops UTF-8 continuation bytes at the start: the ring may begin in the middle of a character.
-pub(crate) fn skip_partial_char(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|&b| (b & 0xC0) != 0x80)
-        .unwrap_or(bytes.len());
-    &bytes[start..]
-}

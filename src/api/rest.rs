@@ -203,7 +203,7 @@ pub async fn get_session(
     let (transcript, _) = session.transcript();
     Ok(Json(SessionDetail {
         info,
-        recent_output: plain_text_tail(&recent, app.output_buffer_lines),
+        recent_output: crate::engine::plain_text_tail(&recent, app.output_buffer_lines),
         transcript_path: transcript.display().to_string(),
         screen: screen_view(screen, Vec::new(), offset),
     }))
@@ -601,15 +601,6 @@ fn normalize_label(label: &str) -> String {
         .collect()
 }
 
-/// Output bytes as plain text: escape sequences removed, line endings normalised, at most the
-/// last `max_lines` lines. A leading partial UTF-8 character (the ring cut it) is dropped.
-fn plain_text_tail(bytes: &[u8], max_lines: usize) -> String {
-    let stripped = strip_ansi_escapes::strip(super::skip_partial_char(bytes));
-    let text = String::from_utf8_lossy(&stripped);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(max_lines)..].join("\n")
-}
-
 impl AppState {
     /// A session as the API shows it.
     pub fn info(&self, session: &Session) -> SessionInfo {
@@ -641,13 +632,6 @@ mod tests {
         assert_eq!(out[..2], ["foo", "bar"]);
         assert_eq!(out[2].len(), 64);
         assert_eq!(out.len(), 3);
-    }
-
-    #[test]
-    fn plain_text_strips_escapes_and_keeps_the_tail() {
-        let bytes = b"\x80\x80one\r\n\x1b[31mtwo\x1b[0m\r\nthree\r\n";
-        assert_eq!(plain_text_tail(bytes, 2), "two\nthree");
-        assert_eq!(plain_text_tail(bytes, 10), "one\ntwo\nthree");
     }
 
     #[test]

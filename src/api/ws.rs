@@ -176,7 +176,7 @@ impl Connection {
             }
             Flavor::Compat => {
                 let snap = session.snapshot();
-                let data = self.decode(super::skip_partial_char(&start.recent));
+                let data = self.decode(crate::engine::skip_partial_char(&start.recent));
                 self.send_json(&CompatServerMessage::Catchup {
                     id: session.id.clone(),
                     task: session.task.clone(),

@@ -7,6 +7,7 @@ mod answers;
 mod events;
 mod keys;
 mod output;
+mod plain;
 mod process;
 mod screen;
 mod session;
@@ -23,6 +24,7 @@ use dashmap::DashMap;
 pub use events::{ACTIVITY_TICK, EVENT_RING_CAPACITY, Event, EventBus, EventKind, Missed};
 pub use keys::{Key, SPECIAL_KEY_NAMES, parse_key, paste_bytes};
 pub use output::RING_BYTES_PER_LINE;
+pub use plain::{plain_text, plain_text_tail, skip_partial_char};
 pub use screen::{MAX_DIMENSION, SCREEN_SCROLLBACK_ROWS, Screen, ScreenText, TermSize};
 pub use session::{
     DUPLICATE_ANSWER_WINDOW, ExitInfo, NotRunning, ReplyFilter, Session, SessionKind,

@@ -87,7 +87,7 @@ impl Session {
                 Some(since) => {
                     let from = since.max(state.log.ring_start());
                     let bytes = state.log.read_from(from, usize::MAX).unwrap_or_default();
-                    String::from_utf8_lossy(&strip_ansi_escapes::strip(bytes)).into_owned()
+                    super::plain::plain_text(&bytes)
                 }
                 None => state.screen.text().lines.join("\n"),
             };
