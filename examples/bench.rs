@@ -229,16 +229,21 @@ fn typical_text(bytes: usize) -> Vec<u8> {
     out
 }
 
-/// The baseline: the same file `cat` into a bare portable-pty PTY, read by a bare thread.
-fn bare_pty_throughput(file: &Path) -> f64 {
-    let pair = native_pty_system()
+/// A bare 80x24 portable-pty PTY, for the baselines.
+fn bare_pty() -> portable_pty::PtyPair {
+    native_pty_system()
         .openpty(PtySize {
             rows: 24,
             cols: 80,
             pixel_width: 0,
             pixel_height: 0,
         })
-        .unwrap();
+        .unwrap()
+}
+
+/// The baseline: the same file `cat` into a bare portable-pty PTY, read by a bare thread.
+fn bare_pty_throughput(file: &Path) -> f64 {
+    let pair = bare_pty();
     let mut cmd = CommandBuilder::new("cat");
     cmd.arg(file);
     let started = Instant::now();
@@ -309,14 +314,7 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 
 /// The baseline: bytes written to bash's line editor in a bare PTY and read back as its echo.
 fn bare_pty_latency(keys: usize) -> Vec<Duration> {
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 24,
-            cols: 80,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
+    let pair = bare_pty();
     let mut cmd = CommandBuilder::new("bash");
     cmd.args(["--norc", "--noprofile", "-i"]);
     cmd.env("PS1", "$ ");

@@ -181,19 +181,7 @@ async fn screen_as_text_ansi_and_json() {
     let id = &session.id;
     server.wait_for_screen(id, "red").await;
 
-    let res = server
-        .http
-        .get(server.url(&format!("/sessions/{id}/screen")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    let res = server.get_text(&format!("/sessions/{id}/screen")).await;
     let offset: u64 = res.headers()["x-output-offset"]
         .to_str()
         .unwrap()

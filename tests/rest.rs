@@ -511,18 +511,8 @@ async fn transcript_serves_bytes_from_an_offset() {
     );
 
     let res = server
-        .http
-        .get(server.url(&format!("/sessions/{}/transcript?since=5", session.id)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+        .get_text(&format!("/sessions/{}/transcript?since=5", session.id))
+        .await;
     let header = |name: &str| res.headers()[name].to_str().unwrap().to_owned();
     assert_eq!(header("x-transcript-offset"), "5");
     assert_eq!(header("x-transcript-total-size"), full.len().to_string());

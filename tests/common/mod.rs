@@ -235,6 +235,18 @@ impl Server {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// GET a plain-text route; panics unless it answers 200 with `text/plain`.
+    pub async fn get_text(&self, path: &str) -> reqwest::Response {
+        let res = self.http.get(self.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let content_type = res.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with("text/plain"),
+            "{path}: {content_type}"
+        );
+        res
+    }
+
     pub async fn transcript(&self, id: &str) -> Vec<u8> {
         let res = self
             .http
