@@ -44,7 +44,7 @@ pub const TASK_DELIVERY_IDLE: Duration = Duration::from_millis(1000);
 pub const TASK_DELIVERY_LIMIT: Duration = Duration::from_secs(60);
 /// Pause between the separate writes of one input (e.g. text, then Enter).
 const PAUSE_BETWEEN_WRITES: Duration = Duration::from_millis(20);
-/// Size of one PTY read.
+/// The most output read (in one or more PTY reads) before it is appended and published.
 const READ_CHUNK: usize = 32 * 1024;
 
 /// What kind of session this is; decides defaults (size, TTL, Enter after input).
@@ -392,7 +392,12 @@ impl Session {
             }
             match (&pty).read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => self.ingest(&buf[..n], &answers),
+                Ok(n) => {
+                    // Whatever else is already waiting joins this chunk: one append, parse and
+                    // wake-up per batch instead of per (small) PTY read.
+                    let filled = n + read_ready(&pty, &mut buf[n..]);
+                    self.ingest(&buf[..filled], &answers);
+                }
                 Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
                 // EIO once every slave descriptor is closed: no more output.
                 Err(_) => break,
@@ -740,6 +745,26 @@ impl Session {
         self.viewers.fetch_add(1, Ordering::Relaxed);
         ViewerCount(self.clone())
     }
+}
+
+/// Reads what the PTY has ready right now into `buf`, without waiting; returns how much.
+fn read_ready(pty: &File, buf: &mut [u8]) -> usize {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let ready = poll(
+            &mut [PollFd::new(pty.as_fd(), PollFlags::POLLIN)],
+            PollTimeout::ZERO,
+        );
+        if !matches!(ready, Ok(n) if n > 0) {
+            break;
+        }
+        match (&*pty).read(&mut buf[filled..]) {
+            Ok(n) if n > 0 => filled += n,
+            // EOF, EIO or a signal: the main loop sees it on its next read.
+            _ => break,
+        }
+    }
+    filled
 }
 
 /// Removes a file when dropped, unless disarmed by taking the path out.
