@@ -220,13 +220,12 @@ pub async fn screen(
     Query(query): Query<ScreenQuery>,
 ) -> Result<Response, ApiError> {
     let session = app.session(&id)?;
-    let scrollback = match query.scrollback.as_deref() {
-        None | Some("") => 0,
-        Some(n) => n
-            .parse::<usize>()
-            .map_err(|_| ApiError::bad_request("scrollback must be a non-negative number of rows"))?
-            .min(MAX_SCROLLBACK_ROWS),
-    };
+    let scrollback = optional_number::<usize>(
+        query.scrollback.as_deref(),
+        "scrollback must be a non-negative number of rows",
+    )?
+    .unwrap_or(0)
+    .min(MAX_SCROLLBACK_ROWS);
     let offset_header = |offset: u64| {
         (
             header::HeaderName::from_static("x-output-offset"),
@@ -446,12 +445,7 @@ pub async fn transcript(
     Query(query): Query<TranscriptQuery>,
 ) -> Result<Response, ApiError> {
     let session = app.session(&id)?;
-    let since = match query.since.as_deref() {
-        None | Some("") => 0,
-        Some(s) => s
-            .parse::<u64>()
-            .map_err(|_| ApiError::bad_request("since must be a non-negative byte offset"))?,
-    };
+    let since = optional_number::<u64>(query.since.as_deref(), SINCE_ERROR)?.unwrap_or(0);
     let (path, total) = session.transcript();
     let since = since.min(total);
     let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
@@ -535,6 +529,20 @@ pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
         bells: snap.bells,
         task_delivered_at: snap.task_delivered_at.map(iso_time),
     }
+}
+
+/// The message for a bad `since` (transcript and WebSocket alike).
+pub const SINCE_ERROR: &str = "since must be a non-negative byte offset";
+
+/// An optional number from a query string: absent or empty is `None`, anything unparsable is 400
+/// with `error`.
+pub fn optional_number<T: std::str::FromStr>(
+    raw: Option<&str>,
+    error: &str,
+) -> Result<Option<T>, ApiError> {
+    raw.filter(|v| !v.is_empty())
+        .map(|v| v.parse::<T>().map_err(|_| ApiError::bad_request(error)))
+        .transpose()
 }
 
 /// A checked terminal size, or 400.

@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::AppState;
 use super::auth::offered_subprotocols;
 use super::error::ApiError;
-use super::rest::term_size;
+use super::rest::{SINCE_ERROR, optional_number, term_size};
 use crate::engine::{
     AttachFrom, Engine, EventKind, ReplyFilter, Session, SessionStatus, Viewer, ViewerEvent,
 };
@@ -67,17 +67,20 @@ pub async fn upgrade(
     } else {
         Flavor::Compat
     };
-    let from = match (flavor, query.since.as_deref()) {
-        (Flavor::Compat, _) => AttachFrom::RecentOutput,
-        (Flavor::Raw, None | Some("")) => AttachFrom::Screen,
-        (Flavor::Raw, Some(since)) => match since.parse::<u64>() {
-            Ok(offset) => AttachFrom::Offset(offset),
-            Err(_) => {
-                return ApiError::bad_request("since must be a non-negative byte offset")
-                    .into_response();
-            }
+    // Only the raw protocol resumes; compat clients never sent `since`.
+    let since = match flavor {
+        Flavor::Raw => match optional_number::<u64>(query.since.as_deref(), SINCE_ERROR) {
+            Ok(since) => since,
+            Err(e) => return e.into_response(),
         },
+        Flavor::Compat => None,
     };
+    let from = match (flavor, since) {
+        (Flavor::Compat, _) => AttachFrom::RecentOutput,
+        (Flavor::Raw, None) => AttachFrom::Screen,
+        (Flavor::Raw, Some(offset)) => AttachFrom::Offset(offset),
+    };
+
     let flow_from_start =
         flavor == Flavor::Raw && matches!(query.flow.as_deref(), Some("1" | "true"));
     let shutdown = app.shutdown.clone();
