@@ -49,7 +49,6 @@ pub async fn run(config: Config) -> Result<(), String> {
         )),
         output_buffer_lines: config.output_buffer_size as usize,
         ws_ping_interval: Duration::from_millis(config.ws_ping_ms),
-        busy_window: Duration::from_millis(config.busy_ms),
         shutdown: shutdown.clone(),
     };
 

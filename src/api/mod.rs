@@ -38,8 +38,6 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Lines of plain text `recentOutput` holds at most.
     pub output_buffer_lines: usize,
-    /// Output within this long makes a session `busy`.
-    pub busy_window: std::time::Duration,
     /// How often WebSocket peers are pinged; one silent for two intervals is dropped.
     pub ws_ping_interval: std::time::Duration,
     /// Cancelled when the server shuts down; open WebSockets then close with 1001.

@@ -29,8 +29,6 @@ use crate::protocol::{
 const TASK_PREVIEW_CHARS: usize = 500;
 /// Longest label kept, in characters.
 const MAX_LABEL_CHARS: usize = 64;
-/// The Enter key as a terminal sends it.
-const ENTER: &[u8] = b"\r";
 
 pub async fn banner(State(app): State<AppState>) -> Json<Banner> {
     Json(Banner {
@@ -383,21 +381,9 @@ pub async fn send_input(
         .enter
         .unwrap_or(session.kind == SessionKind::Interactive);
     let sent = match (req.input, req.text, req.keys) {
-        (Some(input), None, None) => {
-            let mut writes = vec![input.into_bytes()];
-            if enter {
-                writes.push(ENTER.to_vec());
-            }
-            session.write_input(writes).await
-        }
+        (Some(input), None, None) => session.type_text(input.into_bytes(), enter).await,
         (None, Some(text), None) if req.paste.unwrap_or(false) => session.paste(&text, enter).await,
-        (None, Some(text), None) => {
-            let mut writes = vec![text.into_bytes()];
-            if enter {
-                writes.push(ENTER.to_vec());
-            }
-            session.write_input(writes).await
-        }
+        (None, Some(text), None) => session.type_text(text.into_bytes(), enter).await,
         (None, None, Some(names)) => {
             // Every name is checked before anything is sent.
             let keys = names
@@ -491,9 +477,7 @@ pub async fn transcript(
 /// A session as the API shows it; `busy_window` decides `activity`.
 pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
     let snap = session.snapshot();
-    let idle = SystemTime::now()
-        .duration_since(snap.last_output_at.unwrap_or(session.created_at))
-        .unwrap_or_default();
+    let busy = snap.is_busy(busy_window);
     let exit = snap.exit.unwrap_or(crate::engine::ExitInfo {
         code: None,
         signal: None,
@@ -519,12 +503,8 @@ pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
         cols: snap.size.cols,
         rows: snap.size.rows,
         last_output_at: snap.last_output_at.map(iso_time),
-        idle_ms: idle.as_millis() as u64,
-        activity: if idle < busy_window {
-            Activity::Busy
-        } else {
-            Activity::Idle
-        },
+        idle_ms: snap.quiet_for.as_millis() as u64,
+        activity: if busy { Activity::Busy } else { Activity::Idle },
         title: snap.title,
         bells: snap.bells,
         task_delivered_at: snap.task_delivered_at.map(iso_time),
@@ -612,7 +592,7 @@ fn normalize_label(label: &str) -> String {
 impl AppState {
     /// A session as the API shows it.
     pub fn info(&self, session: &Session) -> SessionInfo {
-        session_info(session, self.busy_window)
+        session_info(session, self.engine.config().busy_window)
     }
 
     /// The session with this id, or 404.

@@ -176,10 +176,7 @@ impl EventBus {
             );
             reported.offset = snap.output_bytes;
         }
-        let quiet_for = SystemTime::now()
-            .duration_since(snap.last_output_at.unwrap_or(session.created_at))
-            .unwrap_or_default();
-        let busy = snap.last_output_at.is_some() && quiet_for < busy_window;
+        let busy = snap.is_busy(busy_window);
         if busy != reported.busy {
             self.publish(
                 id,

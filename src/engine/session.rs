@@ -213,6 +213,15 @@ pub struct SessionSnapshot {
     pub title: String,
     pub bells: u64,
     pub task_delivered_at: Option<SystemTime>,
+    /// How long since the last output (or since creation, before any).
+    pub quiet_for: Duration,
+}
+
+impl SessionSnapshot {
+    /// Busy: the program has printed something within `window`.
+    pub fn is_busy(&self, window: Duration) -> bool {
+        self.last_output_at.is_some() && self.quiet_for < window
+    }
 }
 
 impl Session {
@@ -550,6 +559,7 @@ impl Session {
                 .task_delivered_at
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
+            quiet_for: self.quiet_for(state.last_output_at),
         }
     }
 
@@ -626,6 +636,18 @@ impl Session {
         }
     }
 
+    /// How long the program has printed nothing, given when it last did.
+    pub(crate) fn quiet_for(&self, last_output_at: Option<SystemTime>) -> Duration {
+        SystemTime::now()
+            .duration_since(last_output_at.unwrap_or(self.created_at))
+            .unwrap_or_default()
+    }
+
+    /// Types `text` as it is, then Enter (as a write of its own) if asked.
+    pub async fn type_text(&self, text: Vec<u8>, enter: bool) -> Result<(), NotRunning> {
+        self.write_input(then_enter(text, enter)).await
+    }
+
     /// Sends keys, each as its own write, encoded for the program's current cursor-key mode.
     pub async fn send_keys(&self, keys: &[Key]) -> Result<(), NotRunning> {
         let application_cursor = self.lock_state().screen.application_cursor();
@@ -637,11 +659,8 @@ impl Session {
     /// them (so a multi-line prompt arrives as one message), then Enter if asked.
     pub async fn paste(&self, text: &str, enter: bool) -> Result<(), NotRunning> {
         let bracketed = self.lock_state().screen.bracketed_paste();
-        let mut writes = vec![paste_bytes(text, bracketed)];
-        if enter {
-            writes.push(b"\r".to_vec());
-        }
-        self.write_input(writes).await
+        self.write_input(then_enter(paste_bytes(text, bracketed), enter))
+            .await
     }
 
     /// Types the task in once the program has printed nothing for `TASK_DELIVERY_IDLE` (or
@@ -745,6 +764,19 @@ impl Session {
         self.viewers.fetch_add(1, Ordering::Relaxed);
         ViewerCount(self.clone())
     }
+}
+
+/// The Enter key as a terminal sends it.
+pub const ENTER: &[u8] = b"\r";
+
+/// `first`, then Enter as a separate write when asked: TUI agents (Ink, crossterm) take text and
+/// `\r` arriving in one read as a paste and would not submit it.
+fn then_enter(first: Vec<u8>, enter: bool) -> Vec<Vec<u8>> {
+    let mut writes = vec![first];
+    if enter {
+        writes.push(ENTER.to_vec());
+    }
+    writes
 }
 
 /// Reads what the PTY has ready right now into `buf`, without waiting; returns how much.

@@ -4,7 +4,7 @@
 //! A waiter is a task parked on the session's watch channel and one timer, so thousands of them
 //! cost nothing while they wait; it wakes on output (coalesced) and at the idle deadline.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use regex::Regex;
 
@@ -101,9 +101,7 @@ impl Session {
         let Some(idle) = wait.idle else {
             return (None, None);
         };
-        let quiet_for = SystemTime::now()
-            .duration_since(state.last_output_at.unwrap_or(self.created_at))
-            .unwrap_or_default();
+        let quiet_for = self.quiet_for(state.last_output_at);
         if quiet_for >= idle {
             (Some(Fired::Idle), None)
         } else {
