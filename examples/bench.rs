@@ -34,7 +34,7 @@ const FULL: Sizes = Sizes {
     keys: 2000,
     sessions: 1000,
     snapshots: 500,
-    flood_secs: 3.0,
+    flood_secs: 30.0,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -348,7 +348,49 @@ fn bare_pty_latency(keys: usize) -> Vec<Duration> {
     samples
 }
 
+/// The floor under the keystroke figure: one byte over a loopback WebSocket to an echo server
+/// on its own runtime (as the real server is), and back: no PTY, no program.
+fn websocket_echo_latency(keys: usize) -> Vec<Duration> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let (tcp, _) = listener.accept().await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            while let Some(Ok(msg)) = ws.next().await {
+                if msg.is_binary() && ws.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        });
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .unwrap();
+        let mut samples = Vec::new();
+        for i in 0..keys + 100 {
+            let started = Instant::now();
+            ws.send(Message::Binary(vec![b'a'].into())).await.unwrap();
+            ws.next().await;
+            if i >= 100 {
+                samples.push(started.elapsed());
+            }
+        }
+        samples
+    })
+}
+
 async fn latency(work: &Path, sizes: &Sizes) {
+    let keys = sizes.keys;
+    let mut floor = tokio::task::spawn_blocking(move || websocket_echo_latency(keys))
+        .await
+        .unwrap();
     let mut bare = bare_pty_latency(sizes.keys);
     let server = Server::start(work, &[]);
     let session = server
@@ -390,6 +432,14 @@ async fn latency(work: &Path, sizes: &Sizes) {
         us(b50),
         Some(p50.as_secs_f64() / b50.as_secs_f64()),
         "ratio <= 2.5 (bash in a bare PTY)",
+    );
+    let floor = percentile(&mut floor, 0.5);
+    row(
+        "  floor: loopback WebSocket echo p50",
+        us(floor),
+        us(b50),
+        Some(floor.as_secs_f64() / b50.as_secs_f64()),
+        "(no PTY: what the network part costs)",
     );
     row(
         "keystroke echo p99, idle",

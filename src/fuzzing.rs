@@ -20,8 +20,9 @@ pub fn key_names(data: &[u8]) {
     }
 }
 
-/// The screen model takes any bytes at any size: the first two bytes choose the size, and each
-/// 0xFF byte in the rest resizes the screen (to the sizes given by the two bytes after it).
+/// The screen model takes any bytes at any size, and deferring what only prints never changes
+/// what it shows: the first two bytes choose the size, and each 0xFF byte in the rest resizes
+/// the screen (to the sizes given by the two bytes after it).
 pub fn screen_model(data: &[u8]) {
     let size = |c: u8, r: u8| {
         TermSize::new(u16::from(c % 200) + 1, u16::from(r % 60) + 1).expect("within bounds")
@@ -31,19 +32,26 @@ pub fn screen_model(data: &[u8]) {
         _ => return,
     };
     let mut screen = Screen::new(size(cols, rows));
+    let mut reference = Screen::drawing_everything(size(cols, rows));
     let mut chunks = rest.split(|&b| b == 0xff);
     if let Some(first) = chunks.next() {
         screen.process(first);
+        reference.process(first);
     }
     for chunk in chunks {
         if let [c, r, bytes @ ..] = chunk {
             screen.resize(size(*c, *r));
+            reference.resize(size(*c, *r));
             screen.process(bytes);
+            reference.process(bytes);
         }
     }
-    let _ = screen.text();
-    let _ = screen.redraw();
-    let _ = screen.ansi();
-    let _ = screen.scrollback_lines(usize::from(rows));
-    let _ = screen.take_replies();
+    assert_eq!(screen.text().lines, reference.text().lines);
+    assert!(screen.redraw() == reference.redraw());
+    assert_eq!(screen.ansi(), reference.ansi());
+    assert_eq!(
+        screen.scrollback_lines(usize::from(rows)),
+        reference.scrollback_lines(usize::from(rows))
+    );
+    assert_eq!(screen.take_replies(), reference.take_replies());
 }

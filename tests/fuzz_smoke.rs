@@ -77,17 +77,30 @@ fn saved_inputs_still_pass() {
     let mut ran = 0;
     for (name, target) in TARGETS {
         for entry in std::fs::read_dir(format!("{root}/{name}")).unwrap() {
-            target(&std::fs::read(entry.unwrap().path()).unwrap());
+            run(name, target, &std::fs::read(entry.unwrap().path()).unwrap());
             ran += 1;
         }
     }
     assert!(ran >= 3);
 }
 
+/// Runs `target` on `input`; a failure names the input and saves it for `fuzz/regressions/`.
+fn run(name: &str, target: Target, input: &[u8]) {
+    if std::panic::catch_unwind(|| target(input)).is_err() {
+        let saved = std::env::temp_dir().join(format!("fuzz-failure-{name}"));
+        std::fs::write(&saved, input).unwrap();
+        panic!(
+            "{name} failed on {:?} (saved to {})",
+            input.escape_ascii().to_string(),
+            saved.display()
+        );
+    }
+}
+
 #[test]
 fn generated_inputs_do_not_panic() {
     let mut rng = StdRng::seed_from_u64(0x6d6f6e6b6579);
-    for (_, target) in TARGETS {
+    for (name, target) in TARGETS {
         for _ in 0..20_000 {
             let mut input = Vec::new();
             for _ in 0..rng.random_range(0..64) {
@@ -97,7 +110,7 @@ fn generated_inputs_do_not_panic() {
                     input.push(rng.random());
                 }
             }
-            target(&input);
+            run(name, target, &input);
         }
     }
 }

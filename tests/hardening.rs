@@ -450,3 +450,36 @@ async fn a_viewer_that_never_reads_costs_bounded_memory() {
     let transcript = server.transcript(&session.id).await;
     assert_eq!(transcript.len() as u64, total);
 }
+
+#[tokio::test]
+async fn input_to_a_program_that_never_reads_holds_up_nobody_else() {
+    let server = Server::start();
+    // In raw mode a terminal that is not read stops taking input once its queue is full.
+    let stuck = server
+        .exec("stty raw -echo; echo ready; exec sleep 600")
+        .await;
+    server.wait_for_screen(&stuck.id, "ready").await;
+    let path = format!("/sessions/{}/input", stuck.id);
+    let big = "x".repeat(900_000);
+    let (stuck_input, ()) = tokio::join!(server.post(&path, json!({ "input": big })), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Everything else carries on: the server answers, another session takes input.
+        let (status, _) = server.get(&format!("/sessions/{}", stuck.id)).await;
+        assert_eq!(status, StatusCode::OK);
+        let other = server.exec("exec cat").await;
+        let (status, _) = server
+            .post(
+                &format!("/sessions/{}/input", other.id),
+                json!({ "input": "still typing", "enter": true }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        server.wait_for_screen(&other.id, "still typing").await;
+        // Killing the session that does not read ends the write waiting on it.
+        let (status, _) = server.delete(&format!("/sessions/{}", stuck.id)).await;
+        assert_eq!(status, StatusCode::OK);
+    });
+    let (status, body) = stuck_input;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"].is_string());
+}

@@ -4,6 +4,7 @@
 //! them through `Session`'s methods and `Viewer`s.
 
 mod answers;
+mod backlog;
 mod events;
 mod keys;
 mod output;

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,13 +17,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, fcntl};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use serde::{Deserialize, Serialize};
+use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
@@ -44,8 +45,11 @@ pub const TASK_DELIVERY_IDLE: Duration = Duration::from_millis(1000);
 pub const TASK_DELIVERY_LIMIT: Duration = Duration::from_secs(60);
 /// Pause between the separate writes of one input (e.g. text, then Enter).
 const PAUSE_BETWEEN_WRITES: Duration = Duration::from_millis(20);
-/// The most output read (in one or more PTY reads) before it is appended and published.
+/// The most output recorded before viewers are woken, and the largest single PTY read.
 const READ_CHUNK: usize = 32 * 1024;
+/// How long output must pause before the reader draws the screen's backlog (so reading a quiet
+/// screen is instant and its backlog's memory is given back).
+const DRAW_BACKLOG_AFTER_MS: u16 = 20;
 
 /// What kind of session this is; decides defaults (size, TTL, Enter after input).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -156,9 +160,9 @@ pub struct Session {
     output_done: Condvar,
     /// Bumped after every change viewers may care about (output, resize, exit).
     changed: watch::Sender<u64>,
-    /// Input goes through an async lock so writes stay whole and in order; the write itself runs
-    /// on the blocking pool because a program that does not read can fill the PTY's buffer.
-    writer: Arc<tokio::sync::Mutex<Option<Box<dyn Write + Send>>>>,
+    /// The PTY, for input. Writes go through an async lock so they stay whole and in order; the
+    /// descriptor is non-blocking, so a program that does not read holds up only its writers.
+    input: tokio::sync::Mutex<Option<AsyncFd<OwnedFd>>>,
     master: Mutex<Option<Box<dyn MasterPty + Send>>>,
     stop_reading: AtomicBool,
     kill_started: AtomicBool,
@@ -282,26 +286,35 @@ impl Session {
         let pid = child.process_id().unwrap_or(0);
         drop(child); // exit is taken with waitpid by the waiter thread
 
-        // Our own descriptor (close-on-exec) for the reader, so it can poll without racing the
-        // master's release.
-        let reader = pair
+        // Our own descriptors (close-on-exec) for reading and writing, so the reader can poll
+        // without racing the master's release. The PTY is made non-blocking: the reader polls
+        // before it reads, and input is written from async code that must never block.
+        let descriptors = pair
             .master
             .as_raw_fd()
             .ok_or(Errno::EBADF)
-            .and_then(|fd| fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(0)))
-            // SAFETY: the duplicate is a fresh descriptor that nothing else owns.
-            .map(|fd| File::from(unsafe { OwnedFd::from_raw_fd(fd) }));
-        let writer = pair.master.take_writer();
-        let (reader, writer) = match (reader, writer) {
-            (Ok(r), Ok(w)) => (r, w),
-            (r, w) => {
-                let err = r.err().map(|e| e.to_string()).unwrap_or_default()
-                    + &w.err().map(|e| e.to_string()).unwrap_or_default();
+            .and_then(|fd| {
+                let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+                fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+                let dup = || {
+                    fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(0))
+                        // SAFETY: the duplicate is a fresh descriptor that nothing else owns.
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+                };
+                Ok((File::from(dup()?), dup()?))
+            })
+            .map_err(std::io::Error::from)
+            .and_then(|(reader, writer)| {
+                // SAFETY: the descriptor is ours alone and stays open while registered: the
+                // `AsyncFd` owns it.
+                Ok((reader, unsafe { AsyncFd::register(writer)? }))
+            });
+        let (reader, input) = match descriptors {
+            Ok(descriptors) => descriptors,
+            Err(err) => {
                 process::signal_session(pid, Signal::SIGKILL);
                 let _ = waitpid(Pid::from_raw(pid as i32), None);
-                return Err(SpawnError::Internal(format!(
-                    "cannot attach to the PTY: {err}"
-                )));
+                return Err(SpawnError::from_io("cannot attach to the PTY", &err));
             }
         };
 
@@ -328,7 +341,7 @@ impl Session {
             }),
             output_done: Condvar::new(),
             changed: watch::channel(0).0,
-            writer: Arc::new(tokio::sync::Mutex::new(Some(writer))),
+            input: tokio::sync::Mutex::new(Some(input)),
             master: Mutex::new(Some(pair.master)),
             stop_reading: AtomicBool::new(false),
             kill_started: AtomicBool::new(false),
@@ -388,13 +401,38 @@ impl Session {
     }
 
     /// The reader thread: PTY → transcript → ring → screen → wake viewers.
+    ///
+    /// A PTY buffers only ~12 KB between the program and us, so every read is recorded at once
+    /// (the kernel moves the next chunk meanwhile) and the reader is straight back at the PTY;
+    /// only the wake-up of viewers is batched, to once per `READ_CHUNK` or whenever the PTY has
+    /// nothing more on its way.
     fn read_loop(self: Arc<Self>, pty: File, answers: UnboundedSender<Vec<u8>>) {
         let mut buf = vec![0u8; READ_CHUNK];
+        let mut backlog = false;
+        let mut unpublished = 0;
         while !self.stop_reading.load(Ordering::Relaxed) {
+            // A zero timeout still waits for output the kernel is moving to us right now.
+            let timeout = if unpublished > 0 {
+                0
+            } else if backlog {
+                DRAW_BACKLOG_AFTER_MS
+            } else {
+                READER_POLL_MS
+            };
             match poll(
                 &mut [PollFd::new(pty.as_fd(), PollFlags::POLLIN)],
-                PollTimeout::from(READER_POLL_MS),
+                PollTimeout::from(timeout),
             ) {
+                Ok(0) if unpublished > 0 => {
+                    self.publish();
+                    unpublished = 0;
+                    continue;
+                }
+                Ok(0) if backlog => {
+                    self.lock_state().screen.catch_up();
+                    backlog = false;
+                    continue;
+                }
                 Ok(0) | Err(Errno::EINTR) => continue,
                 Ok(_) => {}
                 Err(_) => break,
@@ -402,10 +440,12 @@ impl Session {
             match (&pty).read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    // Whatever else is already waiting joins this chunk: one append, parse and
-                    // wake-up per batch instead of per (small) PTY read.
-                    let filled = n + read_ready(&pty, &mut buf[n..]);
-                    self.ingest(&buf[..filled], &answers);
+                    backlog = self.ingest(&buf[..n], &answers);
+                    unpublished += n;
+                    if unpublished >= READ_CHUNK {
+                        self.publish();
+                        unpublished = 0;
+                    }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
                 // EIO once every slave descriptor is closed: no more output.
@@ -422,13 +462,15 @@ impl Session {
         self.release_pty_if_done();
     }
 
-    fn ingest(&self, bytes: &[u8], answers: &UnboundedSender<Vec<u8>>) {
-        let replies = {
+    /// Records a chunk of output (viewers are woken by the caller); returns whether the screen
+    /// has a backlog to draw.
+    fn ingest(&self, bytes: &[u8], answers: &UnboundedSender<Vec<u8>>) -> bool {
+        let (replies, backlog) = {
             let mut state = self.lock_state();
             state.log.append(bytes);
             state.screen.process(bytes);
             state.last_output_at = Some(SystemTime::now());
-            state.screen.take_replies()
+            (state.screen.take_replies(), state.screen.has_backlog())
         };
         if !replies.is_empty() {
             let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
@@ -445,7 +487,7 @@ impl Session {
                 let _ = answers.send(reply);
             }
         }
-        self.publish();
+        backlog
     }
 
     /// Whether `input` from a viewer is only that viewer's terminal emulator answering queries
@@ -535,9 +577,10 @@ impl Session {
             }
         }
         self.master.lock().unwrap_or_else(|p| p.into_inner()).take();
-        // A write stuck on a full PTY holds the lock; the writer then goes with the session.
-        if let Ok(mut writer) = self.writer.try_lock() {
-            writer.take();
+        // A write waiting on a full PTY holds the lock; it fails once the PTY is closed, and the
+        // descriptor then goes with the session.
+        if let Ok(mut input) = self.input.try_lock() {
+            input.take();
         }
     }
 
@@ -574,7 +617,7 @@ impl Session {
 
     /// The screen as text, and the byte offset it reflects.
     pub fn screen_text(&self) -> (ScreenText, u64) {
-        let state = self.lock_state();
+        let mut state = self.lock_state();
         (state.screen.text(), state.log.total())
     }
 
@@ -587,7 +630,7 @@ impl Session {
 
     /// The screen as a terminal would show it (escape sequences), and the offset it reflects.
     pub fn screen_ansi(&self) -> (String, u64) {
-        let state = self.lock_state();
+        let mut state = self.lock_state();
         (state.screen.ansi(), state.log.total())
     }
 
@@ -617,23 +660,30 @@ impl Session {
         if self.status() != SessionStatus::Running {
             return Err(NotRunning::NotRunning);
         }
-        let mut writer = self.writer.clone().lock_owned().await;
-        let result = tokio::task::spawn_blocking(move || {
-            let Some(w) = writer.as_mut() else {
-                return false;
-            };
-            writes.iter().enumerate().all(|(i, bytes)| {
-                if i > 0 {
-                    std::thread::sleep(PAUSE_BETWEEN_WRITES);
+        let input = self.input.lock().await;
+        let pty = input.as_ref().ok_or(NotRunning::NotRunning)?;
+        for (i, bytes) in writes.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(PAUSE_BETWEEN_WRITES).await;
+            }
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                let mut ready = pty.writable().await.map_err(|_| NotRunning::NotRunning)?;
+                // Nothing holds the terminal's other side any more (the program is gone or
+                // closed it): nobody will ever read this.
+                if ready.ready().is_write_closed() {
+                    return Err(NotRunning::NotRunning);
                 }
-                w.write_all(bytes).and_then(|_| w.flush()).is_ok()
-            })
-        })
-        .await;
-        match result {
-            Ok(true) => Ok(()),
-            _ => Err(NotRunning::NotRunning),
+                match ready.try_io(|fd| Ok(nix::unistd::write(fd.get_ref(), rest)?)) {
+                    Ok(Ok(n)) => rest = &rest[n..],
+                    Ok(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
+                    Ok(Err(_)) => return Err(NotRunning::NotRunning),
+                    // The PTY is full: wait until the program reads.
+                    Err(_would_block) => {}
+                }
+            }
         }
+        Ok(())
     }
 
     /// How long the program has printed nothing, given when it last did.
@@ -777,26 +827,6 @@ fn then_enter(first: Vec<u8>, enter: bool) -> Vec<Vec<u8>> {
         writes.push(ENTER.to_vec());
     }
     writes
-}
-
-/// Reads what the PTY has ready right now into `buf`, without waiting; returns how much.
-fn read_ready(pty: &File, buf: &mut [u8]) -> usize {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let ready = poll(
-            &mut [PollFd::new(pty.as_fd(), PollFlags::POLLIN)],
-            PollTimeout::ZERO,
-        );
-        if !matches!(ready, Ok(n) if n > 0) {
-            break;
-        }
-        match (&*pty).read(&mut buf[filled..]) {
-            Ok(n) if n > 0 => filled += n,
-            // EOF, EIO or a signal: the main loop sees it on its next read.
-            _ => break,
-        }
-    }
-    filled
 }
 
 /// Removes a file when dropped, unless disarmed by taking the path out.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::screen::TermSize;
-use super::session::{ExitInfo, Session, SessionStatus, ViewerCount};
+use super::session::{ExitInfo, Session, SessionStatus, State, ViewerCount};
 
 /// The most output handed to a viewer in one event.
 pub const MAX_OUTPUT_CHUNK: usize = 64 * 1024;
@@ -75,16 +75,16 @@ impl Session {
     /// falls between the start and the first event.
     pub fn attach(self: &Arc<Self>, from: AttachFrom) -> (Viewer, AttachStart) {
         let changes = self.subscribe();
-        let state = self.lock_state();
+        let mut state = self.lock_state();
         let total = state.log.total();
-        let redraw_start = |missed| AttachStart {
+        let redraw_start = |state: &mut State, missed| AttachStart {
             offset: total,
             redraw: Some(state.screen.redraw()),
             missed,
             recent: Vec::new(),
         };
         let start = match from {
-            AttachFrom::Screen => redraw_start(None),
+            AttachFrom::Screen => redraw_start(&mut state, None),
             AttachFrom::Offset(offset) if offset >= state.log.ring_start() && offset <= total => {
                 AttachStart {
                     offset,
@@ -93,7 +93,7 @@ impl Session {
                     recent: Vec::new(),
                 }
             }
-            AttachFrom::Offset(offset) => redraw_start(Some(offset)),
+            AttachFrom::Offset(offset) => redraw_start(&mut state, Some(offset)),
             AttachFrom::RecentOutput => {
                 let (_, recent) = state.log.recent();
                 AttachStart {
@@ -147,7 +147,7 @@ impl Viewer {
     }
 
     fn poll_state(&mut self) -> Option<ViewerEvent> {
-        let state = self.session.lock_state();
+        let mut state = self.session.lock_state();
         if state.size != self.size {
             self.size = state.size;
             return Some(ViewerEvent::Resize(state.size));

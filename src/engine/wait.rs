@@ -58,13 +58,13 @@ impl Session {
         loop {
             changes.borrow_and_update();
             let idle_at = {
-                let state = self.lock_state();
-                let (fired, idle_at) = self.check(&state, wait);
+                let mut state = self.lock_state();
+                let (fired, idle_at) = self.check(&mut state, wait);
                 if let Some(fired) = fired {
-                    return outcome(&state, fired);
+                    return outcome(&mut state, fired);
                 }
                 if Instant::now() >= deadline {
-                    return outcome(&state, Fired::Timeout);
+                    return outcome(&mut state, Fired::Timeout);
                 }
                 idle_at
             };
@@ -81,7 +81,7 @@ impl Session {
     }
 
     /// Which condition holds now, and when the idle condition would hold if nothing is printed.
-    fn check(&self, state: &State, wait: &WaitFor) -> (Option<Fired>, Option<Instant>) {
+    fn check(&self, state: &mut State, wait: &WaitFor) -> (Option<Fired>, Option<Instant>) {
         if let Some(pattern) = &wait.pattern {
             let text = match wait.since {
                 Some(since) => {
@@ -110,7 +110,7 @@ impl Session {
     }
 }
 
-fn outcome(state: &State, fired: Fired) -> WaitOutcome {
+fn outcome(state: &mut State, fired: Fired) -> WaitOutcome {
     WaitOutcome {
         fired,
         offset: state.log.total(),
