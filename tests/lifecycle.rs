@@ -218,3 +218,60 @@ async fn start_stubborn_job(server: &Server) -> (monkeyproof::protocol::SessionI
         .unwrap();
     (session, line[3..].trim().parse().unwrap())
 }
+
+#[tokio::test]
+async fn the_pty_is_the_programs_controlling_terminal() {
+    let server = Server::start();
+    // Field 7 of /proc/PID/stat is the controlling terminal (0: none).
+    let session = server
+        .exec(
+            "echo ctty=$(cut -d' ' -f7 /proc/$$/stat) sid=$(cut -d' ' -f6 /proc/$$/stat) pid=$$; \
+             trap 'echo got-winch' WINCH; while :; do sleep 0.05; done",
+        )
+        .await;
+    let detail = server.wait_for_screen(&session.id, "ctty=").await;
+    let line = detail
+        .screen
+        .lines
+        .iter()
+        .find(|l| l.starts_with("ctty="))
+        .unwrap()
+        .clone();
+    assert!(!line.starts_with("ctty=0 "), "{line}");
+    let sid = line
+        .split(" sid=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert_eq!(
+        line.split(" pid=").nth(1).unwrap(),
+        sid,
+        "the program leads its own session: {line}"
+    );
+    // A resize reaches the program as SIGWINCH, Ctrl-C as SIGINT: both need the PTY to be the
+    // controlling terminal of the program's session.
+    let (status, _) = server
+        .post(
+            &format!("/sessions/{}/resize", session.id),
+            json!({ "cols": 100, "rows": 30 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    server.wait_for_screen(&session.id, "got-winch").await;
+    let (status, _) = server
+        .post(
+            &format!("/sessions/{}/input", session.id),
+            json!({ "keys": ["C-c"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ended = server.wait_for_end(&session.id).await;
+    assert_eq!(
+        ended.info.signal.as_deref(),
+        Some("SIGINT"),
+        "{:?}",
+        ended.info
+    );
+}

@@ -5,6 +5,7 @@
 
 mod answers;
 mod backlog;
+mod child;
 mod events;
 mod keys;
 mod output;

@@ -50,10 +50,17 @@ pub fn session_has_live_members(sid: u32) -> bool {
 
 /// Sends `signal` to every process of session `sid`; returns how many were signalled.
 pub fn signal_session(sid: u32, signal: Signal) -> usize {
-    session_members(sid)
+    // Found before any is signalled: a child that left the session is linked only through its
+    // parent, which the signal may end.
+    let members = session_members(sid);
+    // The leader's process group (its id is the session's) needs no descriptor, so it is
+    // reached even when the server has run out of them and cannot read /proc.
+    let group = kill(Pid::from_raw(-(sid as i32)), signal).is_ok();
+    let signalled = members
         .into_iter()
         .filter(|&pid| kill(Pid::from_raw(pid as i32), signal).is_ok())
-        .count()
+        .count();
+    signalled.max(usize::from(group))
 }
 
 fn all_processes() -> Vec<ProcStat> {

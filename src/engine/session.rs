@@ -22,13 +22,14 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
-use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+use portable_pty::{MasterPty, PtySize, native_pty_system};
 use serde::{Deserialize, Serialize};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
 use super::answers::{QueryKind, classify_replies};
+use super::child::{self, Program};
 use super::keys::{Key, paste_bytes};
 use super::output::OutputLog;
 use super::process;
@@ -259,32 +260,30 @@ impl Session {
         let pair = native_pty_system()
             .openpty(pty_size(spec.size))
             .map_err(|e| SpawnError::from_pty("cannot open a PTY", &e))?;
-        let mut cmd = CommandBuilder::new(program);
-        cmd.args(&spec.argv[1..]);
-        cmd.cwd(&spec.cwd);
-        for key in env_remove {
-            cmd.env_remove(key);
-        }
-        cmd.env("TERM", "xterm-256color");
-        for (key, value) in &spec.env {
-            cmd.env(key, value);
-        }
-        let spawned = pair.slave.spawn_command(cmd);
+        let spawned = pair
+            .master
+            .tty_name()
+            .ok_or_else(|| std::io::Error::other("the PTY has no name"))
+            .and_then(|tty| {
+                child::spawn_on_terminal(
+                    &tty,
+                    &Program {
+                        argv: &spec.argv,
+                        cwd: &spec.cwd,
+                        env_remove,
+                        env: &spec.env,
+                    },
+                )
+            });
         // Our copy of the slave must go, or the reader never sees EOF.
         drop(pair.slave);
-        let child = match spawned {
-            Ok(child) => child,
-            Err(err) => {
-                return Err(match SpawnError::from_pty("", &err) {
-                    SpawnError::Exhausted(_) => {
-                        SpawnError::Exhausted(format!("cannot start {program}: {err}"))
-                    }
-                    _ => SpawnError::Invalid(format!("cannot start {program}: {err}")),
-                });
+        let child = spawned.map_err(|err| match SpawnError::from_io("", &err) {
+            SpawnError::Exhausted(_) => {
+                SpawnError::Exhausted(format!("cannot start {program}: {err}"))
             }
-        };
-        let pid = child.process_id().unwrap_or(0);
-        drop(child); // exit is taken with waitpid by the waiter thread
+            _ => SpawnError::Invalid(format!("cannot start {program}: {err}")),
+        })?;
+        let pid = child; // its exit is taken with waitpid by the waiter thread
 
         // Our own descriptors (close-on-exec) for reading and writing, so the reader can poll
         // without racing the master's release. The PTY is made non-blocking: the reader polls
