@@ -13,9 +13,12 @@ use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use tokio::io::unix::AsyncFd;
 
 /// What to run, and where.
 pub struct Program<'a> {
@@ -156,6 +159,19 @@ fn find_program(name: &str, path: Option<&OsStr>, cwd: &Path) -> io::Result<Path
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+}
+
+/// A descriptor that turns readable once process `pid` (our child, not yet reaped) has ended,
+/// so its exit can be awaited without a thread blocked in `waitpid`.
+pub fn exit_notice(pid: u32) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns; the `AsyncFd` owns it while it is
+    // registered.
+    unsafe { AsyncFd::register(OwnedFd::from_raw_fd(fd as RawFd)).map_err(Into::into) }
 }
 
 /// `posix_spawn*` functions return an error number rather than setting `errno`.

@@ -1,9 +1,10 @@
 //! One terminal session: a program in a real PTY, its output log, its screen model and its
 //! lifecycle (running → exited or killed).
 //!
-//! Two OS threads serve each session: the reader, which moves PTY output into the log and the
-//! screen under one lock (so a snapshot is always "as of byte N"), and the waiter, which takes the
-//! exit status from `waitpid` (reader EOF is not exit: a background job may hold the PTY open).
+//! One OS thread serves each session: the reader, which moves PTY output into the log and the
+//! screen under one lock (so a snapshot is always "as of byte N"). A task awaits the program's
+//! exit through a pidfd and reaps it (reader EOF is not exit: a background job may hold the PTY
+//! open).
 //! Viewers never receive pushed data; they are woken through a watch channel and read from the
 //! shared ring at their own pace (see `viewer.rs`), so no viewer can block the PTY or another.
 
@@ -13,7 +14,7 @@ use std::io::{ErrorKind, Read};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
@@ -128,10 +129,19 @@ impl SpawnError {
         }
     }
 
-    /// The same for portable-pty's errors.
+    /// The same for portable-pty's errors, which mostly carry the OS error only as text
+    /// (`failed to openpty: Os { code: 24, … }`).
     fn from_pty(what: &str, err: &anyhow::Error) -> Self {
-        match err.chain().find_map(|e| e.downcast_ref::<std::io::Error>()) {
-            Some(io) => Self::from_io(what, io),
+        if let Some(io) = err.chain().find_map(|e| e.downcast_ref::<std::io::Error>()) {
+            return Self::from_io(what, io);
+        }
+        let text = format!("{err:?}");
+        let code = text
+            .split("Os { code: ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next()?.parse().ok());
+        match code {
+            Some(code) => Self::from_io(what, &std::io::Error::from_raw_os_error(code)),
             None => Self::Internal(format!("{what}: {err}")),
         }
     }
@@ -157,8 +167,6 @@ pub struct Session {
     /// Who asked for the session, for the audit log.
     pub requested_by: String,
     state: Mutex<State>,
-    /// Signalled when the reader finishes, for the waiter's drain.
-    output_done: Condvar,
     /// Bumped after every change viewers may care about (output, resize, exit).
     changed: watch::Sender<u64>,
     /// The PTY, for input. Writes go through an async lock so they stay whole and in order; the
@@ -338,7 +346,6 @@ impl Session {
                 last_output_at: None,
                 reader_done: false,
             }),
-            output_done: Condvar::new(),
             changed: watch::channel(0).0,
             input: tokio::sync::Mutex::new(Some(input)),
             master: Mutex::new(Some(pair.master)),
@@ -362,22 +369,22 @@ impl Session {
             });
         }
         let for_reader = session.clone();
-        let for_waiter = session.clone();
-        let started = std::thread::Builder::new()
-            .name(format!("pty-read-{short_id}"))
-            .stack_size(256 * 1024)
-            .spawn(move || for_reader.read_loop(reader, answers))
-            .and_then(|_| {
-                std::thread::Builder::new()
-                    .name(format!("pty-wait-{short_id}"))
-                    .stack_size(64 * 1024)
-                    .spawn(move || for_waiter.wait_for_exit())
-            });
+        let started = child::exit_notice(pid).and_then(|exited| {
+            std::thread::Builder::new()
+                .name(format!("pty-read-{short_id}"))
+                .stack_size(256 * 1024)
+                .spawn(move || for_reader.read_loop(reader, answers))?;
+            tokio::spawn(session.clone().wait_for_exit(exited));
+            Ok(())
+        });
         if let Err(err) = started {
             session.stop_reading.store(true, Ordering::Relaxed);
             process::signal_session(pid, Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid as i32), None);
-            return Err(SpawnError::from_io("cannot start threads", &err));
+            return Err(SpawnError::from_io(
+                "cannot start serving the session",
+                &err,
+            ));
         }
         transcript_guard.0 = None;
         Ok(session)
@@ -456,7 +463,6 @@ impl Session {
             state.reader_done = true;
             state.log.close_transcript();
         }
-        self.output_done.notify_all();
         self.publish();
         self.release_pty_if_done();
     }
@@ -512,18 +518,62 @@ impl Session {
         true
     }
 
-    /// The waiter thread: reaps the program and records how it ended, after its last output.
-    fn wait_for_exit(self: Arc<Self>) {
-        let exit = loop {
+    /// Awaits the program's end, reaps it and records how it ended, after its last output.
+    async fn wait_for_exit(self: Arc<Self>, exited: AsyncFd<OwnedFd>) {
+        let reaped = match exited.readable().await {
+            // It has ended: reaping does not block.
+            Ok(_) => self.reap(),
+            Err(_) => {
+                let session = self.clone();
+                tokio::task::spawn_blocking(move || session.reap())
+                    .await
+                    .unwrap_or(ExitInfo {
+                        code: None,
+                        signal: None,
+                    })
+            }
+        };
+        drop(exited);
+        // Output written just before the exit may still be on its way through the PTY.
+        let mut changes = self.subscribe();
+        let deadline = tokio::time::Instant::now() + EXIT_DRAIN;
+        while !self.lock_state().reader_done {
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        {
+            let mut state = self.lock_state();
+            if state.status == SessionStatus::Running {
+                state.status = SessionStatus::Exited;
+            }
+            tracing::info!(
+                session = %self.id, requested_by = %self.requested_by, owner = ?self.owner,
+                status = ?state.status, code = ?reaped.code, signal = ?reaped.signal,
+                "audit: session ended"
+            );
+            state.exit = Some(reaped);
+            state.ended_at = Some(SystemTime::now());
+        }
+        self.publish();
+        self.release_pty_if_done();
+    }
+
+    /// Waits for the program with `waitpid` and says how it ended.
+    fn reap(&self) -> ExitInfo {
+        loop {
             match waitpid(Pid::from_raw(self.pid as i32), None) {
                 Ok(WaitStatus::Exited(_, code)) => {
-                    break ExitInfo {
+                    return ExitInfo {
                         code: Some(code),
                         signal: None,
                     };
                 }
                 Ok(WaitStatus::Signaled(_, signal, _)) => {
-                    break ExitInfo {
+                    return ExitInfo {
                         code: None,
                         signal: Some(signal.as_str().to_owned()),
                     };
@@ -531,40 +581,13 @@ impl Session {
                 Ok(_) | Err(Errno::EINTR) => continue,
                 Err(err) => {
                     tracing::error!(session = %self.id, %err, "waitpid failed");
-                    break ExitInfo {
+                    return ExitInfo {
                         code: None,
                         signal: None,
                     };
                 }
             }
-        };
-        {
-            let deadline = Instant::now() + EXIT_DRAIN;
-            let mut state = self.lock_state();
-            while !state.reader_done {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                state = self
-                    .output_done
-                    .wait_timeout(state, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
-            if state.status == SessionStatus::Running {
-                state.status = SessionStatus::Exited;
-            }
-            tracing::info!(
-                session = %self.id, requested_by = %self.requested_by, owner = ?self.owner,
-                status = ?state.status, code = ?exit.code, signal = ?exit.signal,
-                "audit: session ended"
-            );
-            state.exit = Some(exit);
-            state.ended_at = Some(SystemTime::now());
         }
-        self.publish();
-        self.release_pty_if_done();
     }
 
     /// Closes our PTY descriptors once the program is reaped and its output fully read.
