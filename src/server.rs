@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -73,7 +74,12 @@ pub async fn run(config: Config) -> Result<(), String> {
     let stop_accepting = CancellationToken::new();
     let server = tokio::spawn(
         axum::serve(
-            listener,
+            // Keystrokes and their echoes are tiny writes that must not wait for Nagle.
+            listener.tap_io(|tcp| {
+                if let Err(err) = tcp.set_nodelay(true) {
+                    tracing::debug!(%err, "cannot set TCP_NODELAY");
+                }
+            }),
             router(state).into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())

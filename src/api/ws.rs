@@ -30,6 +30,10 @@ use crate::protocol::{
 
 /// Largest message or frame accepted from a client.
 pub const MAX_WS_MESSAGE: usize = 1024 * 1024;
+/// How much tungstenite reads from a client at a time. It zero-fills this much before every read
+/// attempt, ready or not (tungstenite 0.29), so the 128 KB default cost a 128 KB memset per
+/// loop of every connection; clients send keystrokes and small control messages.
+const WS_READ_BUFFER: usize = 8 * 1024;
 /// The longest one send may take before the peer is considered dead.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -87,6 +91,7 @@ pub async fn upgrade(
     let ping_interval = app.ws_ping_interval;
     let app = app.clone();
     ws.protocols([RAW_SUBPROTOCOL])
+        .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {

@@ -18,6 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 /// What to run, and where.
@@ -171,7 +172,10 @@ pub fn exit_notice(pid: u32) -> io::Result<AsyncFd<OwnedFd>> {
     }
     // SAFETY: a fresh descriptor that nothing else owns; the `AsyncFd` owns it while it is
     // registered.
-    unsafe { AsyncFd::register(OwnedFd::from_raw_fd(fd as RawFd)).map_err(Into::into) }
+    unsafe {
+        AsyncFd::register_with_interest(OwnedFd::from_raw_fd(fd as RawFd), Interest::READABLE)
+            .map_err(Into::into)
+    }
 }
 
 /// `posix_spawn*` functions return an error number rather than setting `errno`.

@@ -25,6 +25,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use portable_pty::{MasterPty, PtySize, native_pty_system};
 use serde::{Deserialize, Serialize};
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
@@ -312,9 +313,13 @@ impl Session {
             })
             .map_err(std::io::Error::from)
             .and_then(|(reader, writer)| {
+                // Writability only: registered for reading too, every chunk of output would
+                // wake the runtime for nothing.
                 // SAFETY: the descriptor is ours alone and stays open while registered: the
                 // `AsyncFd` owns it.
-                Ok((reader, unsafe { AsyncFd::register(writer)? }))
+                let writer =
+                    unsafe { AsyncFd::register_with_interest(writer, Interest::WRITABLE)? };
+                Ok((reader, writer))
             });
         let (reader, input) = match descriptors {
             Ok(descriptors) => descriptors,
