@@ -197,7 +197,7 @@ pub async fn get_session(
     let session = app.session(&id)?;
     let info = app.info(&session);
     let (screen, offset) = session.screen_text();
-    let (_, recent) = session.recent_output();
+    let recent = session.recent_output_lines(app.output_buffer_lines);
     let (transcript, _) = session.transcript();
     Ok(Json(SessionDetail {
         info,

@@ -117,6 +117,22 @@ impl OutputLog {
         (start, self.read_from(start, usize::MAX).unwrap_or_default())
     }
 
+    /// The output in memory after its last `lines + 1` newlines: the last `lines` lines plus the
+    /// one still being written, so a caller that wants only those does not copy the whole ring.
+    pub fn tail_lines(&self, lines: usize) -> Vec<u8> {
+        let (a, b) = self.ring.as_slices();
+        // The newline before the wanted lines is the (lines + 1)-th from the end.
+        let newlines_in_b = memchr::memrchr_iter(b'\n', b).count();
+        let start = match memchr::memrchr_iter(b'\n', b).nth(lines) {
+            Some(i) => a.len() + i + 1,
+            None => memchr::memrchr_iter(b'\n', a)
+                .nth(lines - newlines_in_b)
+                .map_or(0, |i| i + 1),
+        };
+        self.read_from(self.ring_start() + start as u64, usize::MAX)
+            .unwrap_or_default()
+    }
+
     /// Flushes the transcript to disk and closes it; later appends stay in memory only.
     pub fn close_transcript(&mut self) {
         if let Some(file) = self.transcript.take()
@@ -165,5 +181,18 @@ mod tests {
         log.append(b"abcdefghijkl");
         assert_eq!(log.recent(), (16, b"efghijkl".to_vec()));
         assert_eq!(std::fs::read(&path).unwrap(), b"0123\n456789\nabcdefghijkl");
+    }
+
+    #[test]
+    fn the_tail_starts_after_its_newline_across_the_ring_seam() {
+        let (mut log, _path) = log(16);
+        log.append(b"aaaa\nbbbb\ncc");
+        log.append(b"cc\ndd\nee");
+        // In memory: "\nbbbb\ncccc\ndd\nee", wrapped inside the ring's storage.
+        assert_eq!(log.tail_lines(0), b"ee".to_vec());
+        assert_eq!(log.tail_lines(1), b"dd\nee".to_vec());
+        assert_eq!(log.tail_lines(3), b"bbbb\ncccc\ndd\nee".to_vec());
+        assert_eq!(log.tail_lines(4), log.recent().1);
+        assert_eq!(log.tail_lines(100), log.recent().1);
     }
 }

@@ -667,9 +667,9 @@ impl Session {
         (bytes.len() as u64 == length).then_some(bytes)
     }
 
-    /// The recent output still in memory, and the offset it starts at.
-    pub fn recent_output(&self) -> (u64, Vec<u8>) {
-        self.lock_state().log.recent()
+    /// The recent output still in memory from the start of its last `lines` lines.
+    pub fn recent_output_lines(&self, lines: usize) -> Vec<u8> {
+        self.lock_state().log.tail_lines(lines)
     }
 
     /// Where the full output is kept on disk, and how many bytes it holds.
