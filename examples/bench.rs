@@ -4,8 +4,8 @@
 //!
 //! `cargo run --release --example bench` for the figures (`docs/benchmarks.md`);
 //! `--smoke` runs every measurement at toy sizes, asserting nothing (the test suite does this so
-//! the benchmark never rots). `--only NAME` runs one of: throughput, latency, scale, snapshot,
-//! fan-out, slow-viewer.
+//! the benchmark never rots). `--only NAME` runs one of: throughput, screen-model, latency, scale,
+//! snapshot, fan-out, slow-viewer.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -77,6 +77,9 @@ fn main() {
     );
     if wanted("throughput") {
         runtime.block_on(throughput(&work, &sizes));
+    }
+    if wanted("screen-model") {
+        screen_model(&sizes);
     }
     if wanted("latency") {
         runtime.block_on(latency(&work, &sizes));
@@ -318,6 +321,51 @@ async fn throughput(work: &Path, sizes: &Sizes) {
         format!("{bare:.1} MB/s"),
         Some(best / bare),
         "ratio >= 0.8 (bare PTY reader)",
+    );
+}
+
+// ---- 1b. the screen model alone ----
+
+/// The screen model's own cost, in this process, on the throughput figure's text fed in PTY-sized
+/// reads: drawn lazily (as the server does) against drawing every byte. Then the screen is read
+/// once, so the lazy model pays for what it deferred.
+fn screen_model(sizes: &Sizes) {
+    use monkeyproof::engine::{Screen, TermSize};
+    // As a PTY delivers it: output processing (ONLCR) turns each \n into \r\n.
+    let mut text = Vec::with_capacity(sizes.throughput_bytes * 21 / 20);
+    for &b in &typical_text(sizes.throughput_bytes) {
+        if b == b'\n' {
+            text.push(b'\r');
+        }
+        text.push(b);
+    }
+    let size = TermSize::new(80, 24).unwrap();
+    let run = |mut screen: Screen| {
+        let started = Instant::now();
+        for chunk in text.chunks(4096) {
+            screen.process(chunk);
+        }
+        let _ = screen.text();
+        (
+            text.len() as f64 / started.elapsed().as_secs_f64() / 1e6,
+            screen.skipped_bytes(),
+        )
+    };
+    let (lazy, skipped) = run(Screen::new(size));
+    let (eager, _) = run(Screen::drawing_everything(size));
+    row(
+        "screen model, typical text, 80x24",
+        format!("{lazy:.0} MB/s"),
+        format!("{eager:.0} MB/s"),
+        Some(lazy / eager),
+        "(baseline: drawing every byte)",
+    );
+    row(
+        "  of which never drawn",
+        format!("{:.1}%", skipped as f64 * 100.0 / text.len() as f64),
+        "-".into(),
+        None,
+        "",
     );
 }
 
