@@ -422,32 +422,8 @@ impl Session {
         let mut backlog = false;
         let mut unpublished = 0;
         while !self.stop_reading.load(Ordering::Relaxed) {
-            // A zero timeout still waits for output the kernel is moving to us right now.
-            let timeout = if unpublished > 0 {
-                0
-            } else if backlog {
-                DRAW_BACKLOG_AFTER_MS
-            } else {
-                READER_POLL_MS
-            };
-            match poll(
-                &mut [PollFd::new(pty.as_fd(), PollFlags::POLLIN)],
-                PollTimeout::from(timeout),
-            ) {
-                Ok(0) if unpublished > 0 => {
-                    self.publish();
-                    unpublished = 0;
-                    continue;
-                }
-                Ok(0) if backlog => {
-                    self.lock_state().screen.catch_up();
-                    backlog = false;
-                    continue;
-                }
-                Ok(0) | Err(Errno::EINTR) => continue,
-                Ok(_) => {}
-                Err(_) => break,
-            }
+            // The PTY is non-blocking; a read that finds nothing still waits for output the
+            // kernel is moving to us right now, so EAGAIN means the program has paused.
             match (&pty).read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
@@ -457,9 +433,31 @@ impl Session {
                         self.publish();
                         unpublished = 0;
                     }
+                    continue;
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 // EIO once every slave descriptor is closed: no more output.
+                Err(_) => break,
+            }
+            if unpublished > 0 {
+                self.publish();
+                unpublished = 0;
+            }
+            let timeout = if backlog {
+                DRAW_BACKLOG_AFTER_MS
+            } else {
+                READER_POLL_MS
+            };
+            match poll(
+                &mut [PollFd::new(pty.as_fd(), PollFlags::POLLIN)],
+                PollTimeout::from(timeout),
+            ) {
+                Ok(0) if backlog => {
+                    self.lock_state().screen.catch_up();
+                    backlog = false;
+                }
+                Ok(_) | Err(Errno::EINTR) => {}
                 Err(_) => break,
             }
         }
