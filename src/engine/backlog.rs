@@ -462,6 +462,36 @@ mod tests {
     }
 
     #[test]
+    fn the_backlog_stays_bounded() {
+        let mut backlog = Backlog::new(24);
+        let drawn = std::cell::Cell::new(0usize);
+        let mut draw = |bytes: &[u8]| drawn.set(drawn.get() + bytes.len());
+        // Lines that never end (no "\r\n" to cut at): drawn once the bound is passed.
+        let endless = vec![b'x'; 64 * 1024];
+        for _ in 0..20 {
+            backlog.push(&endless, &mut draw);
+            assert!(backlog.pending_len() <= MAX_BACKLOG_BYTES);
+        }
+        backlog.flush(&mut draw);
+        assert_eq!(
+            drawn.get(),
+            20 * endless.len(),
+            "every byte drawn, none skipped"
+        );
+        // A flood of ordinary lines: what scrolls away is dropped, so the backlog holds about
+        // `lines_to_skip` lines whatever the flood's size.
+        let lines: Vec<u8> = (0..100_000)
+            .flat_map(|i| format!("line {i}\r\n").into_bytes())
+            .collect();
+        for chunk in lines.chunks(4096) {
+            backlog.push(chunk, &mut draw);
+        }
+        let most = (lines_to_skip(24) as usize + 4096) * "line 99999\r\n".len();
+        assert!(backlog.pending_len() <= most, "{}", backlog.pending_len());
+        assert!(backlog.skipped() > lines.len() as u64 / 2);
+    }
+
+    #[test]
     fn colour_changes_keep_what_follows_the_last_reset() {
         assert_eq!(
             colour_changes(b"a\x1b[31mb\x1b[Kc\x1b[0md\x1b[1m\x1b[2Ge\x1b[;4mf\x1b[7m"),
