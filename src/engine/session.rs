@@ -38,7 +38,7 @@ use super::process;
 use super::screen::{Screen, ScreenText, TermSize};
 use super::wait::{Fired, WaitFor};
 
-/// How long the waiter lets the reader drain output written just before the program exited.
+/// How long the exit task lets the reader drain output written just before the program exited.
 const EXIT_DRAIN: Duration = Duration::from_millis(500);
 /// How often a blocked reader wakes to see whether it was told to stop.
 const READER_POLL_MS: u16 = 250;
@@ -286,17 +286,18 @@ impl Session {
             });
         // Our copy of the slave must go, or the reader never sees EOF.
         drop(pair.slave);
-        let child = spawned.map_err(|err| match SpawnError::from_io("", &err) {
+        // Its exit is awaited and reaped by `wait_for_exit`.
+        let pid = spawned.map_err(|err| match SpawnError::from_io("", &err) {
             SpawnError::Exhausted(_) => {
                 SpawnError::Exhausted(format!("cannot start {program}: {err}"))
             }
             _ => SpawnError::Invalid(format!("cannot start {program}: {err}")),
         })?;
-        let pid = child; // its exit is taken with waitpid by the waiter thread
 
         // Our own descriptors (close-on-exec) for reading and writing, so the reader can poll
-        // without racing the master's release. The PTY is made non-blocking: the reader polls
-        // before it reads, and input is written from async code that must never block.
+        // without racing the master's release. The PTY is made non-blocking: the reader reads
+        // until it has nothing and only then waits in `poll`, and input is written from async
+        // code that must never block.
         let descriptors = pair
             .master
             .as_raw_fd()
