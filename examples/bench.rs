@@ -194,6 +194,20 @@ impl Server {
             .0
     }
 
+    /// How many bytes the session's program has written so far.
+    async fn output_bytes(&self, id: &str) -> u64 {
+        let detail: Value = self
+            .http
+            .get(format!("http://{}/sessions/{id}", self.addr))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        detail["outputBytes"].as_u64().unwrap()
+    }
+
     fn rss_kb(&self) -> u64 {
         status_field(self.child.id(), "VmRSS:")
     }
@@ -775,16 +789,7 @@ async fn fan_out(work: &Path, sizes: &Sizes) {
     let (cpu0, started) = (cpu_time(server.child.id()), Instant::now());
     let seen = futures_util::future::join_all(viewers.into_iter().map(view_stamped_lines)).await;
     let cpu = (cpu_time(server.child.id()) - cpu0).as_secs_f64() / started.elapsed().as_secs_f64();
-    let detail: Value = server
-        .http
-        .get(format!("http://{}/sessions/{id}", server.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let total = detail["outputBytes"].as_u64().unwrap();
+    let total = server.output_bytes(id).await;
     let identical = seen
         .iter()
         .all(|s| s.digest == seen[0].digest && s.bytes == total);
@@ -845,20 +850,7 @@ async fn flood_with(server: &Server, secs: f64, stalled: bool) -> (u64, u64, u64
         }
         peak = peak.max(server.rss_kb());
     }
-    let detail: Value = server
-        .http
-        .get(format!("http://{}/sessions/{id}", server.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        detail["outputBytes"].as_u64().unwrap(),
-        received,
-        peak - rss0,
-    )
+    (server.output_bytes(&id).await, received, peak - rss0)
 }
 
 async fn slow_viewer(work: &Path, sizes: &Sizes) {
