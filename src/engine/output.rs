@@ -122,13 +122,11 @@ impl OutputLog {
     pub fn tail_lines(&self, lines: usize) -> Vec<u8> {
         let (a, b) = self.ring.as_slices();
         // The newline before the wanted lines is the (lines + 1)-th from the end.
-        let newlines_in_b = memchr::memrchr_iter(b'\n', b).count();
-        let start = match memchr::memrchr_iter(b'\n', b).nth(lines) {
-            Some(i) => a.len() + i + 1,
-            None => memchr::memrchr_iter(b'\n', a)
-                .nth(lines - newlines_in_b)
-                .map_or(0, |i| i + 1),
-        };
+        let start = memchr::memrchr_iter(b'\n', b)
+            .map(|i| a.len() + i)
+            .chain(memchr::memrchr_iter(b'\n', a))
+            .nth(lines)
+            .map_or(0, |i| i + 1);
         self.read_from(self.ring_start() + start as u64, usize::MAX)
             .unwrap_or_default()
     }
