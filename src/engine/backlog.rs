@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 
-use super::screen::{MAX_DIMENSION, SCREEN_SCROLLBACK_ROWS};
+use super::screen::{MAX_DIMENSION, SCREEN_SCROLLBACK_ROWS, after_held};
 
 /// The most bytes kept undrawn; beyond it (lines that never end) the backlog is drawn.
 pub const MAX_BACKLOG_BYTES: usize = 512 * 1024;
@@ -267,15 +267,8 @@ impl Backlog {
     /// Takes program output: plain output is deferred, the rest handed to `draw` in order
     /// (after the backlog).
     pub fn push(&mut self, input: &[u8], draw: &mut impl FnMut(&[u8])) {
-        let joined;
-        let mut rest = if self.carry.is_empty() {
-            input
-        } else {
-            let mut carried = std::mem::take(&mut self.carry);
-            carried.extend_from_slice(input);
-            joined = carried;
-            &joined[..]
-        };
+        let input = after_held(&mut self.carry, input);
+        let mut rest = &input[..];
         while !rest.is_empty() {
             if self.drawing {
                 self.flush(draw);

@@ -6,6 +6,7 @@
 //! history lives in the output log and the transcript, and a large vt100 scrollback halves
 //! parsing speed and costs ~32 bytes a cell.
 
+use std::borrow::Cow;
 use std::num::NonZeroU16;
 
 use super::answers::{self, QueryKind};
@@ -150,21 +151,24 @@ struct Canvas {
 impl Canvas {
     /// Gives `bytes` to the parser, escape strings cut to `MAX_ESCAPE_STRING`.
     fn draw(&mut self, bytes: &[u8]) {
-        let joined;
-        let bytes = if self.partial_char.is_empty() {
-            bytes
-        } else {
-            let mut held = std::mem::take(&mut self.partial_char);
-            held.extend_from_slice(bytes);
-            joined = held;
-            &joined[..]
-        };
+        let bytes = &*after_held(&mut self.partial_char, bytes);
         let whole = bytes.len() - incomplete_char_len(bytes);
         self.partial_char.extend_from_slice(&bytes[whole..]);
         self.filtered.clear();
         self.limiter.filter(&bytes[..whole], &mut self.filtered);
         self.parser.process(&self.filtered);
     }
+}
+
+/// `input` preceded by what an earlier call held back in `held` (which is emptied): bytes kept
+/// until the rest of what they start arrives.
+pub(super) fn after_held<'a>(held: &mut Vec<u8>, input: &'a [u8]) -> Cow<'a, [u8]> {
+    if held.is_empty() {
+        return Cow::Borrowed(input);
+    }
+    let mut joined = std::mem::take(held);
+    joined.extend_from_slice(input);
+    Cow::Owned(joined)
 }
 
 /// The length of the incomplete UTF-8 character at the end of `bytes` (0 if none).
