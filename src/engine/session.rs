@@ -325,8 +325,7 @@ impl Session {
         let (reader, input) = match descriptors {
             Ok(descriptors) => descriptors,
             Err(err) => {
-                process::signal_session(pid, Signal::SIGKILL);
-                let _ = waitpid(Pid::from_raw(pid as i32), None);
+                abandon(pid);
                 return Err(SpawnError::from_io("cannot attach to the PTY", &err));
             }
         };
@@ -385,8 +384,7 @@ impl Session {
         });
         if let Err(err) = started {
             session.stop_reading.store(true, Ordering::Relaxed);
-            process::signal_session(pid, Signal::SIGKILL);
-            let _ = waitpid(Pid::from_raw(pid as i32), None);
+            abandon(pid);
             return Err(SpawnError::from_io(
                 "cannot start serving the session",
                 &err,
@@ -853,6 +851,12 @@ fn then_enter(first: Vec<u8>, enter: bool) -> Vec<Vec<u8>> {
         writes.push(ENTER.to_vec());
     }
     writes
+}
+
+/// Kills and reaps a program that was started but cannot be served.
+fn abandon(pid: u32) {
+    process::signal_session(pid, Signal::SIGKILL);
+    let _ = waitpid(Pid::from_raw(pid as i32), None);
 }
 
 /// Removes a file when dropped, unless disarmed by taking the path out.
