@@ -2,7 +2,7 @@
 //! runs them coverage-guided (the `fuzz/` crate, by hand, as long as you like); the test suite
 //! runs them briefly on generated inputs and on every saved input in `fuzz/regressions/`.
 
-use crate::engine::{Screen, TermSize, parse_key};
+use crate::engine::{SCREEN_SCROLLBACK_ROWS, Screen, TermSize, parse_key};
 use crate::protocol::{CompatClientMessage, RawClientMessage};
 
 /// The WebSocket control-message decoders refuse anything malformed without panicking.
@@ -46,12 +46,46 @@ pub fn screen_model(data: &[u8]) {
             reference.process(bytes);
         }
     }
-    assert_eq!(screen.text().lines, reference.text().lines);
-    assert!(screen.redraw() == reference.redraw());
-    assert_eq!(screen.ansi(), reference.ansi());
+    assert_same_screen(&mut screen, &mut reference, data.len());
+}
+
+/// What a screen shows without drawing its backlog — title, bells, input modes, answers owed —
+/// is the same in `deferred` as in `reference` (which drew every byte); `at` names the point.
+pub fn assert_same_state(deferred: &mut Screen, reference: &mut Screen, at: usize) {
+    assert_eq!(deferred.title(), reference.title(), "title at {at}");
+    assert_eq!(deferred.bells(), reference.bells(), "bells at {at}");
     assert_eq!(
-        screen.scrollback_lines(usize::from(rows)),
-        reference.scrollback_lines(usize::from(rows))
+        (deferred.application_cursor(), deferred.bracketed_paste()),
+        (reference.application_cursor(), reference.bracketed_paste()),
+        "input modes at {at}"
     );
-    assert_eq!(screen.take_replies(), reference.take_replies());
+    assert_eq!(
+        deferred.take_replies(),
+        reference.take_replies(),
+        "replies at {at}"
+    );
+}
+
+/// Everything a client can read from the two screens is the same: the state above, and the
+/// text, cursor, redraw (modes, colours), colours and scrollback.
+pub fn assert_same_screen(deferred: &mut Screen, reference: &mut Screen, at: usize) {
+    assert_same_state(deferred, reference, at);
+    let (a, b) = (deferred.text(), reference.text());
+    assert_eq!(a.lines, b.lines, "lines at {at}");
+    assert_eq!(
+        (a.cursor_row, a.cursor_col),
+        (b.cursor_row, b.cursor_col),
+        "cursor at {at}"
+    );
+    assert_eq!(a.alternate_screen, b.alternate_screen);
+    assert!(
+        deferred.redraw() == reference.redraw(),
+        "redraw (modes, colours) differs at {at}"
+    );
+    assert_eq!(deferred.ansi(), reference.ansi(), "colours at {at}");
+    assert_eq!(
+        deferred.scrollback_lines(SCREEN_SCROLLBACK_ROWS),
+        reference.scrollback_lines(SCREEN_SCROLLBACK_ROWS),
+        "scrollback at {at}"
+    );
 }

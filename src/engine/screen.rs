@@ -383,46 +383,9 @@ fn nonzero(n: u16) -> NonZeroU16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzzing::{assert_same_screen, assert_same_state};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
-
-    /// Everything a client can read from a screen, which must not depend on deferred drawing.
-    fn assert_same(deferred: &mut Screen, reference: &mut Screen, at: usize) {
-        assert_eq!(deferred.title(), reference.title(), "title at {at}");
-        assert_eq!(deferred.bells(), reference.bells(), "bells at {at}");
-        assert_eq!(
-            (deferred.application_cursor(), deferred.bracketed_paste()),
-            (reference.application_cursor(), reference.bracketed_paste()),
-            "input modes at {at}"
-        );
-        assert_eq!(
-            deferred.take_replies(),
-            reference.take_replies(),
-            "replies at {at}"
-        );
-    }
-
-    fn assert_same_screen(deferred: &mut Screen, reference: &mut Screen, at: usize) {
-        assert_same(deferred, reference, at);
-        let (a, b) = (deferred.text(), reference.text());
-        assert_eq!(a.lines, b.lines, "lines at {at}");
-        assert_eq!(
-            (a.cursor_row, a.cursor_col),
-            (b.cursor_row, b.cursor_col),
-            "cursor at {at}"
-        );
-        assert_eq!(a.alternate_screen, b.alternate_screen);
-        assert!(
-            deferred.redraw() == reference.redraw(),
-            "redraw (modes, colours) differs at {at}"
-        );
-        assert_eq!(deferred.ansi(), reference.ansi(), "colours at {at}");
-        assert_eq!(
-            deferred.scrollback_lines(SCREEN_SCROLLBACK_ROWS),
-            reference.scrollback_lines(SCREEN_SCROLLBACK_ROWS),
-            "scrollback at {at}"
-        );
-    }
 
     /// Output like programs write: mostly plain lines (colours, wide characters, wrapping,
     /// progress rewrites, erased lines, invalid UTF-8), now and then something else.
@@ -557,7 +520,7 @@ mod tests {
                 deferred.process(&output[at..end]);
                 reference.process(&output[at..end]);
                 at = end;
-                assert_same(&mut deferred, &mut reference, at);
+                assert_same_state(&mut deferred, &mut reference, at);
                 match rng.random_range(0..40) {
                     0 | 1 => assert_same_screen(&mut deferred, &mut reference, at),
                     2 => {
