@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// The placeholder token of the original monkeyproof's example config; never accepted.
 pub const PLACEHOLDER_TOKEN: &str = "CHANGE_ME_AGENT_WS_TOKEN";
@@ -30,8 +31,18 @@ pub struct Config {
     pub bind: IpAddr,
 
     /// Bearer token for every route but /health. Unset: a random one is generated and printed.
+    /// On the command line it is readable by every local user (/proc/PID/cmdline): prefer the
+    /// environment or --token-file.
     #[arg(long, env = "AGENT_WS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// A file whose first line is the bearer token (instead of AGENT_WS_TOKEN / --token).
+    #[arg(long, env = "MONKEYPROOF_TOKEN_FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+
+    /// Set when the token came on the command line, to warn about it.
+    #[arg(skip)]
+    pub token_on_command_line: bool,
 
     /// Most sessions running at once.
     #[arg(long, env = "MAX_SESSIONS", default_value_t = 50,
@@ -73,12 +84,32 @@ pub struct Config {
     #[arg(long, env = "MONKEYPROOF_BUSY_MS", default_value_t = 1000)]
     pub busy_ms: u64,
 
+    /// Most finished sessions kept; beyond it the oldest are removed before their TTL.
+    #[arg(long, env = "MONKEYPROOF_MAX_FINISHED_SESSIONS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub max_finished_sessions: u64,
+
+    /// Most connections open at once from one client address (more are refused at once).
+    #[arg(long, env = "MONKEYPROOF_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections_per_client: u64,
+
+    /// How long a client may take to send a request's headers once it started (ms).
+    #[arg(long, env = "MONKEYPROOF_HEADER_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+
+    /// How long a connection may sit with no request in flight and nothing sent (ms).
+    #[arg(long, env = "MONKEYPROOF_IDLE_TIMEOUT_MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_ms: u64,
+
     /// A presets file replacing the built-in presets.
     #[arg(long, env = "MONKEYPROOF_PRESETS")]
     pub presets: Option<PathBuf>,
 
-    /// Where transcripts are kept [default: $XDG_STATE_HOME/monkeyproof or
-    /// ~/.local/state/monkeyproof].
+    /// Where transcripts are kept [default: $XDG_STATE_HOME/monkeyproof,
+    /// ~/.local/state/monkeyproof, or /tmp/monkeyproof-UID without HOME].
     #[arg(long, env = "MONKEYPROOF_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
@@ -99,9 +130,23 @@ pub struct Token {
 }
 
 impl Config {
-    /// Checks what clap cannot: the token.
+    /// The configuration from the command line and the environment; exits with clap's message
+    /// when they are malformed.
+    pub fn from_command_line() -> Self {
+        let matches = Self::command().get_matches();
+        let mut config = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        config.token_on_command_line =
+            matches.value_source("token") == Some(ValueSource::CommandLine);
+        config
+    }
+
+    /// Checks what clap cannot: the token (read from `token_file` when given).
     pub fn token(&self) -> Result<Token, String> {
-        match self.token.as_deref() {
+        let from_file = match &self.token_file {
+            Some(path) => Some(read_token_file(path)?),
+            None => None,
+        };
+        match from_file.as_deref().or(self.token.as_deref()) {
             None | Some("") => Ok(Token {
                 value: base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .encode(rand::random::<[u8; 32]>()),
@@ -129,9 +174,17 @@ impl Config {
         let state_home = std::env::var_os("XDG_STATE_HOME")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-            .unwrap_or_else(std::env::temp_dir);
-        state_home.join("monkeyproof")
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(|h| PathBuf::from(h).join(".local/state"))
+            });
+        match state_home {
+            Some(dir) => dir.join("monkeyproof"),
+            // Named after the user, in a sticky directory: another user may create it first,
+            // but then it is not ours and the server refuses it (see engine::data_dir).
+            None => std::env::temp_dir().join(format!("monkeyproof-{}", nix::unistd::geteuid())),
+        }
     }
 
     /// The `Host` allow-list: on a loopback bind (where DNS rebinding is the danger) the loopback
@@ -152,7 +205,28 @@ impl Config {
 }
 
 /// Variables of the server's environment that never reach a session's program.
-pub const SECRET_ENV_VARS: &[&str] = &["AGENT_WS_TOKEN"];
+pub const SECRET_ENV_VARS: &[&str] = &["AGENT_WS_TOKEN", "MONKEYPROOF_TOKEN_FILE"];
+
+/// The token in a token file: its first line, trimmed. The file should be readable by its owner
+/// only; a warning says so otherwise.
+pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            "the token file can be read by others than its owner: chmod 600 it"
+        );
+    }
+    let token = text.lines().next().unwrap_or("").trim().to_owned();
+    if token.is_empty() {
+        return Err(format!("the token file {} is empty", path.display()));
+    }
+    Ok(token)
+}
 
 #[cfg(test)]
 mod tests {

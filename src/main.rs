@@ -1,19 +1,21 @@
 //! The `monkeyproof` binary: parse configuration, run the server.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
+    // Colours only for a person at a terminal: a log file must stay plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "monkeyproof=info".into()),
         )
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
-    let config = monkeyproof::config::Config::parse();
+    let config = monkeyproof::config::Config::from_command_line();
     // Idle blocking-pool threads (spawns, input writes) go after 2 s rather than tokio's 10.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

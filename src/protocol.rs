@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 pub use crate::engine::{SessionKind, SessionStatus};
+pub use crate::presets::TaskDelivery;
 
 /// The WebSocket subprotocol of the raw protocol: binary frames are terminal bytes both ways,
 /// text frames are [`RawServerMessage`] / [`RawClientMessage`].
@@ -238,8 +239,9 @@ pub struct Killed {
     pub killed: bool,
 }
 
-/// A preset as listed by `GET /presets`.
+/// A preset as listed by `GET /presets`: every field of its entry in the presets file.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct PresetInfo {
     pub name: String,
     #[serde(rename = "type")]
@@ -247,6 +249,9 @@ pub struct PresetInfo {
     pub command: String,
     pub args: Vec<String>,
     pub description: String,
+    /// How the task reaches the program: `argument` (the last argument) or `typed` (pasted in
+    /// once the program is idle).
+    pub task_delivery: TaskDelivery,
 }
 
 /// Query of `GET /sessions/:id/ws`.

@@ -5,18 +5,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::connections::{self, Limits};
 use crate::api::{AppState, auth::Auth, router};
 use crate::config::{Config, SECRET_ENV_VARS};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, FDS_PER_SESSION};
 use crate::presets::Presets;
 
 /// Runs the server until SIGINT or SIGTERM, then shuts it down within the kill grace + 2 s.
 pub async fn run(config: Config) -> Result<(), String> {
     let token = config.token()?;
+    if config.token_on_command_line {
+        tracing::warn!(
+            "--token puts the secret in /proc/PID/cmdline, readable by every local user: \
+             use --token-file or AGENT_WS_TOKEN instead"
+        );
+    }
     if token.generated && !config.bind.is_loopback() {
         return Err(format!(
             "binding {} (not loopback) needs an explicit AGENT_WS_TOKEN: a generated one would \
@@ -26,19 +32,17 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     let presets = Presets::load(config.presets.as_deref())?;
     let data_dir = config.data_dir();
-    let engine = Arc::new(
-        Engine::new(EngineConfig {
-            data_dir: data_dir.clone(),
-            max_sessions: config.max_sessions as usize,
-            output_buffer_lines: config.output_buffer_size as usize,
-            session_ttl: Duration::from_millis(config.session_ttl_ms),
-            interactive_ttl: Duration::from_millis(config.interactive_session_ttl_ms),
-            kill_grace: config.kill_grace(),
-            env_remove: SECRET_ENV_VARS.iter().map(|s| s.to_string()).collect(),
-            busy_window: Duration::from_millis(config.busy_ms),
-        })
-        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?,
-    );
+    let engine = Arc::new(Engine::new(EngineConfig {
+        data_dir: data_dir.clone(),
+        max_sessions: config.max_sessions as usize,
+        output_buffer_lines: config.output_buffer_size as usize,
+        session_ttl: Duration::from_millis(config.session_ttl_ms),
+        interactive_ttl: Duration::from_millis(config.interactive_session_ttl_ms),
+        kill_grace: config.kill_grace(),
+        env_remove: SECRET_ENV_VARS.iter().map(|s| s.to_string()).collect(),
+        busy_window: Duration::from_millis(config.busy_ms),
+        max_finished: config.max_finished_sessions as usize,
+    })?);
     let shutdown = CancellationToken::new();
     let state = AppState {
         engine: engine.clone(),
@@ -62,29 +66,37 @@ pub async fn run(config: Config) -> Result<(), String> {
         "monkeyproof {} listening on http://{addr}",
         env!("CARGO_PKG_VERSION")
     );
+    println!("data dir: {}", data_dir.display());
     if token.generated {
         println!("No AGENT_WS_TOKEN set; generated this token for this run:");
         println!("  token: {}", token.value);
         println!("  open:  http://{addr}/#token={}", token.value);
     }
-    tracing::info!(data_dir = %data_dir.display(), "transcripts directory");
+
+    let fd_limit = raise_descriptor_limit();
+    let limits = Limits::within_descriptors(
+        fd_limit,
+        config.max_sessions * FDS_PER_SESSION as u64,
+        config.max_connections_per_client as usize,
+        Duration::from_millis(config.header_timeout_ms),
+        Duration::from_millis(config.idle_timeout_ms),
+    );
+    tracing::info!(
+        fd_limit,
+        connections = limits.total,
+        per_client = limits.per_client,
+        "connection limits"
+    );
 
     let purger = engine.start_purger();
     let monitor = engine.start_activity_monitor();
     let stop_accepting = CancellationToken::new();
-    let server = tokio::spawn(
-        axum::serve(
-            // Keystrokes and their echoes are tiny writes that must not wait for Nagle.
-            listener.tap_io(|tcp| {
-                if let Err(err) = tcp.set_nodelay(true) {
-                    tracing::debug!(%err, "cannot set TCP_NODELAY");
-                }
-            }),
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-        .into_future(),
-    );
+    let server = tokio::spawn(connections::serve(
+        listener,
+        router(state),
+        limits,
+        stop_accepting.clone(),
+    ));
 
     wait_for_signal().await;
     tracing::info!("shutting down: killing every session");
@@ -102,6 +114,31 @@ pub async fn run(config: Config) -> Result<(), String> {
     purger.abort();
     monitor.abort();
     Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one (each session and connection needs
+/// descriptors) and returns the limit in force.
+fn raise_descriptor_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
 }
 
 async fn wait_for_signal() {

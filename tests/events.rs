@@ -144,7 +144,9 @@ async fn a_session_feed_resumes_after_last_event_id() {
         .exec("stty size; read x; echo second; sleep 30")
         .await;
     let path = format!("/sessions/{}/events", session.id);
+    // An id this run never had (ids start at the start time) gets a reset, then all kept.
     let mut feed = Sse::open(&server, &path, Some(0)).await;
+    assert_eq!(type_of(&feed.next().await), "reset");
     let created = feed.next().await;
     assert_eq!(type_of(&created), "created");
     let first_output = feed.until(&session.id, "output").await;
@@ -204,4 +206,89 @@ async fn a_session_feed_resumes_after_last_event_id() {
         server.get("/sessions/nope/events").await.0,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn an_id_from_another_run_gets_a_reset_and_ids_never_repeat_across_runs() {
+    let first = Server::start();
+    let a = first.exec("echo one").await;
+    first.wait_for_end(&a.id).await;
+    let mut feed = Sse::open(&first, &format!("/sessions/{}/events", a.id), Some(0)).await;
+    assert_eq!(type_of(&feed.next().await), "reset");
+    let last_of_first_run = feed.until(&a.id, "exit").await.last().unwrap().id;
+    drop(feed);
+    drop(first);
+
+    let second = Server::start();
+    let b = second.exec("echo two; sleep 30").await;
+    // What an EventSource sends after the server restarted: an id of the earlier run. The
+    // feed says so first, then gives every event it has.
+    let mut resumed = Sse::open(&second, "/events", Some(last_of_first_run)).await;
+    let reset = resumed.next().await;
+    assert_eq!(type_of(&reset), "reset");
+    let created = resumed.until(&b.id, "created").await;
+    assert!(created.last().unwrap().id > last_of_first_run);
+    // An id above the newest is no better.
+    let mut ahead = Sse::open(&second, "/events", Some(u64::MAX / 4)).await;
+    assert_eq!(type_of(&ahead.next().await), "reset");
+}
+
+#[tokio::test]
+async fn what_happens_at_a_moment_is_published_once_each_and_in_order() {
+    let server = Server::start();
+    let mut feed = Sse::open(&server, "/events", None).await;
+    let session = server
+        .exec(
+            "read go; printf '\\033]0;first\\007'; sleep 0.001; printf '\\033]0;second\\007'; \
+             printf '\\a'; sleep 0.2; printf '\\a\\a'; exit 5",
+        )
+        .await;
+    let path = format!("/sessions/{}/resize", session.id);
+    // Two resizes right after creation, well within one activity tick.
+    for (cols, rows) in [(100, 30), (90, 20)] {
+        let (status, _) = server
+            .post(&path, json!({"cols": cols, "rows": rows}))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    server
+        .post(
+            &format!("/sessions/{}/input", session.id),
+            json!({"input": "go", "enter": true}),
+        )
+        .await;
+    let events = feed.until(&session.id, "exit").await;
+    let mine: Vec<&SessionEvent> = events.iter().filter(|e| e.session == session.id).collect();
+    let of = |kind: &str| -> Vec<serde_json::Value> {
+        mine.iter()
+            .filter(|e| type_of(e) == kind)
+            .map(|e| serde_json::to_value(&e.kind).unwrap())
+            .collect()
+    };
+    assert_eq!(type_of(mine[0]), "created");
+    let resizes: Vec<(u64, u64)> = of("resize")
+        .iter()
+        .map(|v| (v["cols"].as_u64().unwrap(), v["rows"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(resizes, [(100, 30), (90, 20)]);
+    let titles: Vec<String> = of("title")
+        .iter()
+        .map(|v| v["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(titles, ["first", "second"]);
+    let bells: Vec<u64> = of("bell")
+        .iter()
+        .map(|v| v["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(bells.last(), Some(&3));
+    assert!(bells.windows(2).all(|w| w[0] < w[1]), "{bells:?}");
+    let exits = of("exit");
+    assert_eq!(exits.len(), 1);
+    assert_eq!(exits[0]["code"], 5);
+    // Every output event comes before the exit, and together they tile the whole output.
+    let total: u64 = of("output")
+        .iter()
+        .map(|v| v["length"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, server.detail(&session.id).await.info.output_bytes);
 }

@@ -212,7 +212,7 @@ async fn kill_reaches_jobs_that_trap_signals_and_children_that_called_setsid() {
         (!process_alive(job) && !process_alive(own)).then_some(())
     })
     .await;
-    assert!(zombie_children(server.pid()).is_empty());
+    no_zombies_left(&server).await;
 }
 
 #[tokio::test]
@@ -451,15 +451,23 @@ async fn a_viewer_that_never_reads_costs_bounded_memory() {
     assert_eq!(transcript.len() as u64, total);
 }
 
-#[tokio::test]
-async fn input_to_a_program_that_never_reads_holds_up_nobody_else() {
-    let server = Server::start();
-    // In raw mode a terminal that is not read stops taking input once its queue is full.
+/// Starts a program that never reads its input; returns it and its input path. In raw mode a
+/// terminal that is not read stops taking input once its queue is full.
+async fn start_program_that_never_reads(
+    server: &Server,
+) -> (monkeyproof::protocol::SessionInfo, String) {
     let stuck = server
         .exec("stty raw -echo; echo ready; exec sleep 600")
         .await;
     server.wait_for_screen(&stuck.id, "ready").await;
     let path = format!("/sessions/{}/input", stuck.id);
+    (stuck, path)
+}
+
+#[tokio::test]
+async fn input_to_a_program_that_never_reads_holds_up_nobody_else() {
+    let server = Server::start();
+    let (stuck, path) = start_program_that_never_reads(&server).await;
     let big = "x".repeat(900_000);
     let (stuck_input, ()) = tokio::join!(server.post(&path, json!({ "input": big })), async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -482,4 +490,517 @@ async fn input_to_a_program_that_never_reads_holds_up_nobody_else() {
     let (status, body) = stuck_input;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["error"].is_string());
+}
+
+#[tokio::test]
+async fn answers_a_program_never_reads_are_dropped_not_queued() {
+    let server = Server::start();
+    // 26 MB of status queries (ESC [ 5 n), every one owed an answer, from a program that never
+    // reads its input.
+    let session = server
+        .exec(
+            "python3 -c 'import os\nq = b\"\\x1b[5n\" * 4096\nfor _ in range(1600): os.write(1, q)'; \
+             echo QUERIES-DONE; sleep 30",
+        )
+        .await;
+    let before = rss_kb(server.pid());
+    let mut peak = before;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !server
+        .detail(&session.id)
+        .await
+        .recent_output
+        .contains("QUERIES-DONE")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queries never ended"
+        );
+        peak = peak.max(rss_kb(server.pid()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let total = server.detail(&session.id).await.info.output_bytes;
+    eprintln!("{total} bytes of queries: RSS {before} kB -> peak {peak} kB");
+    assert!(total > 26_000_000, "{total}");
+    assert!(
+        peak - before < 48 * 1024,
+        "RSS grew by {} kB",
+        peak - before
+    );
+    // The session still works.
+    let (status, _) = server.delete(&format!("/sessions/{}", session.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    server.wait_for_end(&session.id).await;
+}
+
+#[tokio::test]
+async fn input_a_program_never_reads_is_bounded() {
+    let server = Server::start();
+    let (stuck, path) = start_program_that_never_reads(&server).await;
+    let big = || json!({ "input": "x".repeat(900_000) });
+    let in_background = || {
+        let (http, url) = (server.http.clone(), server.url(&path));
+        tokio::spawn(async move { http.post(url).json(&big()).send().await.unwrap().status() })
+    };
+    // The first fills the terminal and waits; the second waits behind it; then the queue is full.
+    let first = in_background();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let second = in_background();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, body) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        server.post(&path, big()),
+    )
+    .await
+    .expect("input beyond the bound was queued, not refused");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not reading its input"),
+        "{body}"
+    );
+    // A viewer's keystrokes are refused the same way, and its connection stays up.
+    let mut ws = server.raw_ws(&stuck.id, "").await;
+    next_json(&mut ws).await; // hello
+    send_bytes(&mut ws, &vec![b'y'; 1_500_000 / 2]).await;
+    send_bytes(&mut ws, &vec![b'y'; 1_500_000 / 2]).await;
+    let refused = loop {
+        match next_frame(&mut ws).await {
+            Frame::Json(v) if v["type"] == "error" => break v,
+            Frame::Closed(code) => panic!("closed {code:?}"),
+            _ => {}
+        }
+    };
+    assert!(refused["error"].as_str().unwrap().contains("not reading"));
+    // Killing the session ends the writes waiting on it.
+    server.delete(&format!("/sessions/{}", stuck.id)).await;
+    assert_eq!(first.await.unwrap(), StatusCode::CONFLICT);
+    assert_eq!(second.await.unwrap(), StatusCode::CONFLICT);
+}
+
+/// A file holding `content`, with `mode`.
+fn write_file(name: &str, content: &str, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::temp_dir().join(format!("mp-{name}-{}", std::process::id()));
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn the_token_comes_from_a_file_and_on_the_command_line_it_is_warned_about() {
+    let file = write_file("token", &format!("{TOKEN}\n"), 0o600);
+    let server = Server::launch(Launch {
+        env: &[("MONKEYPROOF_TOKEN_FILE", file.to_str().unwrap())],
+        without_env: &["AGENT_WS_TOKEN"],
+        log: true,
+        ..Launch::default()
+    });
+    assert_eq!(server.get("/sessions").await.0, StatusCode::OK);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.pid())).unwrap();
+    assert!(!contains(&cmdline, TOKEN));
+    // The program in a session learns neither the token nor where it is kept.
+    let session = server.exec("env; sleep 30").await;
+    let detail = server.wait_for_screen(&session.id, "PATH=").await;
+    assert!(!detail.recent_output.contains("MONKEYPROOF_TOKEN_FILE"));
+    assert!(!server.log_text().contains("--token puts"));
+    drop(server);
+
+    let server = Server::launch(Launch {
+        args: &["--token", TOKEN],
+        without_env: &["AGENT_WS_TOKEN"],
+        log: true,
+        ..Launch::default()
+    });
+    assert_eq!(server.get("/sessions").await.0, StatusCode::OK);
+    assert!(
+        server
+            .log_text()
+            .contains("--token puts the secret in /proc/PID/cmdline"),
+        "{}",
+        server.log_text()
+    );
+    drop(server);
+
+    // A token file others may read works, with a warning; an empty one and both ways at once
+    // are refused.
+    let loose = write_file("token-loose", TOKEN, 0o644);
+    let server = Server::launch(Launch {
+        args: &["--token-file", loose.to_str().unwrap()],
+        without_env: &["AGENT_WS_TOKEN"],
+        log: true,
+        ..Launch::default()
+    });
+    assert!(server.log_text().contains("can be read by others"));
+    drop(server);
+    let empty = write_file("token-empty", "\n", 0o600);
+    for (args, message) in [
+        (vec!["--token-file", empty.to_str().unwrap()], "is empty"),
+        (
+            vec!["--token", TOKEN, "--token-file", file.to_str().unwrap()],
+            "cannot be used with",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
+            .env("PORT", "0")
+            .env_remove("AGENT_WS_TOKEN")
+            .env(
+                "MONKEYPROOF_DATA_DIR",
+                std::env::temp_dir().join("mp-refused"),
+            )
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    for path in [file, loose, empty] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[tokio::test]
+async fn requests_without_credentials_or_from_foreign_pages_never_lock_anyone_out() {
+    let server = Server::start();
+    let port = server.addr.rsplit(':').next().unwrap().to_owned();
+    let local = client_from("127.0.0.1");
+    let url = server.url("/sessions");
+    for _ in 0..3 * monkeyproof::api::auth::MAX_AUTH_FAILURES {
+        // What a page on another site can make a browser send: no credentials at all…
+        let res = local.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        // …or a WebSocket with a guessed token, which the browser marks with the page's origin.
+        let mut req = server.ws_request("nope", "?token=guess-guess-guess", &[], None);
+        req.headers_mut()
+            .insert("origin", "https://evil.example".parse().unwrap());
+        assert_eq!(server.ws_status(req).await, 401);
+    }
+    let res = local.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the right token was locked out"
+    );
+    // Wrong tokens from a local program still count (documented), in any scheme's case.
+    for i in 0..monkeyproof::api::auth::MAX_AUTH_FAILURES {
+        let res = local
+            .get(&url)
+            .header("authorization", format!("bearer wrong-{i:016}"))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(res.status(), StatusCode::OK);
+    }
+    let res = local.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let _ = port;
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let server = Server::start();
+    let client = reqwest::Client::new();
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let res = client
+            .get(server.url("/sessions"))
+            .header("authorization", format!("{scheme} {TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{scheme}");
+    }
+    let res = client
+        .get(server.url("/sessions"))
+        .header("authorization", format!("Basic {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn the_lock_out_tracks_at_most_its_bound_of_addresses() {
+    use monkeyproof::api::auth::{Auth, MAX_TRACKED_ADDRESSES};
+    let auth = Auth::new(TOKEN.into(), Vec::new(), None);
+    for i in 0..(MAX_TRACKED_ADDRESSES as u32 * 2) {
+        let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        auth.record_failure(ip);
+        assert!(auth.tracked_addresses() <= MAX_TRACKED_ADDRESSES);
+    }
+    assert_eq!(auth.tracked_addresses(), MAX_TRACKED_ADDRESSES);
+}
+
+/// Whether the server refuses to start on `data_dir`, with a message containing `message`.
+fn refuses_data_dir(data_dir: &std::path::Path, message: &str) {
+    // Under `timeout`: a server that accepts the directory would run on.
+    let out = std::process::Command::new("timeout")
+        .args(["10", env!("CARGO_BIN_EXE_monkeyproof")])
+        .env("PORT", "0")
+        .env("AGENT_WS_TOKEN", TOKEN)
+        .env("MONKEYPROOF_DATA_DIR", data_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started on {}", data_dir.display());
+    assert!(stderr.contains(message), "{}: {stderr}", data_dir.display());
+}
+
+#[tokio::test]
+async fn a_data_dir_others_own_or_may_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let base = std::env::temp_dir().join(format!("mp-dirs-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let writable = base.join("writable");
+    std::fs::create_dir_all(&writable).unwrap();
+    std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o777)).unwrap();
+    refuses_data_dir(&writable, "writable by others");
+
+    let in_open_parent = writable.join("data");
+    refuses_data_dir(&in_open_parent, "which others may write to");
+
+    if nix::unistd::geteuid().is_root() {
+        let foreign = base.join("foreign");
+        std::fs::create_dir_all(foreign.join("transcripts")).unwrap();
+        for dir in [&foreign, &foreign.join("transcripts")] {
+            std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+        }
+        refuses_data_dir(&foreign, "owned by uid 65534");
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&foreign, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+        refuses_data_dir(&link, "symlink made by uid 65534");
+    }
+
+    // A good one is used, and named at start.
+    let good = base.join("good");
+    let server = Server::launch(Launch {
+        data_dir: Some(good.clone()),
+        ..Launch::default()
+    });
+    let mode = std::fs::metadata(good.join("transcripts"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[tokio::test]
+async fn a_transcript_swapped_for_a_symlink_is_not_followed() {
+    let server = Server::start();
+    let session = server.exec("echo mine").await;
+    let detail = server.wait_for_end(&session.id).await;
+    let secret = write_file("secret", "root only", 0o600);
+    let transcript = std::path::PathBuf::from(&detail.transcript_path);
+    std::fs::remove_file(&transcript).unwrap();
+    std::os::unix::fs::symlink(&secret, &transcript).unwrap();
+    let res = server
+        .http
+        .get(server.url(&format!("/sessions/{}/transcript", session.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = res.text().await.unwrap();
+    assert!(!body.contains("root only"), "{body}");
+    assert!(body.contains("\"error\""), "{body}");
+    let _ = std::fs::remove_file(secret);
+}
+
+#[tokio::test]
+async fn the_data_dir_is_named_at_start_and_logs_to_a_file_are_plain() {
+    let server = Server::start_logging(&[]);
+    assert_eq!(server.announced_data_dir.as_ref(), Some(&server.data_dir));
+    let session = server.exec("echo hi").await;
+    server.wait_for_end(&session.id).await;
+    let log = server.log_text();
+    assert!(log.contains("audit: session started"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colours in a log file: {log:?}");
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_answers_500_json_and_the_connection_lives_on() {
+    use std::sync::Arc;
+
+    use monkeyproof::api::connections::{self, Limits};
+    use monkeyproof::api::{AppState, auth::Auth, layered};
+    use monkeyproof::engine::{Engine, EngineConfig};
+
+    let data_dir = std::env::temp_dir().join(format!("mp-panic-{}", std::process::id()));
+    let engine = Engine::new(EngineConfig {
+        data_dir: data_dir.clone(),
+        max_sessions: 1,
+        output_buffer_lines: 10,
+        session_ttl: std::time::Duration::from_secs(60),
+        interactive_ttl: std::time::Duration::from_secs(60),
+        kill_grace: std::time::Duration::from_secs(1),
+        env_remove: Vec::new(),
+        busy_window: std::time::Duration::from_secs(1),
+        max_finished: 10,
+    })
+    .unwrap();
+    let state = AppState {
+        engine: Arc::new(engine),
+        presets: Arc::new(monkeyproof::presets::Presets::load(None).unwrap()),
+        auth: Arc::new(Auth::new(TOKEN.into(), Vec::new(), None)),
+        output_buffer_lines: 10,
+        ws_ping_interval: std::time::Duration::from_secs(20),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    };
+    async fn buggy() -> &'static str {
+        panic!("a bug in a handler")
+    }
+    let boom = axum::Router::new()
+        .route("/boom", axum::routing::get(buggy))
+        .route("/fine", axum::routing::get(|| async { "fine" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let limits = Limits::within_descriptors(
+        1024,
+        0,
+        100,
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_secs(10),
+    );
+    tokio::spawn(connections::serve(
+        listener,
+        layered(boom, state),
+        limits,
+        stop.clone(),
+    ));
+    let client = reqwest::Client::new();
+    let res = client
+        .get(format!("http://{addr}/boom"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body, json!({"error": "internal error"}));
+    // The same kept-alive client goes on being served.
+    let res = client
+        .get(format!("http://{addr}/fine"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(data_dir);
+}
+
+#[tokio::test]
+async fn finished_sessions_keep_their_screen_and_a_tail_in_memory_the_rest_on_disk() {
+    let server = Server::start_with(&[("MAX_SESSIONS", "20")]);
+    // ~1.3 MB of output each, at the interactive size (200 columns: the costliest screen).
+    let flood = "python3 -c 'import sys\nfor i in range(13000): print(f\"{i:06} \" + \"x\" * 93)'; \
+                 echo LAST-LINE";
+    let run = |n: usize| {
+        let server = &server;
+        async move {
+            let mut ids = Vec::new();
+            for _ in 0..n {
+                let session = server
+                    .create(json!({"task": flood, "cols": 200, "rows": 50}))
+                    .await;
+                ids.push(session.id);
+            }
+            for id in &ids {
+                server.wait_for_end(id).await;
+            }
+            ids
+        }
+    };
+    // Warm up to the same concurrency, so reused allocations and glibc's cache of thread stacks
+    // are in `before` already.
+    for _ in 0..3 {
+        run(10).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = rss_kb(server.pid());
+    let mut last = Vec::new();
+    for _ in 0..6 {
+        last = run(10).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after = rss_kb(server.pid());
+    let per_session = (after.saturating_sub(before)) / 60;
+    eprintln!("60 more finished sessions: RSS {before} kB -> {after} kB ({per_session} kB each)");
+    // About 100 kB measured on a quiet machine (allocator noise included); a live one costs
+    // ~1.5 MB (the 1 MB ring and a 200-column vt100 model).
+    assert!(
+        per_session < 500,
+        "a finished session keeps {per_session} kB"
+    );
+
+    // What was dropped from memory is still served, from the transcript.
+    let id = &last[0];
+    let detail = server.detail(id).await;
+    assert!(detail.info.output_bytes > 1_300_000);
+    assert!(
+        detail.recent_output.ends_with("LAST-LINE"),
+        "{}",
+        &detail.recent_output[detail.recent_output.len() - 100..]
+    );
+    assert_eq!(
+        detail.recent_output.lines().count(),
+        2000,
+        "OUTPUT_BUFFER_SIZE lines"
+    );
+    assert!(detail.screen.lines.iter().any(|l| l.contains("LAST-LINE")));
+    let mut compat = server.compat_ws(id).await;
+    let catchup = next_json(&mut compat).await;
+    assert_eq!(catchup["type"], "catchup");
+    let data = catchup["data"].as_str().unwrap();
+    assert!(
+        data.len() > 900_000 && data.contains("LAST-LINE"),
+        "{}",
+        data.len()
+    );
+    let transcript = server.transcript(id).await;
+    assert_eq!(transcript.len() as u64, detail.info.output_bytes);
+}
+
+#[tokio::test]
+async fn only_the_newest_finished_sessions_are_kept_beyond_the_cap() {
+    let server = Server::start_with(&[("MONKEYPROOF_MAX_FINISHED_SESSIONS", "3")]);
+    let running = server.exec("sleep 30").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let session = server.exec(&format!("echo {i}")).await;
+        server.wait_for_end(&session.id).await;
+        ids.push(session.id);
+    }
+    eventually("the oldest finished sessions to go", || async {
+        let (_, list) = server.get("/sessions").await;
+        let kept: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect();
+        (kept.len() == 4).then_some(kept)
+    })
+    .await;
+    let (_, list) = server.get("/sessions").await;
+    let kept: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, [running.id.as_str(), &ids[2], &ids[3], &ids[4]]);
+    assert_eq!(
+        server.get(&format!("/sessions/{}", ids[0])).await.0,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -43,7 +43,7 @@ async fn delete_kills_a_background_job_that_traps_term() {
         SessionStatus::Killed
     );
     // No zombies, and the PTY descriptors are closed again.
-    assert!(zombie_children(server.pid()).is_empty());
+    no_zombies_left(&server).await;
     eventually("PTY descriptors to be released", || async {
         (fds() == 0).then_some(())
     })
@@ -273,5 +273,135 @@ async fn the_pty_is_the_programs_controlling_terminal() {
         Some("SIGINT"),
         "{:?}",
         ended.info
+    );
+}
+
+/// Starts a session whose program exits at once, leaving a background job that ignores SIGHUP
+/// and SIGTERM; returns it, once ended, and the job's pid.
+async fn start_lingering_job(server: &Server) -> (monkeyproof::protocol::SessionInfo, u32) {
+    let session = server
+        .exec("trap '' HUP TERM; sleep 1000 & echo bg=$!; exit 0")
+        .await;
+    let detail = server.wait_for_end(&session.id).await;
+    let transcript = String::from_utf8(server.transcript(&session.id).await).unwrap();
+    let bg = transcript
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("bg="))
+        .unwrap_or_else(|| panic!("no bg= in {transcript:?}"))
+        .parse()
+        .unwrap();
+    assert_eq!(detail.info.status, SessionStatus::Exited);
+    assert!(process_alive(bg));
+    (session, bg)
+}
+
+/// Makes the next process get `pid` (as root): writes `pid - 1` to `ns_last_pid` and starts a
+/// session leader (`setsid sleep`), retrying if something else took the pid first.
+fn start_session_leader_as(pid: u32) -> std::process::Child {
+    for _ in 0..200 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        let mut child = std::process::Command::new("setsid")
+            .args(["sleep", "1000"])
+            .spawn()
+            .unwrap();
+        if child.id() == pid {
+            return child;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("could not get pid {pid}");
+}
+
+#[tokio::test]
+async fn delete_never_signals_a_process_that_reused_a_finished_sessions_pid() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: arranging pid reuse needs root (ns_last_pid)");
+        return;
+    }
+    let server = Server::start_with(&[("KILL_GRACE_MS", "300")]);
+    let session = server.exec("exit 0").await;
+    server.wait_for_end(&session.id).await;
+    assert!(!process_alive(session.pid));
+    // A stranger gets the finished session's pid, as its own session and group id.
+    let mut stranger = start_session_leader_as(session.pid);
+    eventually("the stranger to lead its own session", || async {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", session.pid)).ok()?;
+        let sid = stat
+            .rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(3)?
+            .to_owned();
+        (sid == session.pid.to_string()).then_some(())
+    })
+    .await;
+
+    let (status, _) = server.delete(&format!("/sessions/{}", session.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300 + 1500)).await;
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "DELETE signalled a process that merely reused the pid"
+    );
+    assert_eq!(
+        server.detail(&session.id).await.info.status,
+        SessionStatus::Exited
+    );
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+
+    // Background jobs that outlive the program are still reached while they live.
+    let (lingering, bg) = start_lingering_job(&server).await;
+    server.delete(&format!("/sessions/{}", lingering.id)).await;
+    eventually("the background job to die", || async {
+        (!process_alive(bg)).then_some(())
+    })
+    .await;
+    no_zombies_left(&server).await;
+}
+
+#[tokio::test]
+async fn max_sessions_counts_finished_sessions_whose_jobs_live() {
+    let server = Server::start_with(&[("MAX_SESSIONS", "2"), ("KILL_GRACE_MS", "300")]);
+    let (first, first_bg) = start_lingering_job(&server).await;
+    let (_second, second_bg) = start_lingering_job(&server).await;
+    let (status, body) = server.post("/sessions", json!({"task": "sleep 30"})).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let (_, banner) = server.get("/").await;
+    assert_eq!(banner["running"], 2);
+    // Once a job is gone (killed here), its session's slot is free again.
+    server.delete(&format!("/sessions/{}", first.id)).await;
+    eventually("the first job to die", || async {
+        (!process_alive(first_bg)).then_some(())
+    })
+    .await;
+    eventually("a slot to free up", || async {
+        let (status, _) = server.post("/sessions", json!({"task": "true"})).await;
+        (status == StatusCode::CREATED).then_some(())
+    })
+    .await;
+    // A job that ends by itself frees its slot too (found within a second).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(second_bg as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("the second slot to free up", || async {
+        let (_, banner) = server.get("/").await;
+        (banner["running"] == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shutdown_kills_the_jobs_a_finished_session_left() {
+    let mut server = Server::start_with(&[("KILL_GRACE_MS", "300")]);
+    let (_session, bg) = start_lingering_job(&server).await;
+    server.terminate();
+    assert!(
+        !process_alive(bg),
+        "shutdown left a finished session's job running"
     );
 }

@@ -172,6 +172,102 @@ async fn paste_is_bracketed_only_when_the_program_asked() {
     .await;
 }
 
+/// Texts that try to end a bracketed paste early, nested and split every way.
+const PASTE_ESCAPES: &[&str] = &[
+    "echo one\u{1b}[20\u{1b}[201~1~\rtouch /tmp/PWNED\r",
+    "\u{1b}[201~",
+    "\u{1b}\u{1b}[201~[201~",
+    "a\u{1b}[2\u{1b}[20\u{1b}[201~1~1~b",
+    "\u{1b}[200~inner\u{1b}[201~outer",
+    "c1 \u{9b}201~ csi",
+    "\u{1b}[20\u{1b}\u{1b}[201~[201~1~",
+];
+
+/// What a program must read for `text` pasted into it: one start marker, the text without any
+/// escape, one end marker at the very end.
+fn pasted(text: &str) -> Vec<u8> {
+    let clean: String = text
+        .chars()
+        .filter(|&c| c != '\u{1b}' && c != '\u{9b}')
+        .collect();
+    [b"\x1b[200~", clean.as_bytes(), b"\x1b[201~"].concat()
+}
+
+#[tokio::test]
+async fn a_paste_can_never_end_early() {
+    let server = Server::start();
+    for text in PASTE_ESCAPES {
+        let id = key_logger(&server, "paste").await;
+        let (status, _) = server
+            .post(
+                &format!("/sessions/{id}/input"),
+                json!({"text": text, "paste": true}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let expected = pasted(text);
+        assert_eq!(
+            expected.windows(6).filter(|w| w == b"\x1b[201~").count(),
+            1,
+            "{text:?}"
+        );
+        wait_for_logged(&server, &id, &expected).await;
+    }
+
+    // Into a real bash (readline enables bracketed paste): the command after the forged end
+    // marker is never run.
+    let marker = std::env::temp_dir().join(format!("mp-pwned-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let shell = server.exec("exec bash --norc --noprofile -i").await;
+    server.wait_for_screen(&shell.id, "bash-").await;
+    let attack = format!(
+        "echo one\u{1b}[20\u{1b}[201~1~\rtouch {}\r",
+        marker.display()
+    );
+    server
+        .post(
+            &format!("/sessions/{}/input", shell.id),
+            json!({"text": attack, "paste": true}),
+        )
+        .await;
+    wait(
+        &server,
+        &shell.id,
+        json!({"idle_ms": 500, "timeout_ms": 5000}),
+    )
+    .await;
+    assert!(!marker.exists(), "the pasted command ran");
+}
+
+#[tokio::test]
+async fn a_typed_task_can_never_end_its_paste_early() {
+    let logger = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keylog.py");
+    let dir = std::env::temp_dir().join(format!("mp-typed-esc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let presets = dir.join("presets.toml");
+    std::fs::write(
+        &presets,
+        format!(
+            "[presets.logger]\ntype = \"interactive\"\ncommand = \"python3\"\n\
+             args = [\"{logger}\", \"paste\"]\ntaskDelivery = \"typed\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&[("MONKEYPROOF_PRESETS", presets.to_str().unwrap())]);
+    let task = PASTE_ESCAPES[0];
+    let session = server
+        .create(json!({"type": "interactive", "preset": "logger", "task": task}))
+        .await;
+    let mut expected = pasted(task);
+    expected.push(b'\r');
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while logged_bytes(&server, &session.id).await != expected {
+        assert!(Instant::now() < deadline, "the task never arrived whole");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test]
 async fn screen_as_text_ansi_and_json() {
     let server = Server::start();
@@ -526,4 +622,90 @@ async fn a_typed_task_is_pasted_in_once_the_agent_is_idle() {
         .await;
     assert!(plain.task_delivered_at.is_some());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_costly_pattern_holds_up_nobody_else() {
+    let server = Server::start();
+    // About 1 MB of non-ASCII text: Unicode word boundaries make the regex engine fall back to
+    // its slowest matcher on it.
+    let session = server
+        .exec(
+            "python3 -c 'print(\"h\\u00e9llo w\\u00f6rld \\u2500 \\u4e2d\\u6587\" * 40000)'; \
+             echo PRINTED; sleep 60",
+        )
+        .await;
+    let id = &session.id;
+    wait(
+        &server,
+        id,
+        json!({"match": "PRINTED", "timeout_ms": 20000}),
+    )
+    .await;
+    let path = format!("/sessions/{id}/wait");
+
+    // The pattern of the report is too large to compile: refused at once.
+    let (status, body) = server
+        .post(
+            &path,
+            json!({"match": "(?:(?:.|\\n)+\\b){800}Q", "since": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("match:"),
+        "{body}"
+    );
+
+    // The costliest that compiles runs off the async workers and outside the session lock:
+    // the server, and this session, answer as quickly as ever meanwhile.
+    let costly = tokio::spawn({
+        let (http, url) = (server.http.clone(), server.url(&path));
+        async move {
+            let res = http
+                .post(url)
+                .json(&json!({"match": "(?:.*\\b){30}Q", "since": 0, "timeout_ms": 4000}))
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = Instant::now();
+        assert_eq!(server.get("/health").await.0, StatusCode::OK);
+        assert_eq!(
+            server.get(&format!("/sessions/{id}")).await.0,
+            StatusCode::OK
+        );
+        slowest = slowest.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        slowest < Duration::from_millis(250),
+        "a request took {slowest:?}"
+    );
+    let (status, body) = costly.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["condition"], "timeout", "{body}");
+}
+
+#[tokio::test]
+async fn a_wait_since_past_the_end_is_refused_clearly() {
+    let server = Server::start();
+    let session = server.exec("echo some output; sleep 30").await;
+    server.wait_for_screen(&session.id, "some output").await;
+    let (status, body) = server
+        .post(
+            &format!("/sessions/{}/wait", session.id),
+            json!({"match": "x", "since": 1_000_000_000u64}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("past the end"),
+        "{body}"
+    );
 }

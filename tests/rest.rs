@@ -48,6 +48,30 @@ async fn health_banner_and_presets() {
     let codex_auto = presets.iter().find(|p| p.name == "codex-auto").unwrap();
     assert_eq!(codex_auto.command, "codex");
     assert_eq!(codex_auto.args, ["exec", "--full-auto"]);
+    // Every field of a preset is listed.
+    let (_, raw) = server.get("/presets").await;
+    for preset in raw.as_array().unwrap() {
+        let mut keys: Vec<&str> = preset
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "args",
+                "command",
+                "description",
+                "name",
+                "taskDelivery",
+                "type"
+            ],
+            "{preset}"
+        );
+        assert_eq!(preset["taskDelivery"], "argument");
+    }
 }
 
 #[tokio::test]
@@ -562,13 +586,15 @@ async fn a_presets_file_replaces_the_builtin_ones() {
     let file = dir.join("presets.toml");
     std::fs::write(
         &file,
-        "[presets.echoer]\ntype = \"print\"\ncommand = \"echo\"\nargs = [\"agent:\"]\n",
+        "[presets.echoer]\ntype = \"print\"\ncommand = \"echo\"\nargs = [\"agent:\"]\n\
+         [presets.typist]\ntype = \"interactive\"\ncommand = \"cat\"\ntaskDelivery = \"typed\"\n",
     )
     .unwrap();
     let server = Server::start_with(&[("MONKEYPROOF_PRESETS", file.to_str().unwrap())]);
     let (_, presets) = server.get("/presets").await;
-    assert_eq!(presets.as_array().unwrap().len(), 1);
+    assert_eq!(presets.as_array().unwrap().len(), 2);
     assert_eq!(presets[0]["name"], "echoer");
+    assert_eq!(presets[1]["taskDelivery"], "typed");
     let session = server
         .create(json!({"task": "hello there", "type": "print", "preset": "echoer"}))
         .await;
@@ -708,4 +734,47 @@ async fn the_openapi_document_lists_every_route_and_resolves() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn labels_are_bounded_and_handled_in_linear_time() {
+    let server = Server::start();
+    let many: Vec<String> = (0..100_000).map(|i| format!("l{i}")).collect();
+    let started = std::time::Instant::now();
+    let (create, health) = tokio::join!(
+        server.post("/sessions", json!({"task": "true", "labels": many})),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let started = std::time::Instant::now();
+            let status = server.get("/health").await.0;
+            (status, started.elapsed())
+        }
+    );
+    let (status, body) = create;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("at most 64"),
+        "{body}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(health.0, StatusCode::OK);
+    assert!(
+        health.1 < std::time::Duration::from_millis(500),
+        "{:?}",
+        health.1
+    );
+    // 64 labels, long ones cut, duplicates (after normalising) dropped; a long owner refused.
+    let mut labels: Vec<String> = (0..63).map(|i| format!("Label-{i}")).collect();
+    labels.push("label-0".into());
+    let session = server
+        .create(json!({"task": "true", "labels": labels}))
+        .await;
+    assert_eq!(session.labels.len(), 63);
+    let (status, body) = server
+        .post(
+            "/sessions",
+            json!({"task": "true", "owner": "o".repeat(300)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }

@@ -132,5 +132,5 @@ async fn create_stream_disconnect_kill_cycles_leave_nothing_behind() {
         after.rss_kb <= baseline.rss_kb + 32 * 1024,
         "memory grew by more than 32 MB: {baseline:?} -> {after:?}"
     );
-    assert!(zombie_children(server.pid()).is_empty());
+    no_zombies_left(&server).await;
 }

@@ -1,16 +1,21 @@
 //! Who may talk to the server: the `Host` allow-list (DNS rebinding), the bearer token (compared
 //! in constant time), the lock-out of addresses that keep failing it, and the WebSocket `Origin`
 //! check.
+//!
+//! Only a wrong token counts towards the lock-out, and only from a client that could have read
+//! the answer: requests without any credentials, and requests a browser sends on behalf of a
+//! page of another origin, never do. Otherwise any web page could lock every local client out
+//! (they all come from 127.0.0.1).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use dashmap::DashMap;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
@@ -22,8 +27,8 @@ pub const MAX_AUTH_FAILURES: u32 = 20;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// How long a locked-out address gets 429 for everything.
 pub const LOCKOUT: Duration = Duration::from_secs(60);
-/// Addresses tracked at most; beyond it, stale entries are dropped.
-const MAX_TRACKED_ADDRESSES: usize = 10_000;
+/// Addresses tracked at most; beyond it, stale entries are dropped, then unlocked ones.
+pub const MAX_TRACKED_ADDRESSES: usize = 10_000;
 
 /// The server's secret, who may open WebSockets, and which `Host` names are ours.
 pub struct Auth {
@@ -32,7 +37,7 @@ pub struct Auth {
     allowed_origins: Vec<String>,
     /// Host names (without port) requests may name; `None` accepts any (non-loopback binds).
     allowed_hosts: Option<Vec<String>>,
-    failures: DashMap<IpAddr, Failures>,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
 }
 
 /// Recent authentication failures of one address.
@@ -59,7 +64,7 @@ impl Auth {
             token,
             allowed_origins: normalize(allowed_origins, &['/']),
             allowed_hosts: allowed_hosts.map(|h| normalize(h, &['.'])),
-            failures: DashMap::new(),
+            failures: Mutex::default(),
         }
     }
 
@@ -80,23 +85,46 @@ impl Auth {
         allowed.iter().any(|a| a == name)
     }
 
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Failures>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// How long `ip` is still locked out, if it is.
     fn locked_for(&self, ip: IpAddr) -> Option<Duration> {
-        let entry = self.failures.get(&ip)?;
-        let left = entry.locked_until?.checked_duration_since(Instant::now())?;
+        let left = self
+            .failures()
+            .get(&ip)?
+            .locked_until?
+            .checked_duration_since(Instant::now())?;
         (!left.is_zero()).then_some(left)
     }
 
     /// Counts a failure of `ip`; returns the lock-out it now has, if any.
-    fn record_failure(&self, ip: IpAddr) -> Option<Duration> {
+    pub fn record_failure(&self, ip: IpAddr) -> Option<Duration> {
         let now = Instant::now();
-        if self.failures.len() >= MAX_TRACKED_ADDRESSES {
-            self.failures.retain(|_, f| {
+        let mut failures = self.failures();
+        if !failures.contains_key(&ip) && failures.len() >= MAX_TRACKED_ADDRESSES {
+            failures.retain(|_, f| {
                 now.duration_since(f.window_start) < FAILURE_WINDOW
                     || f.locked_until.is_some_and(|t| t > now)
             });
+            if failures.len() >= MAX_TRACKED_ADDRESSES {
+                // Still full of recent ones: forget one that is not locked out, or else do not
+                // track this address (an attacker with that many addresses is not slowed by a
+                // per-address lock-out anyway).
+                let unlocked = failures
+                    .iter()
+                    .find(|(_, f)| f.locked_until.is_none_or(|t| t <= now))
+                    .map(|(ip, _)| *ip);
+                match unlocked {
+                    Some(forget) => {
+                        failures.remove(&forget);
+                    }
+                    None => return None,
+                }
+            }
         }
-        let mut entry = self.failures.entry(ip).or_insert(Failures {
+        let entry = failures.entry(ip).or_insert(Failures {
             window_start: now,
             count: 0,
             locked_until: None,
@@ -116,6 +144,11 @@ impl Auth {
         None
     }
 
+    /// How many addresses the lock-out tracks now.
+    pub fn tracked_addresses(&self) -> usize {
+        self.failures().len()
+    }
+
     fn matches(&self, candidate: &str) -> bool {
         bool::from(candidate.as_bytes().ct_eq(self.token.as_bytes()))
     }
@@ -124,27 +157,8 @@ impl Auth {
     /// upgrades only (browsers cannot set headers there), as `?token=` or a
     /// `monkeyproof.token.<TOKEN>` subprotocol entry.
     pub fn accepts(&self, req: &Request) -> bool {
-        let headers = req.headers();
-        if let Some(value) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            && let Some(token) = value.strip_prefix("Bearer ")
-        {
-            return self.matches(token.trim());
-        }
-        if !is_websocket_upgrade(headers) {
-            return false;
-        }
-        let from_query = req.uri().query().into_iter().flat_map(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .filter(|(key, _)| key == "token")
-                .map(|(_, value)| value.into_owned())
-        });
-        let from_protocols = offered_subprotocols(headers)
-            .into_iter()
-            .filter_map(|p| p.strip_prefix(TOKEN_SUBPROTOCOL_PREFIX).map(str::to_owned));
         let mut ok = false;
-        for candidate in from_query.chain(from_protocols) {
+        for candidate in credentials(req) {
             ok |= self.matches(&candidate);
         }
         ok
@@ -171,6 +185,37 @@ impl Auth {
     }
 }
 
+/// The tokens a request offers: an `Authorization` header with the `Bearer` scheme (any case,
+/// RFC 7235), or, on WebSocket upgrades only (browsers cannot set headers there), `?token=` and
+/// `monkeyproof.token.<TOKEN>` subprotocol entries.
+fn credentials(req: &Request) -> Vec<String> {
+    let headers = req.headers();
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
+        return if scheme.eq_ignore_ascii_case("bearer") {
+            vec![token.trim().to_owned()]
+        } else {
+            // Another scheme (Basic…) is a credential too, a wrong one.
+            vec![String::new()]
+        };
+    }
+    if !is_websocket_upgrade(headers) {
+        return Vec::new();
+    }
+    let from_query = req.uri().query().into_iter().flat_map(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .filter(|(key, _)| key == "token")
+            .map(|(_, value)| value.into_owned())
+    });
+    let from_protocols = offered_subprotocols(headers)
+        .into_iter()
+        .filter_map(|p| p.strip_prefix(TOKEN_SUBPROTOCOL_PREFIX).map(str::to_owned));
+    from_query.chain(from_protocols).collect()
+}
+
 /// Whether a request is served without a token: the health check and the browser page (which
 /// holds no secrets and asks for the token itself).
 fn is_public(req: &Request) -> bool {
@@ -182,7 +227,8 @@ fn is_public(req: &Request) -> bool {
 }
 
 /// Middleware, first in line: 403 for a foreign `Host`, 429 for a locked-out address, 401 for
-/// every route but the public ones unless the token is present. Denials are logged.
+/// every route but the public ones unless the token is present. Denials are logged; only wrong
+/// tokens from a client that is not a foreign page count towards the lock-out.
 pub async fn guard(
     State(auth): State<Arc<Auth>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -202,7 +248,8 @@ pub async fn guard(
         return next.run(req).await;
     }
     tracing::warn!(client = %peer, %path, method = %req.method(), "denied: missing or wrong token");
-    match auth.record_failure(peer.ip()) {
+    let guessed = !credentials(&req).is_empty() && auth.origin_allowed(req.headers());
+    match guessed.then(|| auth.record_failure(peer.ip())).flatten() {
         Some(lockout) => too_many_failures(lockout),
         None => ApiError::unauthorized().into_response(),
     }

@@ -1,5 +1,5 @@
-//! API errors as `{"error": "..."}` with the right status, and a JSON body extractor whose
-//! failures are such errors too.
+//! API errors as `{"error": "..."}` with the right status, a JSON body extractor whose
+//! failures are such errors too, and the answer to a handler that panicked.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use crate::engine::InputError;
 use crate::protocol::ErrorBody;
 
 /// An error answered as `{"error": message}` with `status`.
@@ -40,6 +41,30 @@ impl ApiError {
     pub fn unauthorized() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
     }
+}
+
+impl From<InputError> for ApiError {
+    fn from(err: InputError) -> Self {
+        match err {
+            InputError::NotRunning => Self::not_running(),
+            InputError::QueueFull { queued } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("the program is not reading its input: {queued} bytes already wait for it"),
+            ),
+        }
+    }
+}
+
+/// What a client gets when its request's handler panicked (tower-http's `CatchPanicLayer`): a
+/// 500 with a JSON error, never a dropped connection; the panic is logged.
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = %what, "a request handler panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }
 
 impl IntoResponse for ApiError {

@@ -1,5 +1,6 @@
 //! `GET /events` and `GET /sessions/:id/events`: the engine's event feed as Server-Sent Events,
-//! resumable with `Last-Event-ID`.
+//! resumable with `Last-Event-ID`. An id the feed no longer has — too old, or above the newest
+//! (from an earlier run of the server) — gets a `reset` first, then every event still kept.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,14 +9,13 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
 
 use super::AppState;
+use super::convert::{self, iso_time};
 use super::error::ApiError;
-use super::rest::iso_time;
-use crate::engine::{Engine, Event, EventKind};
+use crate::engine::Engine;
 use crate::protocol::{ErrorBody, EventsQuery, SessionEvent, SessionEventKind};
 
 /// Events sent in one go before looking again.
@@ -105,7 +105,7 @@ fn events_after(
                     if !batch.is_empty() {
                         let items = batch
                             .iter()
-                            .map(|e| Ok(to_sse(&wire(&engine, e, with_data))))
+                            .map(|e| Ok(to_sse(&convert::event(&engine, e, with_data))))
                             .collect();
                         return Some((items, (engine, changes, scanned_to)));
                     }
@@ -118,52 +118,6 @@ fn events_after(
         },
     )
     .flat_map(stream::iter)
-}
-
-/// An engine event as the wire shows it.
-pub(crate) fn wire(engine: &Engine, event: &Event, with_data: bool) -> SessionEvent {
-    let kind = match &event.kind {
-        EventKind::Created => SessionEventKind::Created,
-        EventKind::Output { offset, length } => SessionEventKind::Output {
-            offset: *offset,
-            length: *length,
-            data: with_data
-                .then(|| output_bytes(engine, &event.session, *offset, *length))
-                .flatten(),
-        },
-        EventKind::Busy => SessionEventKind::Busy,
-        EventKind::Idle => SessionEventKind::Idle,
-        EventKind::Title(title) => SessionEventKind::Title {
-            title: title.clone(),
-        },
-        EventKind::Bell { count } => SessionEventKind::Bell { count: *count },
-        EventKind::Resize(size) => SessionEventKind::Resize {
-            cols: size.cols,
-            rows: size.rows,
-        },
-        EventKind::Exit {
-            status,
-            code,
-            signal,
-        } => SessionEventKind::Exit {
-            status: *status,
-            code: *code,
-            signal: signal.clone(),
-        },
-        EventKind::Removed => SessionEventKind::Removed,
-    };
-    SessionEvent {
-        id: event.id,
-        session: event.session.clone(),
-        at: iso_time(event.at),
-        kind,
-    }
-}
-
-/// The bytes of an output event, base64, while they are still in memory.
-fn output_bytes(engine: &Engine, session: &str, offset: u64, length: u64) -> Option<String> {
-    let bytes = engine.get(session)?.output_range(offset, length)?;
-    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 fn to_sse(event: &SessionEvent) -> SseEvent {

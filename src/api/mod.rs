@@ -1,10 +1,15 @@
-//! The network API: REST routes, the WebSocket endpoint and authentication.
+//! The network API: REST routes, the WebSocket endpoint, authentication, and the connection
+//! layer under them.
 //!
 //! It drives the engine only through its public API (`Engine`, `Session`, `Viewer`).
 
 pub mod auth;
+pub mod connections;
+pub mod convert;
 pub mod error;
 pub mod events;
+pub mod orchestrate;
+pub mod params;
 pub mod rest;
 pub mod web;
 pub mod ws;
@@ -18,6 +23,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -58,8 +64,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rest::send_input))
         .routes(routes!(rest::resize))
         .routes(routes!(rest::transcript))
-        .routes(routes!(rest::screen))
-        .routes(routes!(rest::wait))
+        .routes(routes!(orchestrate::screen))
+        .routes(routes!(orchestrate::wait))
         .routes(routes!(ws::upgrade))
         .routes(routes!(events::of_session))
         .routes(routes!(events::all))
@@ -106,7 +112,13 @@ impl utoipa::Modify for BearerAuth {
 /// All routes, behind the token check (but the public ones) and the security headers.
 pub fn router(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
-    router
+    layered(router, state)
+}
+
+/// `routes` behind everything every route gets: the fallbacks, body limits, the guard, the
+/// panic catcher and the security headers.
+pub fn layered(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
@@ -117,6 +129,8 @@ pub fn router(state: AppState) -> Router {
             state.auth.clone(),
             auth::guard,
         ))
+        // A handler (or the guard) that panics still answers: a JSON 500, with the headers below.
+        .layer(CatchPanicLayer::custom(error::panicked))
         .layer(middleware::from_fn(web::security_headers))
         .with_state(state)
 }

@@ -1,9 +1,8 @@
-//! The REST routes: sessions, input, resize, transcripts, presets.
+//! The REST routes: sessions, input, resize, transcripts, presets. (Screen and wait, the
+//! orchestration routes, are in `orchestrate.rs`.)
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::body::Body;
@@ -13,22 +12,17 @@ use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::AppState;
+use super::convert::{display_command, screen_view, session_info};
 use super::error::{ApiError, JsonBody};
+use super::params::{self, SINCE_ERROR, optional_number, term_size};
 use crate::engine::{
-    EngineError, Fired, Session, SessionKind, SessionStatus, SpawnError, SpawnSpec, TermSize,
-    WaitFor, parse_key,
+    EngineError, Session, SessionKind, SessionStatus, SpawnError, SpawnSpec, parse_key,
 };
 use crate::presets::{LaunchRequest, TaskDelivery};
 use crate::protocol::{
-    Activity, Banner, CreateSessionRequest, Cursor, ErrorBody, Health, InputRequest, InputSent,
-    Killed, ListQuery, PresetInfo, ResizeRequest, ScreenQuery, ScreenView, SessionDetail,
-    SessionInfo, WaitRequest, WaitResult,
+    Banner, CreateSessionRequest, ErrorBody, Health, InputRequest, InputSent, Killed, ListQuery,
+    PresetInfo, ResizeRequest, SessionDetail, SessionInfo,
 };
-
-/// Characters of the task shown in `taskPreview`.
-const TASK_PREVIEW_CHARS: usize = 500;
-/// Longest label kept, in characters.
-const MAX_LABEL_CHARS: usize = 64;
 
 pub async fn banner(State(app): State<AppState>) -> Json<Banner> {
     Json(Banner {
@@ -57,6 +51,7 @@ pub async fn presets(State(app): State<AppState>) -> Json<Vec<PresetInfo>> {
                 command: p.command.clone(),
                 args: p.args.clone(),
                 description: p.description.clone(),
+                task_delivery: p.task_delivery,
             })
             .collect(),
     )
@@ -125,10 +120,10 @@ pub async fn create_session(
         argv: launch.argv,
         task_typed: launch.delivery == TaskDelivery::Typed,
         requested_by: client.to_string(),
-        cwd: resolve_cwd(req.cwd.as_deref())?,
+        cwd: params::resolve_cwd(req.cwd.as_deref())?,
         env: env.into_iter().collect(),
-        owner: req.owner.filter(|o| !o.is_empty()),
-        labels: normalize_labels(req.labels.unwrap_or_default()),
+        owner: params::owner(req.owner)?,
+        labels: params::labels(req.labels.unwrap_or_default())?,
         size,
     };
     let engine = app.engine.clone();
@@ -176,7 +171,7 @@ pub async fn list_sessions(
             ));
         }
     };
-    let label = query.label.map(|l| normalize_label(&l));
+    let label = query.label.map(|l| params::label(&l));
     let infos = app
         .engine
         .list()
@@ -197,163 +192,13 @@ pub async fn get_session(
     let session = app.session(&id)?;
     let info = app.info(&session);
     let (screen, offset) = session.screen_text();
-    let recent = session.recent_output_lines(app.output_buffer_lines);
+    let recent = session.recent_output_lines(app.output_buffer_lines).await;
     let (transcript, _) = session.transcript();
     Ok(Json(SessionDetail {
         info,
         recent_output: crate::engine::plain_text_tail(&recent, app.output_buffer_lines),
         transcript_path: transcript.display().to_string(),
         screen: screen_view(screen, Vec::new(), offset),
-    }))
-}
-
-/// Rows of scrollback `GET /sessions/:id/screen` returns at most.
-const MAX_SCROLLBACK_ROWS: usize = crate::engine::SCREEN_SCROLLBACK_ROWS;
-
-/// `GET /sessions/:id/screen?format=text|ansi|json&scrollback=N`.
-#[utoipa::path(get, path = "/sessions/{id}/screen", tag = "orchestration", params(("id" = String, Path, description = "Session id"), ScreenQuery), responses((status = 200, description = "The screen: text or ANSI (text/plain, header x-output-offset), or JSON", content((String = "text/plain"), (ScreenView = "application/json"))), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn screen(
-    State(app): State<AppState>,
-    UrlPath(id): UrlPath<String>,
-    Query(query): Query<ScreenQuery>,
-) -> Result<Response, ApiError> {
-    let session = app.session(&id)?;
-    let scrollback = optional_number::<usize>(
-        query.scrollback.as_deref(),
-        "scrollback must be a non-negative number of rows",
-    )?
-    .unwrap_or(0)
-    .min(MAX_SCROLLBACK_ROWS);
-    let offset_header = |offset: u64| {
-        (
-            header::HeaderName::from_static("x-output-offset"),
-            HeaderValue::from(offset),
-        )
-    };
-    match query.format.as_deref().unwrap_or("text") {
-        "text" => {
-            let (screen, above, offset) = session.screen_with_scrollback(scrollback);
-            let mut lines = above;
-            lines.extend(screen.lines);
-            while lines.last().is_some_and(|l| l.is_empty()) {
-                lines.pop();
-            }
-            let text = lines.join("\n");
-            Ok((
-                [
-                    (
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; charset=utf-8"),
-                    ),
-                    offset_header(offset),
-                ],
-                text,
-            )
-                .into_response())
-        }
-        "ansi" => {
-            let (ansi, offset) = session.screen_ansi();
-            Ok((
-                [
-                    (
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; charset=utf-8"),
-                    ),
-                    offset_header(offset),
-                ],
-                ansi,
-            )
-                .into_response())
-        }
-        "json" => {
-            let (screen, above, offset) = session.screen_with_scrollback(scrollback);
-            Ok(Json(screen_view(screen, above, offset)).into_response())
-        }
-        _ => Err(ApiError::bad_request(
-            "format must be \"text\", \"ansi\", or \"json\"",
-        )),
-    }
-}
-
-fn screen_view(
-    screen: crate::engine::ScreenText,
-    scrollback: Vec<String>,
-    offset: u64,
-) -> ScreenView {
-    ScreenView {
-        cols: screen.size.cols,
-        rows: screen.size.rows,
-        cursor: Cursor {
-            row: screen.cursor_row,
-            col: screen.cursor_col,
-        },
-        title: screen.title,
-        alternate_screen: screen.alternate_screen,
-        lines: screen.lines,
-        scrollback,
-        offset,
-    }
-}
-
-/// Longest wait accepted.
-const MAX_WAIT_MS: u64 = 3_600_000;
-/// Wait used when the request gives none.
-const DEFAULT_WAIT_MS: u64 = 30_000;
-/// Largest compiled pattern accepted.
-const MAX_PATTERN_BYTES: usize = 1 << 20;
-
-/// `POST /sessions/:id/wait`.
-#[utoipa::path(post, path = "/sessions/{id}/wait", tag = "orchestration", params(("id" = String, Path, description = "Session id")), request_body = WaitRequest, responses((status = 200, description = "A condition held, or the timeout passed", body = WaitResult), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn wait(
-    State(app): State<AppState>,
-    UrlPath(id): UrlPath<String>,
-    JsonBody(req): JsonBody<WaitRequest>,
-) -> Result<Json<WaitResult>, ApiError> {
-    let session = app.session(&id)?;
-    let exit = req.exit.unwrap_or(false);
-    if req.idle_ms.is_none() && req.pattern.is_none() && !exit {
-        return Err(ApiError::bad_request(
-            "one of idle_ms, match or exit is required",
-        ));
-    }
-    let timeout_ms = req.timeout_ms.unwrap_or(DEFAULT_WAIT_MS);
-    if timeout_ms > MAX_WAIT_MS {
-        return Err(ApiError::bad_request(format!(
-            "timeout_ms must be at most {MAX_WAIT_MS}"
-        )));
-    }
-    let pattern = req
-        .pattern
-        .as_deref()
-        .map(|p| {
-            regex::RegexBuilder::new(p)
-                .size_limit(MAX_PATTERN_BYTES)
-                .build()
-        })
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("match: {e}")))?;
-    let outcome = session
-        .wait(&WaitFor {
-            idle: req.idle_ms.map(Duration::from_millis),
-            pattern,
-            since: req.since,
-            exit,
-            timeout: Duration::from_millis(timeout_ms),
-        })
-        .await;
-    let (condition, matched) = match outcome.fired {
-        Fired::Idle => ("idle", None),
-        Fired::Match(text) => ("match", Some(text)),
-        Fired::Exit => ("exit", None),
-        Fired::Timeout => ("timeout", None),
-    };
-    Ok(Json(WaitResult {
-        condition: condition.into(),
-        timed_out: condition == "timeout",
-        offset: outcome.offset,
-        screen: outcome.screen.lines.join("\n").trim_end().to_owned(),
-        matched,
-        status: session.status(),
     }))
 }
 
@@ -400,7 +245,7 @@ pub async fn send_input(
             ));
         }
     };
-    sent.map_err(|_| ApiError::not_running())?;
+    sent?;
     Ok(Json(InputSent { sent: true }))
 }
 
@@ -412,7 +257,7 @@ pub async fn resize(
 ) -> Result<Json<SessionInfo>, ApiError> {
     let session = app.session(&id)?;
     let size = term_size(req.cols, req.rows)?;
-    session.resize(size).map_err(|_| ApiError::not_running())?;
+    session.resize(size)?;
     Ok(Json(app.info(&session)))
 }
 
@@ -432,22 +277,21 @@ pub async fn transcript(
 ) -> Result<Response, ApiError> {
     let session = app.session(&id)?;
     let since = optional_number::<u64>(query.since.as_deref(), SINCE_ERROR)?.unwrap_or(0);
-    let (path, total) = session.transcript();
-    let since = since.min(total);
-    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+    let transcript_error = |e: std::io::Error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("transcript: {e}"),
         )
-    })?;
+    };
+    let (file, total) = tokio::task::spawn_blocking(move || session.open_transcript())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(transcript_error)?;
+    let since = since.min(total);
+    let mut file = tokio::fs::File::from_std(file);
     file.seek(std::io::SeekFrom::Start(since))
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("transcript: {e}"),
-            )
-        })?;
+        .map_err(transcript_error)?;
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(total - since)));
     let header_value = |n: u64| HeaderValue::from(n);
     Ok((
@@ -474,121 +318,6 @@ pub async fn transcript(
         .into_response())
 }
 
-/// A session as the API shows it; `busy_window` decides `activity`.
-pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
-    let snap = session.snapshot();
-    let busy = snap.is_busy(busy_window);
-    let exit = snap.exit.unwrap_or(crate::engine::ExitInfo {
-        code: None,
-        signal: None,
-    });
-    SessionInfo {
-        id: session.id.clone(),
-        task: session.task.clone(),
-        task_preview: session.task.chars().take(TASK_PREVIEW_CHARS).collect(),
-        cwd: session.cwd.display().to_string(),
-        command: display_command(&session.argv),
-        kind: session.kind,
-        status: snap.status,
-        exit_code: exit.code,
-        signal: exit.signal,
-        pid: session.pid,
-        created_at: iso_time(session.created_at),
-        ended_at: snap.ended_at.map(iso_time),
-        output_lines: snap.output_lines,
-        output_bytes: snap.output_bytes,
-        ws_clients: snap.viewers,
-        owner: session.owner.clone(),
-        labels: session.labels.clone(),
-        cols: snap.size.cols,
-        rows: snap.size.rows,
-        last_output_at: snap.last_output_at.map(iso_time),
-        idle_ms: snap.quiet_for.as_millis() as u64,
-        activity: if busy { Activity::Busy } else { Activity::Idle },
-        title: snap.title,
-        bells: snap.bells,
-        task_delivered_at: snap.task_delivered_at.map(iso_time),
-    }
-}
-
-/// The message for a bad `since` (transcript and WebSocket alike).
-pub const SINCE_ERROR: &str = "since must be a non-negative byte offset";
-
-/// An optional number from a query string: absent or empty is `None`, anything unparsable is 400
-/// with `error`.
-pub fn optional_number<T: std::str::FromStr>(
-    raw: Option<&str>,
-    error: &str,
-) -> Result<Option<T>, ApiError> {
-    raw.filter(|v| !v.is_empty())
-        .map(|v| v.parse::<T>().map_err(|_| ApiError::bad_request(error)))
-        .transpose()
-}
-
-/// A checked terminal size, or 400.
-pub fn term_size(cols: i64, rows: i64) -> Result<TermSize, ApiError> {
-    u16::try_from(cols)
-        .ok()
-        .zip(u16::try_from(rows).ok())
-        .and_then(|(c, r)| TermSize::new(c, r))
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "cols and rows must be integers from 1 to {}",
-                crate::engine::MAX_DIMENSION
-            ))
-        })
-}
-
-/// `argv` as a shell would need it typed.
-fn display_command(argv: &[String]) -> String {
-    shell_words::join(argv)
-}
-
-/// ISO 8601 UTC with milliseconds, like JavaScript's `Date.toISOString()`.
-pub fn iso_time(t: SystemTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    time::OffsetDateTime::from(t)
-        .format(&format)
-        .unwrap_or_default()
-}
-
-/// The working directory: `$HOME` by default, relative paths against the server's cwd.
-fn resolve_cwd(cwd: Option<&str>) -> Result<PathBuf, ApiError> {
-    let path = match cwd.filter(|c| !c.is_empty()) {
-        Some(c) if c.contains('\0') => {
-            return Err(ApiError::bad_request("cwd must not contain NUL"));
-        }
-        Some(c) => PathBuf::from(c),
-        None => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "/".into()),
-    };
-    std::path::absolute(&path)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-}
-
-/// Trimmed, lowercased, cut to 64 characters, empties dropped, de-duplicated in order.
-fn normalize_labels(labels: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for label in labels.iter().map(|l| normalize_label(l)) {
-        if !label.is_empty() && !out.contains(&label) {
-            out.push(label);
-        }
-    }
-    out
-}
-
-fn normalize_label(label: &str) -> String {
-    label
-        .trim()
-        .to_lowercase()
-        .chars()
-        .take(MAX_LABEL_CHARS)
-        .collect()
-}
-
 impl AppState {
     /// A session as the API shows it.
     pub fn info(&self, session: &Session) -> SessionInfo {
@@ -598,41 +327,5 @@ impl AppState {
     /// The session with this id, or 404.
     pub fn session(&self, id: &str) -> Result<Arc<Session>, ApiError> {
         self.engine.get(id).ok_or_else(ApiError::not_found)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_are_normalized() {
-        let long = "x".repeat(100);
-        let labels = vec![
-            " Foo ".into(),
-            "foo".into(),
-            "".into(),
-            "  ".into(),
-            "Bar".into(),
-            long,
-        ];
-        let out = normalize_labels(labels);
-        assert_eq!(out[..2], ["foo", "bar"]);
-        assert_eq!(out[2].len(), 64);
-        assert_eq!(out.len(), 3);
-    }
-
-    #[test]
-    fn iso_time_looks_like_javascript() {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
-        assert_eq!(iso_time(t), "2023-11-14T22:13:20.123Z");
-    }
-
-    #[test]
-    fn sizes_are_bounded() {
-        assert!(term_size(80, 24).is_ok());
-        assert!(term_size(0, 24).is_err());
-        assert!(term_size(-1, 24).is_err());
-        assert!(term_size(80, 100_000).is_err());
     }
 }

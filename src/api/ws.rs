@@ -18,8 +18,9 @@ use serde::Serialize;
 
 use super::AppState;
 use super::auth::offered_subprotocols;
+use super::convert;
 use super::error::ApiError;
-use super::rest::{SINCE_ERROR, optional_number, term_size};
+use super::params::{SINCE_ERROR, optional_number, term_size};
 use crate::engine::{
     AttachFrom, Engine, EventKind, ReplyFilter, Session, SessionStatus, Viewer, ViewerEvent,
 };
@@ -95,7 +96,7 @@ pub async fn upgrade(
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
-            let (viewer, start) = session.attach(from);
+            let (viewer, start) = session.attach(from).await;
             let info = app.info(&session);
             let mut conn = Connection::new(socket, viewer, flavor, ping_interval);
             let result = tokio::select! {
@@ -259,7 +260,7 @@ impl Connection {
                 EventKind::Busy | EventKind::Idle | EventKind::Title(_) | EventKind::Bell { .. }
             )
         }) {
-            let event = Box::new(super::events::wire(engine, event, false));
+            let event = Box::new(convert::event(engine, event, false));
             self.send_json(&RawServerMessage::Event { event }).await?;
         }
         Ok(next)
@@ -352,7 +353,7 @@ impl Connection {
         let refusal = match (self.flavor, message) {
             (_, Message::Close(_)) => return Ok(false),
             (_, Message::Ping(_) | Message::Pong(_)) => return Ok(true),
-            (_, Message::Binary(bytes)) => self.input(session, bytes.to_vec()).await,
+            (_, Message::Binary(bytes)) => self.input(session, bytes.to_vec()),
             (Flavor::Raw, Message::Text(text)) => match serde_json::from_str(&text) {
                 Ok(RawClientMessage::Resize { cols, rows }) => resize(session, cols, rows),
                 Ok(RawClientMessage::Ack { offset }) => {
@@ -363,7 +364,7 @@ impl Connection {
                 Err(e) => Some(format!("invalid control message: {e}")),
             },
             (Flavor::Compat, Message::Text(text)) => match serde_json::from_str(&text) {
-                Ok(CompatClientMessage::Stdin { data }) => self.input(session, data.into()).await,
+                Ok(CompatClientMessage::Stdin { data }) => self.input(session, data.into()),
                 Ok(CompatClientMessage::Resize { cols, rows }) => resize(session, cols, rows),
                 Err(e) => Some(format!("invalid message: {e}")),
             },
@@ -380,17 +381,17 @@ impl Connection {
         Ok(true)
     }
 
-    /// Writes a viewer's input, except its terminal's duplicate answers to queries the server
-    /// answered already (see `engine::answers`).
-    async fn input(&mut self, session: &Session, bytes: Vec<u8>) -> Option<String> {
+    /// Queues a viewer's input, except its terminal's duplicate answers to queries the server
+    /// answered already (see `engine::answers`). Not waited for: the viewer's output must keep
+    /// flowing while the program is not reading.
+    fn input(&mut self, session: &Session, bytes: Vec<u8>) -> Option<String> {
         if session.is_duplicate_answer(&mut self.replies, &bytes) {
             return None;
         }
         session
-            .write_input(vec![bytes])
-            .await
+            .queue_input(bytes)
             .err()
-            .map(|_| "Session is not running".to_owned())
+            .map(|e| ApiError::from(e).message)
     }
 
     fn decode(&mut self, bytes: &[u8]) -> String {
@@ -446,7 +447,7 @@ fn resize(session: &Session, cols: i64, rows: i64) -> Option<String> {
         Ok(size) => session
             .resize(size)
             .err()
-            .map(|_| "Session is not running".to_owned()),
+            .map(|e| ApiError::from(e).message),
         Err(e) => Some(e.message),
     }
 }

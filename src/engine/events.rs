@@ -2,18 +2,19 @@
 //! exit, removed), each event with an id that only grows, kept in a bounded ring so a subscriber
 //! can resume after the last id it saw.
 //!
-//! Sessions do not publish events themselves: the engine's activity monitor compares each
-//! session with what it last reported, every `ACTIVITY_TICK`. That keeps the reader thread free
-//! of bookkeeping and coalesces a flood's output into one event per tick.
+//! Ids are unique across restarts of the server: they start at the start time in milliseconds
+//! times 1,000, so a later run's ids are above an earlier run's unless it published more than
+//! a million events a second. Sessions publish their events as they happen (see
+//! `session/activity.rs`); output and busy/idle come from the engine's `ACTIVITY_TICK`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
 use super::screen::TermSize;
-use super::session::{Session, SessionStatus};
+use super::session::SessionStatus;
 
 /// Events kept for resuming subscribers.
 pub const EVENT_RING_CAPACITY: usize = 10_000;
@@ -55,7 +56,8 @@ pub enum EventKind {
     Removed,
 }
 
-/// The events a subscriber asked for are partly gone from the ring.
+/// The events a subscriber asked for are partly gone from the ring, or were never this run's
+/// (an id above the newest: the client saw an earlier run, or made it up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Missed {
     /// The oldest id still kept.
@@ -75,17 +77,26 @@ struct Ring {
 
 impl Default for EventBus {
     fn default() -> Self {
-        Self {
-            ring: Mutex::new(Ring {
-                events: VecDeque::new(),
-                next_id: 1,
-            }),
-            latest: watch::channel(0).0,
-        }
+        let millis = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        Self::starting_at(millis.saturating_mul(1000).max(1))
     }
 }
 
 impl EventBus {
+    /// A bus whose first event gets id `first`.
+    pub fn starting_at(first: u64) -> Self {
+        Self {
+            ring: Mutex::new(Ring {
+                events: VecDeque::new(),
+                next_id: first,
+            }),
+            latest: watch::channel(first - 1).0,
+        }
+    }
+
     /// Records an event and wakes subscribers.
     pub fn publish(&self, session: &str, kind: EventKind) {
         let id = {
@@ -111,7 +122,7 @@ impl EventBus {
         self.latest.subscribe()
     }
 
-    /// The id of the newest event (0 before any).
+    /// The id of the newest event (one below the first before any).
     pub fn latest_id(&self) -> u64 {
         *self.latest.borrow()
     }
@@ -126,7 +137,7 @@ impl EventBus {
     ) -> Result<(Vec<Event>, u64), Missed> {
         let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         let oldest = ring.events.front().map_or(ring.next_id, |e| e.id);
-        if after + 1 < oldest {
+        if after + 1 < oldest || after >= ring.next_id {
             return Err(Missed { oldest });
         }
         let skip = (after + 1 - oldest) as usize;
@@ -145,85 +156,13 @@ impl EventBus {
     }
 }
 
-/// What the monitor last reported of one session.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Reported {
-    offset: u64,
-    busy: bool,
-    title: String,
-    bells: u64,
-    size: Option<TermSize>,
-    ended: bool,
-}
-
-impl EventBus {
-    /// Publishes what changed in `session` since `reported`, and updates it.
-    pub(crate) fn report_changes(
-        &self,
-        session: &Session,
-        reported: &mut Reported,
-        busy_window: Duration,
-    ) {
-        let snap = session.snapshot();
-        let id = &session.id;
-        if snap.output_bytes > reported.offset {
-            self.publish(
-                id,
-                EventKind::Output {
-                    offset: reported.offset,
-                    length: snap.output_bytes - reported.offset,
-                },
-            );
-            reported.offset = snap.output_bytes;
-        }
-        let busy = snap.is_busy(busy_window);
-        if busy != reported.busy {
-            self.publish(
-                id,
-                if busy {
-                    EventKind::Busy
-                } else {
-                    EventKind::Idle
-                },
-            );
-            reported.busy = busy;
-        }
-        if snap.title != reported.title {
-            self.publish(id, EventKind::Title(snap.title.clone()));
-            reported.title = snap.title;
-        }
-        if snap.bells > reported.bells {
-            self.publish(id, EventKind::Bell { count: snap.bells });
-            reported.bells = snap.bells;
-        }
-        if reported.size.is_some_and(|s| s != snap.size) {
-            self.publish(id, EventKind::Resize(snap.size));
-        }
-        reported.size = Some(snap.size);
-        if let Some(exit) = snap.exit.filter(|_| !reported.ended) {
-            self.publish(
-                id,
-                EventKind::Exit {
-                    status: snap.status,
-                    code: exit.code,
-                    signal: exit.signal,
-                },
-            );
-            reported.ended = true;
-        }
-    }
-}
-
-/// The monitor's memory of every session, by id.
-pub(crate) type ReportedSessions = HashMap<String, Reported>;
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ids_grow_and_old_events_are_missed() {
-        let bus = EventBus::default();
+        let bus = EventBus::starting_at(1);
         for _ in 0..EVENT_RING_CAPACITY + 5 {
             bus.publish("a", EventKind::Busy);
         }
@@ -239,5 +178,16 @@ mod tests {
         assert_eq!(only_b[0].kind, EventKind::Created);
         assert_eq!(next, latest);
         assert_eq!(bus.after(latest, None, 10).unwrap(), (Vec::new(), latest));
+        assert_eq!(bus.after(latest + 1, None, 10), Err(Missed { oldest: 7 }));
+    }
+
+    #[test]
+    fn a_later_run_starts_above_an_earlier_one() {
+        let earlier = EventBus::default();
+        for _ in 0..5000 {
+            earlier.publish("a", EventKind::Busy);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        assert!(EventBus::default().latest_id() > earlier.latest_id());
     }
 }

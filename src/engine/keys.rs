@@ -197,13 +197,19 @@ fn ctrl_byte(c: char) -> Option<u8> {
     }
 }
 
-/// Wraps `text` in bracketed-paste markers when the program enabled them, removing any end
-/// marker inside the text so pasted text cannot end the paste early and inject keystrokes.
+/// Pasted text as the program gets it: wrapped in bracketed-paste markers when the program
+/// enabled them, and never carrying an escape. Every ESC (and the C1 CSI, U+009B) is removed, as
+/// alacritty does: with no ESC, no end marker can be reassembled however the text nests or splits
+/// it, and in a program without bracketed paste no pasted text turns into keys (Escape, arrows)
+/// or commands.
 pub fn paste_bytes(text: &str, bracketed: bool) -> Vec<u8> {
+    let clean: String = text
+        .chars()
+        .filter(|&c| c != '\u{1b}' && c != '\u{9b}')
+        .collect();
     if !bracketed {
-        return text.as_bytes().to_vec();
+        return clean.into_bytes();
     }
-    let clean = text.replace("\x1b[201~", "");
     let mut out = Vec::with_capacity(clean.len() + 12);
     out.extend_from_slice(b"\x1b[200~");
     out.extend_from_slice(clean.as_bytes());
@@ -301,7 +307,12 @@ mod tests {
         assert_eq!(paste_bytes("a\nb", true), b"\x1b[200~a\nb\x1b[201~");
         assert_eq!(
             paste_bytes("x\x1b[201~rm -rf /\r", true),
-            b"\x1b[200~xrm -rf /\r\x1b[201~"
+            b"\x1b[200~x[201~rm -rf /\r\x1b[201~"
         );
+        // Nested: removing one marker must not leave another behind.
+        let nested = paste_bytes("one\x1b[20\x1b[201~1~\rtouch x\r", true);
+        assert_eq!(nested.windows(6).filter(|w| w == b"\x1b[201~").count(), 1);
+        assert!(nested.ends_with(b"\x1b[201~"));
+        assert_eq!(paste_bytes("\u{9b}201~a\x1bb", false), b"201~ab");
     }
 }

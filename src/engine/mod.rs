@@ -6,6 +6,7 @@
 mod answers;
 mod backlog;
 mod child;
+pub mod data_dir;
 mod events;
 mod keys;
 mod output;
@@ -13,10 +14,8 @@ mod plain;
 mod process;
 mod screen;
 mod session;
-mod viewer;
-mod wait;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -27,13 +26,16 @@ pub use events::{ACTIVITY_TICK, EVENT_RING_CAPACITY, Event, EventBus, EventKind,
 pub use keys::{Key, SPECIAL_KEY_NAMES, parse_key, paste_bytes};
 pub use output::RING_BYTES_PER_LINE;
 pub use plain::{plain_text, plain_text_tail, skip_partial_char};
-pub use screen::{MAX_DIMENSION, SCREEN_SCROLLBACK_ROWS, Screen, ScreenText, TermSize};
-pub use session::{
-    DUPLICATE_ANSWER_WINDOW, ExitInfo, NotRunning, ReplyFilter, Session, SessionKind,
-    SessionSnapshot, SessionStatus, SpawnError, SpawnSpec,
+pub use screen::{
+    MAX_DIMENSION, MAX_ESCAPE_STRING, MAX_TITLE_CHANGES, SCREEN_SCROLLBACK_ROWS, Screen,
+    ScreenText, TermSize,
 };
-pub use viewer::{AttachFrom, AttachStart, MAX_OUTPUT_CHUNK, Viewer, ViewerEvent};
-pub use wait::{Fired, WaitFor, WaitOutcome};
+pub use session::{
+    AttachFrom, AttachStart, DUPLICATE_ANSWER_WINDOW, ExitInfo, FINISHED_TAIL_BYTES, Fired,
+    InputError, MAX_OUTPUT_CHUNK, MAX_PATTERN_BYTES, MAX_QUEUED_ANSWER_BYTES,
+    MAX_QUEUED_INPUT_BYTES, ReplyFilter, Session, SessionKind, SessionSnapshot, SessionStatus,
+    SpawnError, SpawnSpec, Viewer, ViewerEvent, WaitFor, WaitOutcome,
+};
 
 /// The engine's settings.
 #[derive(Debug, Clone)]
@@ -54,7 +56,13 @@ pub struct EngineConfig {
     pub env_remove: Vec<String>,
     /// A session with output this recently is busy.
     pub busy_window: Duration,
+    /// Finished sessions kept at most; beyond it the oldest are removed before their TTL.
+    pub max_finished: usize,
 }
+
+/// Descriptors one session holds: the PTY master and its two duplicates (reader, writer), the
+/// program's pidfd, the transcript. What the server must keep free per `MAX_SESSIONS`.
+pub const FDS_PER_SESSION: usize = 5;
 
 /// Why a spawn was refused.
 #[derive(Debug)]
@@ -72,19 +80,20 @@ pub struct Engine {
     config: EngineConfig,
     sessions: DashMap<String, Arc<Session>>,
     /// What happens in the sessions, for `/events`.
-    pub events: EventBus,
+    pub events: Arc<EventBus>,
     /// Makes "count running sessions, then add one" atomic.
     spawn_gate: Mutex<()>,
 }
 
 impl Engine {
-    /// Creates the engine and its data directory (mode 0700: transcripts hold secrets too).
-    pub fn new(config: EngineConfig) -> std::io::Result<Self> {
-        create_private_dir(&config.data_dir.join("transcripts"))?;
+    /// Creates the engine and its data directory (mode 0700: transcripts hold secrets too);
+    /// refuses a data directory that is not the server's user's alone (see `data_dir`).
+    pub fn new(config: EngineConfig) -> Result<Self, String> {
+        data_dir::prepare(&config.data_dir)?;
         Ok(Self {
             config,
             sessions: DashMap::new(),
-            events: EventBus::default(),
+            events: Arc::new(EventBus::default()),
             spawn_gate: Mutex::new(()),
         })
     }
@@ -93,7 +102,7 @@ impl Engine {
         &self.config
     }
 
-    /// Starts a session. Blocking (fork + exec): call it off the async runtime.
+    /// Starts a session. Blocking (it starts a process): call it off the async workers.
     pub fn spawn(&self, spec: SpawnSpec) -> Result<Arc<Session>, EngineError> {
         let _gate = self.spawn_gate.lock().unwrap_or_else(|p| p.into_inner());
         let running = self.running_count();
@@ -107,13 +116,22 @@ impl Engine {
         let transcript = self
             .config
             .data_dir
-            .join("transcripts")
+            .join(data_dir::TRANSCRIPTS)
             .join(format!("{id}.log"));
         let ring = self.config.output_buffer_lines.max(1) * RING_BYTES_PER_LINE;
-        let session = Session::spawn(id.clone(), spec, transcript, ring, &self.config.env_remove)
-            .map_err(EngineError::Spawn)?;
+        let (session, start) = Session::spawn(
+            id.clone(),
+            spec,
+            transcript,
+            ring,
+            &self.config.env_remove,
+            self.events.clone(),
+        )
+        .map_err(EngineError::Spawn)?;
         self.sessions.insert(id.clone(), session.clone());
+        // Announced before anything the session does can be reported.
         self.events.publish(&id, EventKind::Created);
+        start.serve();
         Ok(session)
     }
 
@@ -128,15 +146,14 @@ impl Engine {
         all
     }
 
+    /// Sessions that may still have live processes: running ones, and finished ones whose
+    /// background jobs live on. `MAX_SESSIONS` bounds these.
     pub fn running_count(&self) -> usize {
-        self.sessions
-            .iter()
-            .filter(|s| s.status() == SessionStatus::Running)
-            .count()
+        self.sessions.iter().filter(|s| s.holds_processes()).count()
     }
 
     /// Kills a session's process tree (see `Session::kill`) with the configured grace.
-    pub async fn kill(&self, session: &Session) {
+    pub async fn kill(&self, session: &Arc<Session>) {
         session.kill(self.config.kill_grace).await;
     }
 
@@ -148,30 +165,55 @@ impl Engine {
         }
     }
 
-    /// Removes sessions whose TTL since their end has passed, with their transcripts.
+    /// Removes sessions whose TTL since their end has passed, and the oldest finished ones
+    /// beyond `max_finished`, with their transcripts.
     pub fn purge_expired(&self) {
         let now = SystemTime::now();
-        let expired: Vec<Arc<Session>> = self
+        let mut finished: Vec<(SystemTime, Arc<Session>)> = self
             .sessions
             .iter()
-            .filter(|s| {
-                s.ended_at()
-                    .and_then(|end| now.duration_since(end).ok())
-                    .is_some_and(|age| age >= self.ttl(s.kind))
-            })
-            .map(|s| s.clone())
+            .filter_map(|s| Some((s.ended_at()?, s.clone())))
             .collect();
-        for session in expired {
-            self.sessions.remove(&session.id);
-            session.stop_reading();
-            let (path, _) = session.transcript();
-            if let Err(err) = std::fs::remove_file(&path)
-                && err.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(%err, path = %path.display(), "cannot remove transcript");
+        finished.sort_by_key(|(ended, _)| *ended);
+        let over = finished.len().saturating_sub(self.config.max_finished);
+        for (i, (ended, session)) in finished.into_iter().enumerate() {
+            let expired = now
+                .duration_since(ended)
+                .is_ok_and(|age| age >= self.ttl(session.kind));
+            if expired || i < over {
+                self.remove(&session);
             }
-            self.events.publish(&session.id, EventKind::Removed);
-            tracing::info!(session = %session.id, "session expired and removed");
+        }
+    }
+
+    fn remove(&self, session: &Session) {
+        self.sessions.remove(&session.id);
+        session.stop_reading();
+        let (path, _) = session.transcript();
+        if let Err(err) = std::fs::remove_file(&path)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%err, path = %path.display(), "cannot remove transcript");
+        }
+        self.events.publish(&session.id, EventKind::Removed);
+        tracing::info!(session = %session.id, "session expired and removed");
+    }
+
+    /// Finished sessions whose background jobs may still run.
+    fn lingering(&self) -> Vec<Arc<Session>> {
+        self.sessions
+            .iter()
+            .filter(|s| s.lingers())
+            .map(|s| s.clone())
+            .collect()
+    }
+
+    /// Reaps those of `lingering` whose last background job has ended, freeing their slot (one
+    /// `/proc` scan for all of them). Blocking.
+    fn reap_lingering(lingering: &[Arc<Session>]) {
+        let live = process::live_session_ids();
+        for session in lingering {
+            session.reap_when(|sid| !live.contains(&sid));
         }
     }
 
@@ -179,7 +221,8 @@ impl Engine {
     pub fn start_purger(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let engine = Arc::downgrade(self);
         let shortest = self.config.session_ttl.min(self.config.interactive_ttl);
-        let period = (shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        // At most a second: lingering sessions are reaped on the same tick.
+        let period = (shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -189,16 +232,23 @@ impl Engine {
                     break;
                 };
                 engine.purge_expired();
+                // Only when there is something to do: a blocking call every tick would keep
+                // every idle blocking-pool thread from ever timing out.
+                let lingering = engine.lingering();
+                if !lingering.is_empty() {
+                    let _ = tokio::task::spawn_blocking(move || Engine::reap_lingering(&lingering))
+                        .await;
+                }
             }
         })
     }
 
-    /// Publishes what changed in every session every `ACTIVITY_TICK` (output, busy/idle, title,
-    /// bell, resize, exit), until the returned task is aborted or the engine dropped.
+    /// Publishes each session's new output and busy/idle changes every `ACTIVITY_TICK` (what
+    /// happens at a moment — title, bell, resize, exit — is published where it happens), until
+    /// the returned task is aborted or the engine dropped.
     pub fn start_activity_monitor(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let engine = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut reported = events::ReportedSessions::new();
             let mut tick = tokio::time::interval(ACTIVITY_TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -206,25 +256,21 @@ impl Engine {
                 let Some(engine) = engine.upgrade() else {
                     break;
                 };
-                let sessions = engine.list();
-                reported.retain(|id, _| engine.sessions.contains_key(id));
-                for session in &sessions {
-                    let entry = reported.entry(session.id.clone()).or_default();
-                    engine
-                        .events
-                        .report_changes(session, entry, engine.config.busy_window);
+                for session in engine.list() {
+                    session.report_activity(engine.config.busy_window);
                 }
             }
         })
     }
 
-    /// Kills every running session (all at once, each with the kill grace) and stops all readers,
-    /// which flushes the transcripts.
+    /// Kills every session that may still have processes — running ones, and finished ones
+    /// whose background jobs live on — all at once, each with the kill grace, and stops all
+    /// readers, which flushes the transcripts.
     pub async fn shutdown(&self) {
         let sessions = self.list();
         let kills = sessions
             .iter()
-            .filter(|s| s.status() == SessionStatus::Running)
+            .filter(|s| s.holds_processes())
             .map(|s| self.kill(s));
         futures_util::future::join_all(kills).await;
         for session in &sessions {
@@ -236,12 +282,4 @@ impl Engine {
 /// A random, unguessable, URL-safe id (128 bits).
 fn new_session_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
-}
-
-fn create_private_dir(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
 }

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Bytes of recent output kept in memory per session, per line of `OUTPUT_BUFFER_SIZE`.
@@ -37,7 +38,8 @@ impl OutputLog {
         let transcript = std::fs::OpenOptions::new()
             .create_new(true)
             .write(true)
-            .mode_0600()
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(transcript_path)?;
         Ok(Self {
             ring: VecDeque::with_capacity(ring_capacity.min(64 * 1024)),
@@ -97,6 +99,9 @@ impl OutputLog {
         if from < self.ring_start() {
             return None;
         }
+        if from >= self.total {
+            return Some(Vec::new());
+        }
         let skip = (from - self.ring_start()) as usize;
         let len = self.ring.len().saturating_sub(skip).min(max);
         let (a, b) = self.ring.as_slices();
@@ -131,6 +136,15 @@ impl OutputLog {
             .unwrap_or_default()
     }
 
+    /// Keeps only the last `bytes` of the ring and gives the rest of its memory back (a finished
+    /// session reads older output from the transcript).
+    pub fn keep_tail(&mut self, bytes: usize) {
+        let drop = self.ring.len().saturating_sub(bytes);
+        self.ring.drain(..drop);
+        self.ring.shrink_to_fit();
+        self.ring_capacity = self.ring_capacity.min(bytes.max(1));
+    }
+
     /// Flushes the transcript to disk and closes it; later appends stay in memory only.
     pub fn close_transcript(&mut self) {
         if let Some(file) = self.transcript.take()
@@ -141,16 +155,30 @@ impl OutputLog {
     }
 }
 
-/// `OpenOptions::mode(0o600)` under a name that reads as intent.
-trait PrivateMode {
-    fn mode_0600(&mut self) -> &mut Self;
+/// Opens a transcript for reading, never through a symlink (someone who could swap the file for
+/// a link must not make the server serve what the link points at).
+pub fn open_transcript(path: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
-impl PrivateMode for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
+/// `len` bytes of the transcript at `path` from byte `from` (fewer if it is shorter).
+pub fn read_transcript(path: &Path, from: u64, len: usize) -> io::Result<Vec<u8>> {
+    let file = open_transcript(path)?;
+    let mut out = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        match file.read_at(&mut out[done..], from + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+    out.truncate(done);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -179,6 +207,15 @@ mod tests {
         log.append(b"abcdefghijkl");
         assert_eq!(log.recent(), (16, b"efghijkl".to_vec()));
         assert_eq!(std::fs::read(&path).unwrap(), b"0123\n456789\nabcdefghijkl");
+        assert_eq!(
+            log.read_from(1000, 10).unwrap(),
+            Vec::<u8>::new(),
+            "past the end"
+        );
+        log.keep_tail(3);
+        assert_eq!(log.recent(), (21, b"jkl".to_vec()));
+        assert_eq!(read_transcript(&path, 12, 5).unwrap(), b"abcde".to_vec());
+        assert_eq!(read_transcript(&path, 22, 100).unwrap(), b"kl".to_vec());
     }
 
     #[test]

@@ -6,9 +6,16 @@
 //! session but is still reached through its parent while that parent lives; once orphaned (its
 //! parent gone, re-parented to init) it is not (documented in the README).
 //!
-//! Scanning by session id is safe against pid reuse: the kernel does not hand out a pid again while
-//! any process still uses it as its session id.
+//! The session id is safe to scan for only while the leader is unreaped (see
+//! `session/lifecycle.rs`, which guarantees it). Each process found is then signalled through a
+//! pidfd opened *before* its membership is confirmed once more, so a process that ended
+//! between the scan and the signal, and whose pid went to a stranger, is never hit: the pidfd
+//! names the process, not the number.
 
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -23,11 +30,6 @@ struct ProcStat {
 
 /// Every process of session `sid`, plus every descendant of one of them that left the session
 /// with `setsid` (while its parent is still there to link it), zombies included.
-pub fn session_members(sid: u32) -> Vec<u32> {
-    let all = all_processes();
-    members_of(&all, sid).into_iter().map(|p| p.pid).collect()
-}
-
 fn members_of(all: &[ProcStat], sid: u32) -> Vec<ProcStat> {
     let mut members: Vec<ProcStat> = all.iter().copied().filter(|p| p.sid == sid).collect();
     let mut i = 0;
@@ -48,19 +50,78 @@ pub fn session_has_live_members(sid: u32) -> bool {
     members_of(&all_processes(), sid).iter().any(|p| !p.zombie)
 }
 
-/// Sends `signal` to every process of session `sid`; returns how many were signalled.
+/// The session ids that some live (not zombie) process has.
+pub fn live_session_ids() -> HashSet<u32> {
+    all_processes()
+        .into_iter()
+        .filter(|p| !p.zombie)
+        .map(|p| p.sid)
+        .collect()
+}
+
+/// Sends `signal` to every process of session `sid`; returns how many were signalled. The caller
+/// must hold the session's leader unreaped (so `sid` is provably that session's).
 pub fn signal_session(sid: u32, signal: Signal) -> usize {
-    // Found before any is signalled: a child that left the session is linked only through its
-    // parent, which the signal may end.
-    let members = session_members(sid);
+    // All found and confirmed before any is signalled: a child that left the session is linked
+    // only through its parent, which the signal may end.
+    let mut confirmed: HashMap<u32, OwnedFd> = HashMap::new();
+    for candidate in members_of(&all_processes(), sid) {
+        let Some(handle) = pidfd_open(candidate.pid) else {
+            continue;
+        };
+        // Read again with the pidfd held: if the process is the pidfd's, this is its state; if
+        // the pidfd's process is gone, signalling it below does nothing.
+        let Some(now) = proc_stat(candidate.pid) else {
+            continue;
+        };
+        let ours = now.sid == sid
+            || confirmed
+                .get(&now.ppid)
+                .is_some_and(|parent| still_running(parent.as_fd()));
+        if ours {
+            confirmed.insert(candidate.pid, handle);
+        }
+    }
     // The leader's process group (its id is the session's) needs no descriptor, so it is
     // reached even when the server has run out of them and cannot read /proc.
     let group = kill(Pid::from_raw(-(sid as i32)), signal).is_ok();
-    let signalled = members
-        .into_iter()
-        .filter(|&pid| kill(Pid::from_raw(pid as i32), signal).is_ok())
+    let signalled = confirmed
+        .values()
+        .filter(|handle| pidfd_send_signal(handle, signal))
         .count();
     signalled.max(usize::from(group))
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a fresh descriptor that nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+fn pidfd_send_signal(handle: &OwnedFd, signal: Signal) -> bool {
+    // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            handle.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    result == 0
+}
+
+/// Whether the process behind a pidfd has not ended (a pidfd turns readable when it does).
+fn still_running(handle: std::os::fd::BorrowedFd) -> bool {
+    matches!(
+        poll(
+            &mut [PollFd::new(handle, PollFlags::POLLIN)],
+            PollTimeout::ZERO
+        ),
+        Ok(0)
+    )
 }
 
 fn all_processes() -> Vec<ProcStat> {
@@ -96,7 +157,9 @@ mod tests {
     #[test]
     fn finds_own_session() {
         let sid = nix::unistd::getsid(None).unwrap().as_raw() as u32;
-        assert!(session_members(sid).contains(&std::process::id()));
+        let members = members_of(&all_processes(), sid);
+        assert!(members.iter().any(|p| p.pid == std::process::id()));
         assert!(session_has_live_members(sid));
+        assert!(live_session_ids().contains(&sid));
     }
 }

@@ -28,8 +28,23 @@ pub struct Server {
     pub base: String,
     pub addr: String,
     pub data_dir: PathBuf,
+    /// The data dir the server said at start it uses.
+    pub announced_data_dir: Option<PathBuf>,
     pub http: reqwest::Client,
     log: Option<PathBuf>,
+}
+
+/// How to start a server beyond the defaults (token in `AGENT_WS_TOKEN`, a fresh data dir).
+#[derive(Default)]
+pub struct Launch<'a> {
+    pub env: &'a [(&'a str, &'a str)],
+    pub args: &'a [&'a str],
+    /// Variables the harness would set that must not be set.
+    pub without_env: &'a [&'a str],
+    /// Log at info level to a file (`Server::log_path`).
+    pub log: bool,
+    pub nofile: Option<u64>,
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Server {
@@ -39,48 +54,68 @@ impl Server {
 
     /// Starts the server with extra environment variables.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
-        Self::launch(env, None)
+        Self::launch(Launch {
+            env,
+            ..Launch::default()
+        })
     }
 
     /// Starts the server with its log (stderr, at info level) going to `server.log_path()`.
     pub fn start_logging(env: &[(&str, &str)]) -> Self {
-        let log = std::env::temp_dir().join(format!("mp-log-{}.log", rand_suffix()));
-        Self::launch(env, Some(log))
+        Self::launch(Launch {
+            env,
+            log: true,
+            ..Launch::default()
+        })
     }
 
-    /// The log file of a server started with `start_logging`.
+    /// The log file of a server started with `log`.
     pub fn log_path(&self) -> PathBuf {
-        self.log.clone().expect("started with start_logging")
+        self.log.clone().expect("started with a log")
+    }
+
+    /// What the server logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// Starts the server allowed at most `nofile` open descriptors.
     pub fn start_with_fd_limit(nofile: u64) -> Self {
-        Self::launch_with(&[], None, Some(nofile))
+        Self::launch(Launch {
+            nofile: Some(nofile),
+            ..Launch::default()
+        })
     }
 
-    fn launch(env: &[(&str, &str)], log: Option<PathBuf>) -> Self {
-        Self::launch_with(env, log, None)
-    }
-
-    fn launch_with(env: &[(&str, &str)], log: Option<PathBuf>, nofile: Option<u64>) -> Self {
-        let data_dir = std::env::temp_dir().join(format!("mp-test-{}", rand_suffix()));
+    /// Starts the server as `launch` says; panics if it does not start listening.
+    pub fn launch(launch: Launch) -> Self {
+        let data_dir = launch
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("mp-test-{}", rand_suffix())));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_monkeyproof"));
         cmd.env("PORT", "0")
             .env("AGENT_WS_TOKEN", TOKEN)
             .env("MONKEYPROOF_DATA_DIR", &data_dir)
             .env("KILL_GRACE_MS", "1000")
             .env("RUST_LOG", "monkeyproof=warn")
+            .args(launch.args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        let log = launch
+            .log
+            .then(|| std::env::temp_dir().join(format!("mp-log-{}.log", rand_suffix())));
         if let Some(log) = &log {
             cmd.env("RUST_LOG", "monkeyproof=info")
-                .env("NO_COLOR", "1")
                 .stderr(std::fs::File::create(log).unwrap());
         }
-        for (k, v) in env {
+        for (k, v) in launch.env {
             cmd.env(k, v);
         }
-        if let Some(limit) = nofile {
+        for k in launch.without_env {
+            cmd.env_remove(k);
+        }
+        if let Some(limit) = launch.nofile {
             use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
             unsafe {
@@ -109,6 +144,10 @@ impl Server {
                 break rest.trim().to_owned();
             }
         };
+        let announced_data_dir = lines
+            .next()
+            .and_then(Result::ok)
+            .and_then(|l| l.strip_prefix("data dir: ").map(PathBuf::from));
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let mut headers = reqwest::header::HeaderMap::new();
@@ -125,6 +164,7 @@ impl Server {
             base: format!("http://{addr}"),
             addr,
             data_dir,
+            announced_data_dir,
             http,
             log,
         }
@@ -461,6 +501,15 @@ pub fn zombie_children(parent: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Waits until the server has no zombie children: a session's program is reaped once the last
+/// process of its session is gone (within a poll of a kill, or a second).
+pub async fn no_zombies_left(server: &Server) {
+    eventually("every finished program to be reaped", || async {
+        zombie_children(server.pid()).is_empty().then_some(())
+    })
+    .await;
+}
+
 /// Count of a process's open descriptors on PTYs (`/dev/ptmx`, `/dev/pts/N`) or on files below
 /// `dir` (transcripts).
 pub fn pty_and_file_fds(pid: u32, dir: &std::path::Path) -> usize {
@@ -477,10 +526,14 @@ pub fn pty_and_file_fds(pid: u32, dir: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
+/// A name no other server of this run has: the clock alone can repeat for servers started at
+/// once by parallel tests (one's cleanup then removed the other's data dir).
 fn rand_suffix() -> String {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     format!(
-        "{}-{}",
+        "{}-{}-{}",
         std::process::id(),
+        COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

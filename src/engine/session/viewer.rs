@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::screen::TermSize;
-use super::session::{ExitInfo, Session, SessionStatus, State, ViewerCount};
+use super::super::screen::TermSize;
+use super::{ExitInfo, Session, SessionStatus, State, ViewerCount};
 
 /// The most output handed to a viewer in one event.
 pub const MAX_OUTPUT_CHUNK: usize = 64 * 1024;
@@ -22,7 +22,7 @@ pub enum AttachFrom {
     Screen,
     /// Exactly the output after this offset when it is still in memory, else a redraw.
     Offset(u64),
-    /// The recent output still in memory, then live output.
+    /// The recent output (see `Session::recent_output`), then live output.
     RecentOutput,
 }
 
@@ -35,7 +35,7 @@ pub struct AttachStart {
     pub redraw: Option<Vec<u8>>,
     /// The offset it asked for, when that was no longer in memory and it got a redraw instead.
     pub missed: Option<u64>,
-    /// The output in memory before `offset` (for `AttachFrom::RecentOutput`).
+    /// The recent output before `offset` (for `AttachFrom::RecentOutput`).
     pub recent: Vec<u8>,
 }
 
@@ -73,8 +73,27 @@ pub struct Viewer {
 impl Session {
     /// Attaches a viewer. Subscribing and taking the start under the output lock means nothing
     /// falls between the start and the first event.
-    pub fn attach(self: &Arc<Self>, from: AttachFrom) -> (Viewer, AttachStart) {
+    pub async fn attach(self: &Arc<Self>, from: AttachFrom) -> (Viewer, AttachStart) {
         let changes = self.subscribe();
+        let (mut start, size, read_recent) = self.attach_start(from);
+        if read_recent {
+            // A finished session gets no more output: its recent output (from the transcript)
+            // may be read after the lock is let go.
+            start.recent = self.recent_output().await.1;
+        }
+        let viewer = Viewer {
+            session: self.clone(),
+            changes,
+            offset: start.offset,
+            size,
+            exit_sent: false,
+            _count: self.viewer_guard(),
+        };
+        (viewer, start)
+    }
+
+    /// Where a viewer starts, under the lock; also whether its recent output is still to read.
+    fn attach_start(&self, from: AttachFrom) -> (AttachStart, TermSize, bool) {
         let mut state = self.lock_state();
         let total = state.log.total();
         let redraw_start = |state: &mut State, missed| AttachStart {
@@ -83,6 +102,7 @@ impl Session {
             missed,
             recent: Vec::new(),
         };
+        let finished = state.screen.is_finished();
         let start = match from {
             AttachFrom::Screen => redraw_start(&mut state, None),
             AttachFrom::Offset(offset) if offset >= state.log.ring_start() && offset <= total => {
@@ -94,27 +114,19 @@ impl Session {
                 }
             }
             AttachFrom::Offset(offset) => redraw_start(&mut state, Some(offset)),
-            AttachFrom::RecentOutput => {
-                let (_, recent) = state.log.recent();
-                AttachStart {
-                    offset: total,
-                    redraw: None,
-                    missed: None,
-                    recent,
-                }
-            }
+            AttachFrom::RecentOutput => AttachStart {
+                offset: total,
+                redraw: None,
+                missed: None,
+                recent: if finished {
+                    Vec::new()
+                } else {
+                    state.log.recent().1
+                },
+            },
         };
-        let size = state.size;
-        drop(state);
-        let viewer = Viewer {
-            session: self.clone(),
-            changes,
-            offset: start.offset,
-            size,
-            exit_sent: false,
-            _count: self.viewer_guard(),
-        };
-        (viewer, start)
+        let read_recent = finished && matches!(from, AttachFrom::RecentOutput);
+        (start, state.size, read_recent)
     }
 }
 

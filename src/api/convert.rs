@@ -1,0 +1,137 @@
+//! Engine values as the wire shows them: sessions, screens, events, times.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+
+use crate::engine::{Engine, Event, EventKind, ExitInfo, ScreenText, Session};
+use crate::protocol::{Activity, Cursor, ScreenView, SessionEvent, SessionEventKind, SessionInfo};
+
+/// Characters of the task shown in `taskPreview`.
+const TASK_PREVIEW_CHARS: usize = 500;
+
+/// A session as the API shows it; `busy_window` decides `activity`.
+pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
+    let snap = session.snapshot();
+    let busy = snap.is_busy(busy_window);
+    let exit = snap.exit.unwrap_or(ExitInfo {
+        code: None,
+        signal: None,
+    });
+    SessionInfo {
+        id: session.id.clone(),
+        task: session.task.clone(),
+        task_preview: session.task.chars().take(TASK_PREVIEW_CHARS).collect(),
+        cwd: session.cwd.display().to_string(),
+        command: display_command(&session.argv),
+        kind: session.kind,
+        status: snap.status,
+        exit_code: exit.code,
+        signal: exit.signal,
+        pid: session.pid,
+        created_at: iso_time(session.created_at),
+        ended_at: snap.ended_at.map(iso_time),
+        output_lines: snap.output_lines,
+        output_bytes: snap.output_bytes,
+        ws_clients: snap.viewers,
+        owner: session.owner.clone(),
+        labels: session.labels.clone(),
+        cols: snap.size.cols,
+        rows: snap.size.rows,
+        last_output_at: snap.last_output_at.map(iso_time),
+        idle_ms: snap.quiet_for.as_millis() as u64,
+        activity: if busy { Activity::Busy } else { Activity::Idle },
+        title: snap.title,
+        bells: snap.bells,
+        task_delivered_at: snap.task_delivered_at.map(iso_time),
+    }
+}
+
+/// The screen as `GET /sessions/:id/screen?format=json` shows it.
+pub fn screen_view(screen: ScreenText, scrollback: Vec<String>, offset: u64) -> ScreenView {
+    ScreenView {
+        cols: screen.size.cols,
+        rows: screen.size.rows,
+        cursor: Cursor {
+            row: screen.cursor_row,
+            col: screen.cursor_col,
+        },
+        title: screen.title,
+        alternate_screen: screen.alternate_screen,
+        lines: screen.lines,
+        scrollback,
+        offset,
+    }
+}
+
+/// An engine event as the wire shows it; `with_data` adds output bytes still in memory.
+pub fn event(engine: &Engine, event: &Event, with_data: bool) -> SessionEvent {
+    let kind = match &event.kind {
+        EventKind::Created => SessionEventKind::Created,
+        EventKind::Output { offset, length } => SessionEventKind::Output {
+            offset: *offset,
+            length: *length,
+            data: with_data
+                .then(|| output_bytes(engine, &event.session, *offset, *length))
+                .flatten(),
+        },
+        EventKind::Busy => SessionEventKind::Busy,
+        EventKind::Idle => SessionEventKind::Idle,
+        EventKind::Title(title) => SessionEventKind::Title {
+            title: title.clone(),
+        },
+        EventKind::Bell { count } => SessionEventKind::Bell { count: *count },
+        EventKind::Resize(size) => SessionEventKind::Resize {
+            cols: size.cols,
+            rows: size.rows,
+        },
+        EventKind::Exit {
+            status,
+            code,
+            signal,
+        } => SessionEventKind::Exit {
+            status: *status,
+            code: *code,
+            signal: signal.clone(),
+        },
+        EventKind::Removed => SessionEventKind::Removed,
+    };
+    SessionEvent {
+        id: event.id,
+        session: event.session.clone(),
+        at: iso_time(event.at),
+        kind,
+    }
+}
+
+/// The bytes of an output event, base64, while they are still in memory.
+fn output_bytes(engine: &Engine, session: &str, offset: u64, length: u64) -> Option<String> {
+    let bytes = engine.get(session)?.output_range(offset, length)?;
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// `argv` as a shell would need it typed.
+pub fn display_command(argv: &[String]) -> String {
+    shell_words::join(argv)
+}
+
+/// ISO 8601 UTC with milliseconds, like JavaScript's `Date.toISOString()`.
+pub fn iso_time(t: SystemTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from(t)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_time_looks_like_javascript() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        assert_eq!(iso_time(t), "2023-11-14T22:13:20.123Z");
+    }
+}

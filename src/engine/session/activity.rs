@@ -1,0 +1,59 @@
+//! The events a session publishes to the engine's feed.
+//!
+//! What happens at one moment is published where it happens, exactly once and in order:
+//! title changes and bells by the reader, resizes by `resize`, the exit by the exit task (after
+//! the output that came before it). Only what is a matter of time — output, coalesced, and
+//! busy/idle — is published on the engine's activity tick, through `report_activity`.
+
+use std::time::Duration;
+
+use super::super::events::EventKind;
+use super::{Session, lock};
+
+/// What the feed has been told of this session so far.
+#[derive(Debug, Default)]
+pub(super) struct Reported {
+    /// Output up to this offset has been reported.
+    offset: u64,
+    busy: bool,
+}
+
+impl Session {
+    /// Publishes `kind` as this session's event.
+    pub(super) fn emit(&self, kind: EventKind) {
+        self.events.publish(&self.id, kind);
+    }
+
+    /// Publishes one `output` event for the output not reported yet, so the events tile the
+    /// output without gap or overlap.
+    pub(super) fn report_output(&self) {
+        // Held while publishing, so two reporters cannot publish their ranges out of order.
+        let mut reported = lock(&self.reported);
+        let total = self.lock_state().log.total();
+        if total > reported.offset {
+            self.emit(EventKind::Output {
+                offset: reported.offset,
+                length: total - reported.offset,
+            });
+            reported.offset = total;
+        }
+    }
+
+    /// The activity tick: new output, and busy/idle (output within `busy_window` or not).
+    pub(crate) fn report_activity(&self, busy_window: Duration) {
+        self.report_output();
+        let busy = {
+            let state = self.lock_state();
+            state.last_output_at.is_some() && self.quiet_for(state.last_output_at) < busy_window
+        };
+        let mut reported = lock(&self.reported);
+        if busy != reported.busy {
+            self.emit(if busy {
+                EventKind::Busy
+            } else {
+                EventKind::Idle
+            });
+            reported.busy = busy;
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! What is written to the program: input from REST and viewers, and the terminal's answers to
+//! the program's queries, through one bounded queue and one writer task per session.
+//!
+//! The queue keeps every write whole and in order, and bounds what waits for a program that does
+//! not read: input beyond `MAX_QUEUED_INPUT_BYTES` is refused (the caller learns so), answers
+//! beyond `MAX_QUEUED_ANSWER_BYTES` are dropped, as a real terminal's full input buffer would.
+//! Also here: recognising a viewer's terminal answering queries the server already answered.
+
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::os::fd::OwnedFd;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::super::answers::{QueryKind, classify_replies};
+use super::super::keys::{Key, paste_bytes};
+use super::wait::{Fired, WaitFor};
+use super::{Session, SessionStatus, lock};
+
+/// How long a program must be quiet after start before a typed task is pasted in.
+pub const TASK_DELIVERY_IDLE: Duration = Duration::from_millis(1000);
+/// The longest a typed task waits for that quiet before it is pasted anyway.
+pub const TASK_DELIVERY_LIMIT: Duration = Duration::from_secs(60);
+/// Pause between the separate writes of one input (e.g. text, then Enter).
+const PAUSE_BETWEEN_WRITES: Duration = Duration::from_millis(20);
+/// Input bytes that may wait for a program to read them; more is refused. (One input larger
+/// than this is still taken when nothing else waits: a request body is at most 1 MiB anyway.)
+pub const MAX_QUEUED_INPUT_BYTES: usize = 2 * 1024 * 1024;
+/// Bytes of the terminal's answers that may wait for a program to read them; more are dropped.
+pub const MAX_QUEUED_ANSWER_BYTES: usize = 4 * 1024;
+/// Answers kept for matching viewers' duplicates.
+pub(super) const ANSWERED_KEPT: usize = 64;
+/// How long after the server answered a query a viewer's answer to it is taken as a duplicate.
+pub const DUPLICATE_ANSWER_WINDOW: Duration = Duration::from_secs(3);
+/// The Enter key as a terminal sends it.
+const ENTER: &[u8] = b"\r";
+
+/// Why input or a resize was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputError {
+    NotRunning,
+    /// The program is not reading: `queued` bytes of input already wait for it.
+    QueueFull {
+        queued: usize,
+    },
+}
+
+/// A query the server answered.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Answered {
+    pub(super) seq: u64,
+    pub(super) kind: QueryKind,
+    pub(super) at: Instant,
+}
+
+/// What one viewer's duplicate answers have been matched against so far.
+#[derive(Debug, Default)]
+pub struct ReplyFilter {
+    seen: u64,
+}
+
+/// The writes waiting for the program, shared by the session and its writer task.
+#[derive(Default)]
+pub(super) struct InputQueue {
+    queue: Mutex<Queue>,
+    wake: Notify,
+    closed: CancellationToken,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Item>,
+    /// Bytes of input and of answers queued or being written.
+    input_bytes: usize,
+    answer_bytes: usize,
+}
+
+/// One input (or answer): its writes go out whole, in order, with a pause between them.
+struct Item {
+    writes: Vec<Vec<u8>>,
+    bytes: usize,
+    answer: bool,
+    done: Option<oneshot::Sender<Result<(), InputError>>>,
+}
+
+impl InputQueue {
+    fn push_input(
+        &self,
+        writes: Vec<Vec<u8>>,
+        done: Option<oneshot::Sender<Result<(), InputError>>>,
+    ) -> Result<(), InputError> {
+        if self.closed.is_cancelled() {
+            return Err(InputError::NotRunning);
+        }
+        let bytes = writes.iter().map(Vec::len).sum();
+        {
+            let mut queue = lock(&self.queue);
+            if queue.input_bytes > 0 && queue.input_bytes + bytes > MAX_QUEUED_INPUT_BYTES {
+                return Err(InputError::QueueFull {
+                    queued: queue.input_bytes,
+                });
+            }
+            queue.input_bytes += bytes;
+            queue.items.push_back(Item {
+                writes,
+                bytes,
+                answer: false,
+                done,
+            });
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Queues an answer to a query of the program; dropped when answers already fill their share.
+    pub(super) fn push_answer(&self, reply: Vec<u8>) {
+        if self.closed.is_cancelled() {
+            return;
+        }
+        {
+            let mut queue = lock(&self.queue);
+            if queue.answer_bytes + reply.len() > MAX_QUEUED_ANSWER_BYTES {
+                return;
+            }
+            queue.answer_bytes += reply.len();
+            queue.items.push_back(Item {
+                bytes: reply.len(),
+                writes: vec![reply],
+                answer: true,
+                done: None,
+            });
+        }
+        self.wake.notify_one();
+    }
+
+    /// Refuses further writes and ends the writer task (whatever is queued fails).
+    pub(super) fn close(&self) {
+        self.closed.cancel();
+    }
+
+    async fn next(&self) -> Option<Item> {
+        loop {
+            let woken = self.wake.notified();
+            if let Some(item) = lock(&self.queue).items.pop_front() {
+                return Some(item);
+            }
+            if self.closed.is_cancelled() {
+                return None;
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = self.closed.cancelled() => {}
+            }
+        }
+    }
+
+    fn written(&self, item: &Item) {
+        let mut queue = lock(&self.queue);
+        if item.answer {
+            queue.answer_bytes -= item.bytes;
+        } else {
+            queue.input_bytes -= item.bytes;
+        }
+    }
+}
+
+/// The writer task: writes what is queued until the queue is closed, then lets the PTY go.
+pub(super) async fn write_loop(queue: std::sync::Arc<InputQueue>, pty: AsyncFd<OwnedFd>) {
+    while let Some(item) = queue.next().await {
+        let result = write_all(&pty, &item.writes, &queue.closed).await;
+        queue.written(&item);
+        if result.is_err() {
+            queue.close();
+        }
+        if let Some(done) = item.done {
+            let _ = done.send(result);
+        }
+    }
+}
+
+/// Writes each of `writes` as its own write, with a short pause between them.
+async fn write_all(
+    pty: &AsyncFd<OwnedFd>,
+    writes: &[Vec<u8>],
+    closed: &CancellationToken,
+) -> Result<(), InputError> {
+    for (i, bytes) in writes.iter().enumerate() {
+        if closed.is_cancelled() {
+            return Err(InputError::NotRunning);
+        }
+        if i > 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(PAUSE_BETWEEN_WRITES) => {}
+                _ = closed.cancelled() => return Err(InputError::NotRunning),
+            }
+        }
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let mut ready = tokio::select! {
+                ready = pty.writable() => ready.map_err(|_| InputError::NotRunning)?,
+                _ = closed.cancelled() => return Err(InputError::NotRunning),
+            };
+            // Nothing holds the terminal's other side any more (the program is gone or closed
+            // it): nobody will ever read this.
+            if ready.ready().is_write_closed() {
+                return Err(InputError::NotRunning);
+            }
+            match ready.try_io(|fd| Ok(nix::unistd::write(fd.get_ref(), rest)?)) {
+                Ok(Ok(n)) => rest = &rest[n..],
+                Ok(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
+                Ok(Err(_)) => return Err(InputError::NotRunning),
+                // The PTY is full: wait until the program reads.
+                Err(_would_block) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Session {
+    /// Writes each of `writes` to the program's terminal as its own write, with a short pause
+    /// between them, and returns once they are written; the whole sequence is atomic and in
+    /// order with respect to other writers.
+    ///
+    /// Separate writes matter for Enter: TUI agents (Ink, crossterm) read text and `\r` arriving
+    /// in one chunk as a paste and do not submit it, as a person typing would.
+    pub async fn write_input(&self, writes: Vec<Vec<u8>>) -> Result<(), InputError> {
+        if self.status() != SessionStatus::Running {
+            return Err(InputError::NotRunning);
+        }
+        let (done, written) = oneshot::channel();
+        self.input.push_input(writes, Some(done))?;
+        written.await.unwrap_or(Err(InputError::NotRunning))
+    }
+
+    /// Queues `bytes` for the program without waiting for them to be written (a viewer's
+    /// keystrokes: its output must keep flowing while a program is not reading).
+    pub fn queue_input(&self, bytes: Vec<u8>) -> Result<(), InputError> {
+        if self.status() != SessionStatus::Running {
+            return Err(InputError::NotRunning);
+        }
+        self.input.push_input(vec![bytes], None)
+    }
+
+    /// Types `text` as it is, then Enter (as a write of its own) if asked.
+    pub async fn type_text(&self, text: Vec<u8>, enter: bool) -> Result<(), InputError> {
+        self.write_input(then_enter(text, enter)).await
+    }
+
+    /// Sends keys, each as its own write, encoded for the program's current cursor-key mode.
+    pub async fn send_keys(&self, keys: &[Key]) -> Result<(), InputError> {
+        let application_cursor = self.lock_state().screen.application_cursor();
+        let writes = keys.iter().map(|k| k.encode(application_cursor)).collect();
+        self.write_input(writes).await
+    }
+
+    /// Sends `text` as a paste (see `paste_bytes`: bracketed when the program enabled it, and
+    /// never carrying an escape), then Enter if asked.
+    pub async fn paste(&self, text: &str, enter: bool) -> Result<(), InputError> {
+        let bracketed = self.lock_state().screen.bracketed_paste();
+        self.write_input(then_enter(paste_bytes(text, bracketed), enter))
+            .await
+    }
+
+    /// Types the task in once the program has printed nothing for `TASK_DELIVERY_IDLE` (or
+    /// after `TASK_DELIVERY_LIMIT` in any case): pasted, then Enter.
+    pub async fn deliver_task_typed(&self) {
+        let outcome = self
+            .wait(&WaitFor {
+                idle: Some(TASK_DELIVERY_IDLE),
+                pattern: None,
+                since: None,
+                exit: false,
+                timeout: TASK_DELIVERY_LIMIT,
+            })
+            .await;
+        if outcome.fired == Fired::Exit {
+            return;
+        }
+        match self.paste(&self.task, true).await {
+            Ok(()) => {
+                *lock(&self.task_delivered_at) = Some(SystemTime::now());
+                self.publish();
+            }
+            Err(_) => tracing::warn!(session = %self.id, "the task could not be typed in"),
+        }
+    }
+
+    /// Whether `input` from a viewer is only that viewer's terminal emulator answering queries
+    /// the server already answered (within `DUPLICATE_ANSWER_WINDOW`, each answer matched once
+    /// per viewer): such input is dropped so the program gets one answer per query. Anything
+    /// else — every keystroke and paste — is the viewer's to send.
+    pub fn is_duplicate_answer(&self, filter: &mut ReplyFilter, input: &[u8]) -> bool {
+        let Some(kinds) = classify_replies(input) else {
+            return false;
+        };
+        let answered = lock(&self.answered);
+        let mut seen = filter.seen;
+        for kind in kinds {
+            let matched = answered.iter().find(|a| {
+                a.seq > seen && a.kind == kind && a.at.elapsed() < DUPLICATE_ANSWER_WINDOW
+            });
+            match matched {
+                Some(a) => seen = a.seq,
+                None => return false,
+            }
+        }
+        filter.seen = seen;
+        true
+    }
+}
+
+/// `first`, then Enter as a separate write when asked: TUI agents (Ink, crossterm) take text and
+/// `\r` arriving in one read as a paste and would not submit it.
+fn then_enter(first: Vec<u8>, enter: bool) -> Vec<Vec<u8>> {
+    let mut writes = vec![first];
+    if enter {
+        writes.push(ENTER.to_vec());
+    }
+    writes
+}

@@ -1,0 +1,267 @@
+//! A session's life: the program's exit, reaping it, killing the whole process tree, and knowing
+//! when none of the session's processes is left.
+//!
+//! The program is a session leader: its pid is also the POSIX session's and its process group's
+//! id. Linux never gives a pid to a new process while the pid's owner is unreaped or any live
+//! process uses it as its session or group id. So the leader is not reaped when it exits (its
+//! status is read with `WNOWAIT`) but only once no live process of its session is left: until
+//! then every process found with that session id, and the process group, are provably the
+//! session's, and signalling them can never hit a stranger that reused the pid. Once reaped, the
+//! session signals nothing any more — there is nothing of it left to reach. (A process that left
+//! with `setsid` is reached through its parent while that parent is in the session; see
+//! `process.rs`.) Reader EOF is not exit: a background job may hold the PTY open.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
+
+use super::super::events::EventKind;
+use super::super::process;
+use super::recent::FINISHED_TAIL_BYTES;
+use super::{ExitInfo, Session, SessionStatus, lock};
+
+/// How long the exit task lets the reader drain output written just before the program exited.
+const EXIT_DRAIN: Duration = Duration::from_millis(500);
+/// How often a kill looks whether the session's processes are gone.
+const GONE_POLL: Duration = Duration::from_millis(20);
+
+/// What is known of the session's processes.
+#[derive(Default)]
+pub(super) struct Processes {
+    leader: Mutex<Leader>,
+    kill_started: AtomicBool,
+}
+
+#[derive(Default)]
+struct Leader {
+    /// The exit status was read (without reaping): the leader may be reaped once it is alone.
+    exited: bool,
+    /// Reaped: its pid may now belong to anyone, so nothing is signalled any more.
+    reaped: bool,
+}
+
+impl Session {
+    /// Whether any process of the session may still be alive (the leader is not reaped yet).
+    /// Such sessions count towards `MAX_SESSIONS` even when their program has exited.
+    pub fn holds_processes(&self) -> bool {
+        !lock(&self.processes.leader).reaped
+    }
+
+    /// Whether the program exited but processes of its session live on (background jobs).
+    pub(crate) fn lingers(&self) -> bool {
+        let leader = lock(&self.processes.leader);
+        leader.exited && !leader.reaped && !self.processes.kill_started.load(Ordering::SeqCst)
+    }
+
+    /// Awaits the program's end, reaps it once nothing of its session is left, and records how
+    /// it ended after its last output.
+    pub(super) async fn wait_for_exit(self: Arc<Self>, exited: AsyncFd<OwnedFd>) {
+        let how = match exited.readable().await {
+            // It has ended: reading its status does not block.
+            Ok(_) => exit_status(|| Id::PIDFd(exited.get_ref().as_fd())),
+            Err(_) => {
+                let pid = self.pid;
+                tokio::task::spawn_blocking(move || {
+                    exit_status(|| Id::Pid(Pid::from_raw(pid as i32)))
+                })
+                .await
+                .unwrap_or_else(|_| unknown_exit())
+            }
+        };
+        drop(exited);
+        lock(&self.processes.leader).exited = true;
+        // Output written just before the exit may still be on its way through the PTY.
+        let mut changes = self.subscribe();
+        let deadline = tokio::time::Instant::now() + EXIT_DRAIN;
+        while !self.lock_state().reader_done {
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        // Reaped before the exit is visible: whoever sees it may count on the slot being free.
+        self.reap_if_alone().await;
+        let status = {
+            let mut state = self.lock_state();
+            if state.status == SessionStatus::Running {
+                state.status = SessionStatus::Exited;
+            }
+            tracing::info!(
+                session = %self.id, requested_by = %self.requested_by, owner = ?self.owner,
+                status = ?state.status, code = ?how.code, signal = ?how.signal,
+                "audit: session ended"
+            );
+            state.exit = Some(how.clone());
+            state.ended_at = Some(SystemTime::now());
+            state.status
+        };
+        // The output before the exit is reported before it.
+        self.report_output();
+        self.emit(EventKind::Exit {
+            status,
+            code: how.code,
+            signal: how.signal,
+        });
+        self.publish();
+        self.release_pty_if_done();
+    }
+
+    /// Reaps the leader if its exit was read and no live process of its session is left.
+    /// Returns whether it is reaped.
+    pub(super) async fn reap_if_alone(self: &Arc<Self>) -> bool {
+        let session = self.clone();
+        tokio::task::spawn_blocking(move || {
+            session.reap_when(|sid| !process::session_has_live_members(sid))
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Reaps the leader if its exit was read and `alone(pid)` says nothing else of the session
+    /// lives. Blocking (reads `/proc`).
+    pub(crate) fn reap_when(&self, alone: impl FnOnce(u32) -> bool) -> bool {
+        let mut leader = lock(&self.processes.leader);
+        if leader.reaped {
+            return true;
+        }
+        if !leader.exited || !alone(self.pid) {
+            return false;
+        }
+        match waitpid(Pid::from_raw(self.pid as i32), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return false,
+            Ok(_) | Err(Errno::ECHILD) => {}
+            Err(err) => {
+                tracing::error!(session = %self.id, %err, "waitpid failed");
+                return false;
+            }
+        }
+        leader.reaped = true;
+        true
+    }
+
+    /// Once the program is reaped and its output fully read: closes the PTY and keeps only what
+    /// a finished session needs in memory (its final screen and a small tail of output; the
+    /// rest is read from the transcript).
+    pub(super) fn release_pty_if_done(&self) {
+        {
+            let mut state = self.lock_state();
+            if !(state.reader_done && state.exit.is_some()) {
+                return;
+            }
+            state.screen.finish();
+            state.log.keep_tail(FINISHED_TAIL_BYTES);
+        }
+        lock(&self.master).take();
+        self.input.close();
+    }
+
+    /// Kills the program's whole process session: SIGHUP + SIGTERM (+ SIGCONT, so stopped jobs
+    /// can act on them), then SIGKILL to whatever is left after `grace`. Marks a running session
+    /// `killed`. Returns once nothing of the session is left (or a bounded while after SIGKILL).
+    /// A session whose processes are all gone is left alone: nothing of it is signalled.
+    pub async fn kill(self: &Arc<Self>, grace: Duration) {
+        {
+            let mut state = self.lock_state();
+            if state.status == SessionStatus::Running {
+                state.status = SessionStatus::Killed;
+            }
+        }
+        self.publish();
+        if self.processes.kill_started.swap(true, Ordering::SeqCst) {
+            // Someone else is already killing it; just wait with them.
+            self.wait_until_gone(grace).await;
+            return;
+        }
+        self.signal(&[Signal::SIGHUP, Signal::SIGTERM, Signal::SIGCONT])
+            .await;
+        if !self.wait_until_gone(grace).await {
+            self.signal(&[Signal::SIGKILL]).await;
+            self.wait_until_gone(Duration::from_secs(1)).await;
+        }
+        self.processes.kill_started.store(false, Ordering::SeqCst);
+        // Processes that left the session (setsid) may still hold the PTY: stop reading anyway,
+        // once the reader had a moment to drain what the killed ones wrote.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.stop_reading();
+    }
+
+    /// Sends `signals` to every process of the session, unless the leader is reaped (then its
+    /// ids may belong to strangers). Off the async workers: it reads `/proc`.
+    async fn signal(self: &Arc<Self>, signals: &'static [Signal]) {
+        let session = self.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            // Held while signalling, so the leader cannot be reaped (freeing its ids) meanwhile.
+            let leader = lock(&session.processes.leader);
+            if leader.reaped {
+                return;
+            }
+            for &signal in signals {
+                process::signal_session(session.pid, signal);
+            }
+        })
+        .await;
+    }
+
+    /// Polls until the program's exit is recorded and it is reaped (nothing of the session
+    /// left), for at most `limit`.
+    async fn wait_until_gone(self: &Arc<Self>, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.lock_state().exit.is_some() && self.reap_if_alone().await {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(GONE_POLL).await;
+        }
+    }
+}
+
+/// Kills and reaps a program that was started but cannot be served (it was never reaped, so its
+/// session is provably its own).
+pub(super) fn abandon(pid: u32) {
+    process::signal_session(pid, Signal::SIGKILL);
+    let _ = waitpid(Pid::from_raw(pid as i32), None);
+}
+
+/// How the program named by `id` ended, read without reaping it.
+fn exit_status<'fd>(id: impl Fn() -> Id<'fd>) -> ExitInfo {
+    loop {
+        match waitid(id(), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Ok(WaitStatus::Exited(_, code)) => {
+                return ExitInfo {
+                    code: Some(code),
+                    signal: None,
+                };
+            }
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                return ExitInfo {
+                    code: None,
+                    signal: Some(signal.as_str().to_owned()),
+                };
+            }
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(err) => {
+                tracing::error!(%err, "waitid failed");
+                return unknown_exit();
+            }
+        }
+    }
+}
+
+fn unknown_exit() -> ExitInfo {
+    ExitInfo {
+        code: None,
+        signal: None,
+    }
+}
