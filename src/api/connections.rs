@@ -2,7 +2,7 @@
 //! can reach needs, so that idle or half-open connections cannot make the server unreachable:
 //!
 //! - at most `per_client` connections open at once from one address, and at most `total` in all
-//!   (what the open-files limit leaves once every session's descriptors are counted); beyond
+//!   (what the open-files limit leaves once the sessions' descriptors are set aside); beyond
 //!   either, a connection gets `503` and is closed at once;
 //! - a connection with no request in flight is closed after `idle_timeout` without a byte from
 //!   its client, and one that started a request after `header_timeout` if the request's head is
@@ -46,9 +46,10 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// `total` from the descriptor budget: the open-files limit less `reserved` descriptors (the
-    /// sessions') and `DESCRIPTOR_HEADROOM`. One client may hold at most half of it, so another
-    /// always gets in.
+    /// `total` from the descriptor budget: the open-files limit less what the sessions may need
+    /// (`reserved`, but never more than half the limit: a `MAX_SESSIONS` the limit cannot afford
+    /// anyway must not starve connections) and `DESCRIPTOR_HEADROOM`. One client may hold at most
+    /// half of it, so another always gets in.
     pub fn within_descriptors(
         fd_limit: u64,
         reserved: u64,
@@ -56,6 +57,7 @@ impl Limits {
         header_timeout: Duration,
         idle_timeout: Duration,
     ) -> Self {
+        let reserved = reserved.min(fd_limit / 2);
         let total = fd_limit
             .saturating_sub(reserved + DESCRIPTOR_HEADROOM)
             .max(MIN_CONNECTIONS as u64) as usize;
@@ -389,5 +391,27 @@ impl Drop for Slot {
                 inner.per_client.remove(&self.ip);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(fd_limit: u64, reserved: u64) -> Limits {
+        let t = Duration::from_secs(1);
+        Limits::within_descriptors(fd_limit, reserved, 1000, t, t)
+    }
+
+    #[test]
+    fn connections_get_what_sessions_leave_and_one_client_half_of_it() {
+        let l = limits(20_000, 50 * 5);
+        assert_eq!((l.total, l.per_client), (19_686, 1000));
+        // More sessions allowed than descriptors can serve: connections still get half.
+        let l = limits(20_000, 5000 * 5);
+        assert_eq!((l.total, l.per_client), (9_936, 1000));
+        let l = limits(256, 50 * 5);
+        assert_eq!((l.total, l.per_client), (64, 32));
+        assert_eq!(limits(64, 1000).total, MIN_CONNECTIONS);
     }
 }

@@ -1,6 +1,8 @@
 //! What is written to the program: input from REST and viewers, and the terminal's answers to
 //! the program's queries, through one bounded queue and one writer task per session.
 //!
+//! When nothing waits, a write goes to the PTY at once from the caller (a keystroke needs no
+//! hand-off to another task); only what the PTY does not take at once waits in the queue.
 //! The queue keeps every write whole and in order, and bounds what waits for a program that does
 //! not read: input beyond `MAX_QUEUED_INPUT_BYTES` is refused (the caller learns so), answers
 //! beyond `MAX_QUEUED_ANSWER_BYTES` are dropped, as a real terminal's full input buffer would.
@@ -9,7 +11,7 @@
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::unix::AsyncFd;
@@ -64,89 +66,140 @@ pub struct ReplyFilter {
 }
 
 /// The writes waiting for the program, shared by the session and its writer task.
-#[derive(Default)]
 pub(super) struct InputQueue {
     queue: Mutex<Queue>,
     wake: Notify,
     closed: CancellationToken,
 }
 
-#[derive(Default)]
 struct Queue {
     items: VecDeque<Item>,
     /// Bytes of input and of answers queued or being written.
     input_bytes: usize,
     answer_bytes: usize,
+    /// The writer task has an item in hand.
+    writing: bool,
+    /// The PTY, for writes made at once; gone once the queue is closed.
+    pty: Option<Arc<AsyncFd<OwnedFd>>>,
 }
 
 /// One input (or answer): its writes go out whole, in order, with a pause between them.
 struct Item {
     writes: Vec<Vec<u8>>,
+    /// The first of `writes` follows one that already went out: pause before it.
+    pause_first: bool,
     bytes: usize,
     answer: bool,
     done: Option<oneshot::Sender<Result<(), InputError>>>,
 }
 
 impl InputQueue {
-    fn push_input(
+    /// A queue writing to `pty`, and the writer task that serves it.
+    pub(super) fn new(pty: AsyncFd<OwnedFd>) -> (Arc<Self>, impl Future<Output = ()>) {
+        let pty = Arc::new(pty);
+        let queue = Arc::new(Self {
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                input_bytes: 0,
+                answer_bytes: 0,
+                writing: false,
+                pty: Some(pty.clone()),
+            }),
+            wake: Notify::new(),
+            closed: CancellationToken::new(),
+        });
+        (queue.clone(), write_loop(queue, pty))
+    }
+
+    /// Queues `writes`, or writes them at once when nothing else is queued or being written
+    /// (a keystroke then goes out with no hand-off to the writer task); only what does not fit
+    /// in the PTY right away, and writes that must follow a pause, wait for the writer task.
+    /// Answers beyond their share are dropped (`Ok`), input beyond its share is refused.
+    fn push(
         &self,
-        writes: Vec<Vec<u8>>,
+        mut writes: Vec<Vec<u8>>,
+        answer: bool,
         done: Option<oneshot::Sender<Result<(), InputError>>>,
     ) -> Result<(), InputError> {
+        let mut queue = lock(&self.queue);
         if self.closed.is_cancelled() {
             return Err(InputError::NotRunning);
         }
-        let bytes = writes.iter().map(Vec::len).sum();
-        {
-            let mut queue = lock(&self.queue);
-            if queue.input_bytes > 0 && queue.input_bytes + bytes > MAX_QUEUED_INPUT_BYTES {
-                return Err(InputError::QueueFull {
-                    queued: queue.input_bytes,
-                });
+        let bytes: usize = writes.iter().map(Vec::len).sum();
+        if answer {
+            if queue.answer_bytes + bytes > MAX_QUEUED_ANSWER_BYTES {
+                return Ok(());
             }
-            queue.input_bytes += bytes;
-            queue.items.push_back(Item {
-                writes,
-                bytes,
-                answer: false,
-                done,
+        } else if queue.input_bytes > 0 && queue.input_bytes + bytes > MAX_QUEUED_INPUT_BYTES {
+            return Err(InputError::QueueFull {
+                queued: queue.input_bytes,
             });
         }
+        let mut pause_first = false;
+        if queue.items.is_empty()
+            && !queue.writing
+            && let Some(pty) = &queue.pty
+        {
+            let written = match write_now(pty, &writes[0]) {
+                Ok(written) => written,
+                Err(err) => {
+                    queue.pty = None;
+                    self.closed.cancel();
+                    return Err(err);
+                }
+            };
+            if written == writes[0].len() {
+                writes.remove(0);
+                pause_first = true;
+            } else {
+                writes[0].drain(..written);
+            }
+            if writes.is_empty() {
+                if let Some(done) = done {
+                    let _ = done.send(Ok(()));
+                }
+                return Ok(());
+            }
+        }
+        let bytes = writes.iter().map(Vec::len).sum();
+        if answer {
+            queue.answer_bytes += bytes;
+        } else {
+            queue.input_bytes += bytes;
+        }
+        queue.items.push_back(Item {
+            writes,
+            pause_first,
+            bytes,
+            answer,
+            done,
+        });
+        drop(queue);
         self.wake.notify_one();
         Ok(())
     }
 
     /// Queues an answer to a query of the program; dropped when answers already fill their share.
     pub(super) fn push_answer(&self, reply: Vec<u8>) {
-        if self.closed.is_cancelled() {
-            return;
-        }
-        {
-            let mut queue = lock(&self.queue);
-            if queue.answer_bytes + reply.len() > MAX_QUEUED_ANSWER_BYTES {
-                return;
-            }
-            queue.answer_bytes += reply.len();
-            queue.items.push_back(Item {
-                bytes: reply.len(),
-                writes: vec![reply],
-                answer: true,
-                done: None,
-            });
-        }
-        self.wake.notify_one();
+        let _ = self.push(vec![reply], true, None);
     }
 
-    /// Refuses further writes and ends the writer task (whatever is queued fails).
+    /// Refuses further writes and ends the writer task (whatever is queued fails), letting the
+    /// PTY go.
     pub(super) fn close(&self) {
         self.closed.cancel();
+        lock(&self.queue).pty = None;
     }
 
     async fn next(&self) -> Option<Item> {
         loop {
             let woken = self.wake.notified();
-            if let Some(item) = lock(&self.queue).items.pop_front() {
-                return Some(item);
+            {
+                let mut queue = lock(&self.queue);
+                if let Some(item) = queue.items.pop_front() {
+                    queue.writing = true;
+                    return Some(item);
+                }
             }
             if self.closed.is_cancelled() {
                 return None;
@@ -160,6 +213,7 @@ impl InputQueue {
 
     fn written(&self, item: &Item) {
         let mut queue = lock(&self.queue);
+        queue.writing = false;
         if item.answer {
             queue.answer_bytes -= item.bytes;
         } else {
@@ -169,9 +223,9 @@ impl InputQueue {
 }
 
 /// The writer task: writes what is queued until the queue is closed, then lets the PTY go.
-pub(super) async fn write_loop(queue: std::sync::Arc<InputQueue>, pty: AsyncFd<OwnedFd>) {
+async fn write_loop(queue: Arc<InputQueue>, pty: Arc<AsyncFd<OwnedFd>>) {
     while let Some(item) = queue.next().await {
-        let result = write_all(&pty, &item.writes, &queue.closed).await;
+        let result = write_all(&pty, &item.writes, item.pause_first, &queue.closed).await;
         queue.written(&item);
         if result.is_err() {
             queue.close();
@@ -182,17 +236,33 @@ pub(super) async fn write_loop(queue: std::sync::Arc<InputQueue>, pty: AsyncFd<O
     }
 }
 
-/// Writes each of `writes` as its own write, with a short pause between them.
+/// Writes as much of `bytes` as the PTY takes without waiting.
+fn write_now(pty: &AsyncFd<OwnedFd>, bytes: &[u8]) -> Result<usize, InputError> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match nix::unistd::write(pty.get_ref(), &bytes[written..]) {
+            Ok(n) => written += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => break,
+            Err(_) => return Err(InputError::NotRunning),
+        }
+    }
+    Ok(written)
+}
+
+/// Writes each of `writes` as its own write, with a short pause between them (and before the
+/// first when `pause_first`).
 async fn write_all(
     pty: &AsyncFd<OwnedFd>,
     writes: &[Vec<u8>],
+    pause_first: bool,
     closed: &CancellationToken,
 ) -> Result<(), InputError> {
     for (i, bytes) in writes.iter().enumerate() {
         if closed.is_cancelled() {
             return Err(InputError::NotRunning);
         }
-        if i > 0 {
+        if i > 0 || pause_first {
             tokio::select! {
                 _ = tokio::time::sleep(PAUSE_BETWEEN_WRITES) => {}
                 _ = closed.cancelled() => return Err(InputError::NotRunning),
@@ -233,7 +303,7 @@ impl Session {
             return Err(InputError::NotRunning);
         }
         let (done, written) = oneshot::channel();
-        self.input.push_input(writes, Some(done))?;
+        self.input.push(writes, false, Some(done))?;
         written.await.unwrap_or(Err(InputError::NotRunning))
     }
 
@@ -243,7 +313,7 @@ impl Session {
         if self.status() != SessionStatus::Running {
             return Err(InputError::NotRunning);
         }
-        self.input.push_input(vec![bytes], None)
+        self.input.push(vec![bytes], false, None)
     }
 
     /// Types `text` as it is, then Enter (as a write of its own) if asked.

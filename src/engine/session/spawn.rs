@@ -20,7 +20,7 @@ use super::super::child::{self, Program};
 use super::super::events::{EventBus, EventKind};
 use super::super::output::OutputLog;
 use super::super::screen::{Screen, TermSize};
-use super::input::{self, InputQueue};
+use super::input::InputQueue;
 use super::{InputError, Session, SessionKind, SessionStatus, State, lifecycle, lock};
 
 /// Everything needed to start a session's program.
@@ -197,6 +197,7 @@ impl Session {
             }
         };
 
+        let (input, writer) = InputQueue::new(writer);
         let session = Arc::new(Session {
             id,
             kind: spec.kind,
@@ -220,7 +221,7 @@ impl Session {
             }),
             changed: watch::channel(0).0,
             events,
-            input: Arc::new(InputQueue::default()),
+            input,
             answered: Mutex::default(),
             master: Mutex::new(Some(pair.master)),
             processes: lifecycle::Processes::default(),
@@ -250,7 +251,7 @@ impl Session {
                 &err,
             ));
         }
-        runtime.spawn(input::write_loop(session.input.clone(), writer));
+        runtime.spawn(writer);
         let for_exit = session.clone();
         runtime.spawn(async move {
             let _ = exit_wait.await;
