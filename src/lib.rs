@@ -4,6 +4,7 @@
 //! - `api`: REST, WebSocket and auth over the engine's public API.
 //! - `protocol`: every wire message, shared by server, tests and clients.
 //! - `presets`, `config`: what to run, and how the server is set up.
+//! - `store`: the session database in the data directory (records that outlive the server).
 //! - `server`: wires config to a running server.
 
 pub mod api;
@@ -13,3 +14,4 @@ pub mod fuzzing;
 pub mod presets;
 pub mod protocol;
 pub mod server;
+pub mod store;

@@ -32,7 +32,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     let presets = Presets::load(config.presets.as_deref())?;
     let data_dir = config.data_dir();
-    let engine = Arc::new(Engine::new(EngineConfig {
+    let engine_config = EngineConfig {
         data_dir: data_dir.clone(),
         max_sessions: config.max_sessions as usize,
         output_buffer_lines: config.output_buffer_size as usize,
@@ -42,7 +42,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         env_remove: SECRET_ENV_VARS.iter().map(|s| s.to_string()).collect(),
         busy_window: Duration::from_millis(config.busy_ms),
         max_finished: config.max_finished_sessions as usize,
-    })?);
+    };
+    // It reads the records and transcripts of earlier runs.
+    let engine = tokio::task::spawn_blocking(move || Engine::new(engine_config))
+        .await
+        .map_err(|e| format!("cannot start the engine: {e}"))??;
+    let engine = Arc::new(engine);
     let shutdown = CancellationToken::new();
     let state = AppState {
         engine: engine.clone(),

@@ -253,46 +253,6 @@ async fn hostile_output_is_survived_and_never_answered() {
 }
 
 #[tokio::test]
-async fn after_sigkill_a_restart_starts_clean_and_old_transcripts_stay() {
-    let mut first = Server::start();
-    let session = first.exec("echo before-the-crash; sleep 30").await;
-    first.wait_for_screen(&session.id, "before-the-crash").await;
-    let transcript = first
-        .data_dir
-        .join("transcripts")
-        .join(format!("{}.log", session.id));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first.pid() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    first.child.wait().unwrap();
-    // The orphaned program loses its terminal and is hung up.
-    eventually("the orphaned program to be hung up", || async {
-        (!process_alive(session.pid)).then_some(())
-    })
-    .await;
-
-    let data_dir = first.data_dir.to_str().unwrap().to_owned();
-    let second = Server::start_with(&[("MONKEYPROOF_DATA_DIR", &data_dir)]);
-    let (status, list) = second.get("/sessions").await;
-    assert_eq!(
-        (status, list),
-        (StatusCode::OK, json!([])),
-        "no stale session is served as live"
-    );
-    assert_eq!(
-        second.get(&format!("/sessions/{}", session.id)).await.0,
-        StatusCode::NOT_FOUND
-    );
-    let text = std::fs::read_to_string(&transcript).unwrap();
-    assert!(text.contains("before-the-crash"), "{text:?}");
-    // The new server works in the same directory.
-    let fresh = second.exec("echo after-restart").await;
-    second.wait_for_screen(&fresh.id, "after-restart").await;
-}
-
-#[tokio::test]
 async fn the_audit_log_records_starts_ends_and_denials_but_never_the_token() {
     let server = Server::start_logging(&[]);
     let session = server

@@ -22,6 +22,8 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use dashmap::DashMap;
 
+use crate::store::Store;
+
 pub use events::{ACTIVITY_TICK, EVENT_RING_CAPACITY, Event, EventBus, EventKind, Missed};
 pub use keys::{Key, SPECIAL_KEY_NAMES, parse_key, paste_bytes};
 pub use output::RING_BYTES_PER_LINE;
@@ -83,18 +85,44 @@ pub struct Engine {
     pub events: Arc<EventBus>,
     /// Makes "count running sessions, then add one" atomic.
     spawn_gate: Mutex<()>,
+    /// The sessions' records, which outlive this server.
+    store: Arc<Store>,
 }
 
 impl Engine {
     /// Creates the engine and its data directory (mode 0700: transcripts hold secrets too);
-    /// refuses a data directory that is not the server's user's alone (see `data_dir`).
+    /// refuses a data directory that is not the server's user's alone (see `data_dir`) or that
+    /// another server uses. Sessions recorded by an earlier server are listed again (see
+    /// `Session::restore`). Blocking: it reads the database and transcripts.
     pub fn new(config: EngineConfig) -> Result<Self, String> {
         data_dir::prepare(&config.data_dir)?;
+        let store = Arc::new(Store::open(&config.data_dir)?);
+        let events = Arc::new(EventBus::default());
+        let records = store
+            .load()
+            .map_err(|e| format!("cannot read {}: {e}", store.path().display()))?;
+        let sessions = DashMap::new();
+        for record in records {
+            let id = record.id.clone();
+            match Session::restore(record, store.clone(), events.clone()) {
+                Some(session) => {
+                    sessions.insert(id, session);
+                }
+                None => tracing::warn!(session = %id, "unreadable session record: skipped"),
+            }
+        }
+        if !sessions.is_empty() {
+            tracing::info!(
+                count = sessions.len(),
+                "sessions of earlier runs listed again"
+            );
+        }
         Ok(Self {
             config,
-            sessions: DashMap::new(),
-            events: Arc::new(EventBus::default()),
+            sessions,
+            events,
             spawn_gate: Mutex::new(()),
+            store,
         })
     }
 
@@ -126,8 +154,10 @@ impl Engine {
             ring,
             &self.config.env_remove,
             self.events.clone(),
+            Some(self.store.clone()),
         )
         .map_err(EngineError::Spawn)?;
+        session.save_record(&self.store);
         self.sessions.insert(id.clone(), session.clone());
         // Announced before anything the session does can be reported.
         self.events.publish(&id, EventKind::Created);
@@ -166,7 +196,7 @@ impl Engine {
     }
 
     /// Removes sessions whose TTL since their end has passed, and the oldest finished ones
-    /// beyond `max_finished`, with their transcripts.
+    /// beyond `max_finished`, with their transcripts and records. Blocking (it deletes files).
     pub fn purge_expired(&self) {
         let now = SystemTime::now();
         let mut finished: Vec<(SystemTime, Arc<Session>)> = self
@@ -186,9 +216,28 @@ impl Engine {
         }
     }
 
+    /// Whether `purge_expired` has anything to remove.
+    fn has_expired(&self) -> bool {
+        let now = SystemTime::now();
+        let mut finished = 0;
+        self.sessions.iter().any(|s| {
+            let Some(ended) = s.ended_at() else {
+                return false;
+            };
+            finished += 1;
+            finished > self.config.max_finished
+                || now
+                    .duration_since(ended)
+                    .is_ok_and(|age| age >= self.ttl(s.kind))
+        })
+    }
+
     fn remove(&self, session: &Session) {
         self.sessions.remove(&session.id);
         session.stop_reading();
+        if let Err(err) = self.store.remove(&session.id) {
+            tracing::error!(session = %session.id, %err, "cannot remove the session's record");
+        }
         let (path, _) = session.transcript();
         if let Err(err) = std::fs::remove_file(&path)
             && err.kind() != std::io::ErrorKind::NotFound
@@ -231,9 +280,12 @@ impl Engine {
                 let Some(engine) = engine.upgrade() else {
                     break;
                 };
-                engine.purge_expired();
                 // Only when there is something to do: a blocking call every tick would keep
                 // every idle blocking-pool thread from ever timing out.
+                if engine.has_expired() {
+                    let engine = engine.clone();
+                    let _ = tokio::task::spawn_blocking(move || engine.purge_expired()).await;
+                }
                 let lingering = engine.lingering();
                 if !lingering.is_empty() {
                     let _ = tokio::task::spawn_blocking(move || Engine::reap_lingering(&lingering))

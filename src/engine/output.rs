@@ -52,6 +52,20 @@ impl OutputLog {
         })
     }
 
+    /// The log of a session that ended before this server started: `total` bytes and `lines`
+    /// newlines in the transcript at `transcript_path`, of which `tail` are the last.
+    pub fn finished(transcript_path: PathBuf, total: u64, lines: u64, tail: &[u8]) -> Self {
+        Self {
+            ring: tail.iter().copied().collect(),
+            ring_capacity: tail.len().max(1),
+            total,
+            lines,
+            transcript: None,
+            transcript_path,
+            transcript_failed: false,
+        }
+    }
+
     /// Records `bytes`: first to the transcript, then to the ring.
     pub fn append(&mut self, bytes: &[u8]) {
         if let Some(file) = self.transcript.as_mut()
@@ -162,6 +176,24 @@ pub fn open_transcript(path: &Path) -> io::Result<File> {
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+}
+
+/// The bytes and newlines in the transcript at `path`.
+pub fn count_transcript(path: &Path) -> io::Result<(u64, u64)> {
+    let mut file = open_transcript(path)?;
+    let (mut bytes, mut lines) = (0u64, 0u64);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match io::Read::read(&mut file, &mut buf) {
+            Ok(0) => return Ok((bytes, lines)),
+            Ok(n) => {
+                bytes += n as u64;
+                lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// `len` bytes of the transcript at `path` from byte `from` (fewer if it is shorter).

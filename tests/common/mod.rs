@@ -365,6 +365,14 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Ends the server with `signal` and waits for it, leaving its data directory for the next
+    /// server (returned).
+    pub fn stop_keeping_data(mut self, signal: nix::sys::signal::Signal) -> PathBuf {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
+        self.child.wait().unwrap();
+        std::mem::take(&mut self.data_dir)
+    }
 }
 
 impl Drop for Server {
@@ -384,7 +392,9 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if !self.data_dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 
@@ -513,13 +523,15 @@ pub async fn no_zombies_left(server: &Server) {
 /// Count of a process's open descriptors on PTYs (`/dev/ptmx`, `/dev/pts/N`) or on files below
 /// `dir` (transcripts).
 pub fn pty_and_file_fds(pid: u32, dir: &std::path::Path) -> usize {
+    // The database and lock in the data dir are the server's, not the sessions'.
+    let transcripts = dir.join("transcripts");
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| {
             d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
                 .filter(|target| {
                     target.starts_with("/dev/ptmx")
                         || target.starts_with("/dev/pts")
-                        || target.starts_with(dir)
+                        || target.starts_with(&transcripts)
                 })
                 .count()
         })

@@ -4,6 +4,7 @@
 
 use super::ScreenText;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(super) struct Finished {
     pub(super) text: ScreenText,
     /// The scrollback rows above the screen, oldest first.

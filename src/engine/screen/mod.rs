@@ -28,7 +28,7 @@ pub const SCREEN_SCROLLBACK_ROWS: usize = 200;
 pub const MAX_DIMENSION: u16 = 1000;
 
 /// A terminal size in cells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TermSize {
     pub cols: u16,
     pub rows: u16,
@@ -43,7 +43,7 @@ impl TermSize {
 }
 
 /// A plain-text picture of the screen, as returned to API clients.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ScreenText {
     pub size: TermSize,
     /// Cursor position, zero-based.
@@ -119,6 +119,17 @@ impl Live {
         }
         self.canvas.parser.screen_mut().set_scrollback(0);
         lines
+    }
+
+    fn finished(&mut self) -> Finished {
+        Finished {
+            skipped: self.backlog.as_ref().map_or(0, Backlog::skipped),
+            scrollback: self.scrollback_lines(SCREEN_SCROLLBACK_ROWS),
+            redraw: self.redraw(),
+            ansi: self.screen().contents_formatted(),
+            application_cursor: self.screen().application_cursor(),
+            text: self.text(),
+        }
     }
 
     fn text(&mut self) -> ScreenText {
@@ -321,16 +332,26 @@ impl Screen {
     /// lets the parser go.
     pub fn finish(&mut self) {
         if let Model::Live(live) = &mut self.model {
-            let finished = Finished {
-                skipped: live.backlog.as_ref().map_or(0, Backlog::skipped),
-                scrollback: live.scrollback_lines(SCREEN_SCROLLBACK_ROWS),
-                redraw: live.redraw(),
-                ansi: live.screen().contents_formatted(),
-                application_cursor: live.screen().application_cursor(),
-                text: live.text(),
-            };
-            self.model = Model::Finished(Box::new(finished));
+            self.model = Model::Finished(Box::new(live.finished()));
         }
+    }
+
+    /// What can still be asked of this screen, as bytes to keep on disk (`Screen::from_saved`
+    /// makes a finished screen of them).
+    pub fn saved(&mut self) -> Vec<u8> {
+        let json = match &mut self.model {
+            Model::Live(live) => serde_json::to_vec(&live.finished()),
+            Model::Finished(finished) => serde_json::to_vec(finished),
+        };
+        json.unwrap_or_default()
+    }
+
+    /// The finished screen `saved` returned the bytes of; `None` if they are not such.
+    pub fn from_saved(bytes: &[u8]) -> Option<Self> {
+        let finished: Finished = serde_json::from_slice(bytes).ok()?;
+        Some(Self {
+            model: Model::Finished(Box::new(finished)),
+        })
     }
 
     /// Whether `finish` was called.

@@ -18,6 +18,17 @@ pub(super) struct Reported {
     busy: bool,
 }
 
+impl Reported {
+    /// Output up to `offset` counts as reported (a restored session's, reported by the server
+    /// that ran it).
+    pub(super) fn up_to(offset: u64) -> Self {
+        Self {
+            offset,
+            busy: false,
+        }
+    }
+}
+
 impl Session {
     /// Publishes `kind` as this session's event.
     pub(super) fn emit(&self, kind: EventKind) {

@@ -97,18 +97,29 @@ impl InputQueue {
     /// A queue writing to `pty`, and the writer task that serves it.
     pub(super) fn new(pty: AsyncFd<OwnedFd>) -> (Arc<Self>, impl Future<Output = ()>) {
         let pty = Arc::new(pty);
-        let queue = Arc::new(Self {
+        let queue = Self::writing_to(Some(pty.clone()));
+        (queue.clone(), write_loop(queue, pty))
+    }
+
+    /// A queue that refuses every write: the session's program is gone.
+    pub(super) fn closed() -> Arc<Self> {
+        let queue = Self::writing_to(None);
+        queue.closed.cancel();
+        queue
+    }
+
+    fn writing_to(pty: Option<Arc<AsyncFd<OwnedFd>>>) -> Arc<Self> {
+        Arc::new(Self {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
                 input_bytes: 0,
                 answer_bytes: 0,
                 writing: false,
-                pty: Some(pty.clone()),
+                pty,
             }),
             wake: Notify::new(),
             closed: CancellationToken::new(),
-        });
-        (queue.clone(), write_loop(queue, pty))
+        })
     }
 
     /// Queues `writes`, or writes them at once when nothing else is queued or being written

@@ -39,6 +39,20 @@ pub(super) struct Processes {
     kill_started: AtomicBool,
 }
 
+impl Processes {
+    /// Processes of a session whose leader was reaped (by an earlier server): nothing of it is
+    /// signalled.
+    pub(super) fn gone() -> Self {
+        Self {
+            leader: Mutex::new(Leader {
+                exited: true,
+                reaped: true,
+            }),
+            kill_started: AtomicBool::new(false),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Leader {
     /// The exit status was read (without reaping): the leader may be reaped once it is alone.
@@ -104,6 +118,9 @@ impl Session {
             state.ended_at = Some(SystemTime::now());
             state.status
         };
+        self.release_pty_if_done();
+        // On disk before anyone can see the end.
+        self.save_record_async().await;
         // The output before the exit is reported before it.
         self.report_output();
         self.emit(EventKind::Exit {
@@ -112,7 +129,6 @@ impl Session {
             signal: how.signal,
         });
         self.publish();
-        self.release_pty_if_done();
     }
 
     /// Reaps the leader if its exit was read and no live process of its session is left.
@@ -150,18 +166,19 @@ impl Session {
 
     /// Once the program is reaped and its output fully read: closes the PTY and keeps only what
     /// a finished session needs in memory (its final screen and a small tail of output; the
-    /// rest is read from the transcript).
-    pub(super) fn release_pty_if_done(&self) {
+    /// rest is read from the transcript). Returns whether it did.
+    pub(super) fn release_pty_if_done(&self) -> bool {
         {
             let mut state = self.lock_state();
-            if !(state.reader_done && state.exit.is_some()) {
-                return;
+            if !(state.reader_done && state.exit.is_some()) || state.screen.is_finished() {
+                return false;
             }
             state.screen.finish();
             state.log.keep_tail(FINISHED_TAIL_BYTES);
         }
         lock(&self.master).take();
         self.input.close();
+        true
     }
 
     /// Kills the program's whole process session: SIGHUP + SIGTERM (+ SIGCONT, so stopped jobs

@@ -19,6 +19,7 @@ mod input;
 mod lifecycle;
 mod reader;
 mod recent;
+mod record;
 mod spawn;
 mod viewer;
 mod wait;
@@ -107,6 +108,8 @@ pub struct Session {
     reported: Mutex<activity::Reported>,
     /// Bytes of the output ring (finished sessions read older output from the transcript).
     ring_capacity: usize,
+    /// Where the session's record is kept (see `record.rs`); `None` in tests of the engine alone.
+    store: Option<Arc<crate::store::Store>>,
 }
 
 /// The part of a session that the reader changes, under one lock.

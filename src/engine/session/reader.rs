@@ -80,7 +80,12 @@ impl Session {
             state.log.close_transcript();
         }
         self.publish();
-        self.release_pty_if_done();
+        if self.release_pty_if_done()
+            && let Some(store) = &self.store
+        {
+            // The end was saved before the last output was read: save the final screen too.
+            self.save_record(store);
+        }
     }
 
     /// Records a chunk of output (viewers are woken by the caller); returns whether the screen

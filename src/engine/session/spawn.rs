@@ -22,6 +22,7 @@ use super::super::output::OutputLog;
 use super::super::screen::{Screen, TermSize};
 use super::input::InputQueue;
 use super::{InputError, Session, SessionKind, SessionStatus, State, lifecycle, lock};
+use crate::store::Store;
 
 /// Everything needed to start a session's program.
 #[derive(Debug, Clone)]
@@ -110,6 +111,7 @@ impl Session {
         ring_capacity: usize,
         env_remove: &[String],
         events: Arc<EventBus>,
+        store: Option<Arc<Store>>,
     ) -> Result<(Arc<Session>, Start), SpawnError> {
         if !spec.cwd.is_dir() {
             let why = if spec.cwd.exists() {
@@ -230,6 +232,7 @@ impl Session {
             task_delivered_at: Mutex::new((!spec.task_typed).then(SystemTime::now)),
             reported: Mutex::default(),
             ring_capacity,
+            store,
         });
 
         let (reader_go, reader_wait) = std::sync::mpsc::channel();

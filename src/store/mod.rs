@@ -1,0 +1,299 @@
+//! What the server keeps on disk besides transcripts: the record of every session, in an
+//! embedded SQLite database in the data directory, so that a restarted server still lists the
+//! sessions that ended before it, with their exit codes, screens and transcripts, and still
+//! expires them on time.
+//!
+//! Every call is blocking (a write is one small transaction): call it from blocking code, never
+//! on the async workers. The store also holds the data directory's instance lock (`lock.rs`):
+//! two servers on one data directory would overwrite each other's records.
+
+mod lock;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub use lock::InstanceLock;
+
+/// The database file, below the data directory.
+pub const DATABASE: &str = "sessions.db";
+
+/// The schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    task TEXT NOT NULL,
+    argv TEXT NOT NULL,
+    cwd TEXT NOT NULL,
+    owner TEXT,
+    labels TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    cols INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    exit_code INTEGER,
+    signal TEXT,
+    ended_at_ms INTEGER,
+    output_bytes INTEGER NOT NULL,
+    output_lines INTEGER NOT NULL,
+    last_output_at_ms INTEGER,
+    task_delivered_at_ms INTEGER,
+    transcript TEXT NOT NULL,
+    final_screen BLOB
+);
+";
+
+/// One session as stored: everything its `SessionInfo` needs once no program runs any more.
+/// Enumerations are stored by their wire names; times as milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub kind: String,
+    pub task: String,
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub owner: Option<String>,
+    pub labels: Vec<String>,
+    pub requested_by: String,
+    pub created_at_ms: i64,
+    pub pid: u32,
+    pub cols: u16,
+    pub rows: u16,
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+    pub ended_at_ms: Option<i64>,
+    pub output_bytes: u64,
+    pub output_lines: u64,
+    pub last_output_at_ms: Option<i64>,
+    pub task_delivered_at_ms: Option<i64>,
+    pub transcript: PathBuf,
+    /// The screen as it was last saved (see `Screen::saved`), once the program has ended.
+    pub final_screen: Option<Vec<u8>>,
+}
+
+/// The session database of one data directory, held by this server alone.
+pub struct Store {
+    db: Mutex<Connection>,
+    path: PathBuf,
+    _lock: InstanceLock,
+}
+
+impl Store {
+    /// Takes the data directory's instance lock, then opens (creating if missing) its database.
+    /// `Err` is a message for the person starting the server.
+    pub fn open(data_dir: &Path) -> Result<Self, String> {
+        let lock = InstanceLock::take(data_dir)?;
+        let path = data_dir.join(DATABASE);
+        let cannot = |e: &dyn std::fmt::Display| {
+            format!("cannot open the session database {}: {e}", path.display())
+        };
+        // Never through a symlink someone slipped in: the records would go where they point.
+        if let Ok(meta) = std::fs::symlink_metadata(&path)
+            && !meta.is_file()
+        {
+            return Err(cannot(&"it is not a regular file"));
+        }
+        let db = Connection::open(&path).map_err(|e| cannot(&e))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        db.pragma_update(None, "journal_mode", "WAL")
+            .and_then(|()| db.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|()| db.busy_timeout(std::time::Duration::from_secs(5)))
+            .map_err(|e| cannot(&e))?;
+        let version: i64 = db
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|e| cannot(&e))?;
+        if version > SCHEMA_VERSION {
+            return Err(cannot(&format!(
+                "it was written by a newer monkeyproof (schema {version}, this one knows \
+                 {SCHEMA_VERSION})"
+            )));
+        }
+        db.execute_batch(SCHEMA)
+            .and_then(|()| db.pragma_update(None, "user_version", SCHEMA_VERSION))
+            .map_err(|e| cannot(&e))?;
+        Ok(Self {
+            db: Mutex::new(db),
+            path,
+            _lock: lock,
+        })
+    }
+
+    /// Where the database is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `record`, replacing the one with its id. Returns once it is committed.
+    pub fn save(&self, record: &SessionRecord) -> rusqlite::Result<()> {
+        let db = self.lock();
+        db.prepare_cached(
+            "INSERT OR REPLACE INTO sessions (id, kind, task, argv, cwd, owner, labels,
+                requested_by, created_at_ms, pid, cols, rows, status, exit_code, signal,
+                ended_at_ms, output_bytes, output_lines, last_output_at_ms,
+                task_delivered_at_ms, transcript, final_screen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                ?17, ?18, ?19, ?20, ?21, ?22)",
+        )?
+        .execute(params![
+            record.id,
+            record.kind,
+            record.task,
+            to_json(&record.argv),
+            record.cwd.to_string_lossy(),
+            record.owner,
+            to_json(&record.labels),
+            record.requested_by,
+            record.created_at_ms,
+            record.pid,
+            record.cols,
+            record.rows,
+            record.status,
+            record.exit_code,
+            record.signal,
+            record.ended_at_ms,
+            record.output_bytes as i64,
+            record.output_lines as i64,
+            record.last_output_at_ms,
+            record.task_delivered_at_ms,
+            record.transcript.to_string_lossy(),
+            record.final_screen,
+        ])?;
+        Ok(())
+    }
+
+    /// Forgets the session `id`.
+    pub fn remove(&self, id: &str) -> rusqlite::Result<()> {
+        self.lock()
+            .prepare_cached("DELETE FROM sessions WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
+    /// The record of session `id`, if there is one.
+    pub fn get(&self, id: &str) -> rusqlite::Result<Option<SessionRecord>> {
+        self.lock()
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1"))?
+            .query_row([id], from_row)
+            .optional()
+    }
+
+    /// Every record, oldest first.
+    pub fn load(&self) -> rusqlite::Result<Vec<SessionRecord>> {
+        let db = self.lock();
+        let mut query = db.prepare(&format!(
+            "SELECT {COLUMNS} FROM sessions ORDER BY created_at_ms"
+        ))?;
+        query.query_map([], from_row)?.collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+const COLUMNS: &str = "id, kind, task, argv, cwd, owner, labels, requested_by, created_at_ms, pid,
+    cols, rows, status, exit_code, signal, ended_at_ms, output_bytes, output_lines,
+    last_output_at_ms, task_delivered_at_ms, transcript, final_screen";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        task: row.get(2)?,
+        argv: from_json(&row.get::<_, String>(3)?),
+        cwd: PathBuf::from(row.get::<_, String>(4)?),
+        owner: row.get(5)?,
+        labels: from_json(&row.get::<_, String>(6)?),
+        requested_by: row.get(7)?,
+        created_at_ms: row.get(8)?,
+        pid: row.get(9)?,
+        cols: row.get(10)?,
+        rows: row.get(11)?,
+        status: row.get(12)?,
+        exit_code: row.get(13)?,
+        signal: row.get(14)?,
+        ended_at_ms: row.get(15)?,
+        output_bytes: row.get::<_, i64>(16)?.max(0) as u64,
+        output_lines: row.get::<_, i64>(17)?.max(0) as u64,
+        last_output_at_ms: row.get(18)?,
+        task_delivered_at_ms: row.get(19)?,
+        transcript: PathBuf::from(row.get::<_, String>(20)?),
+        final_screen: row.get(21)?,
+    })
+}
+
+fn to_json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+fn from_json(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> SessionRecord {
+        SessionRecord {
+            id: id.into(),
+            kind: "exec".into(),
+            task: "echo hi".into(),
+            argv: vec!["/bin/sh".into(), "-lc".into(), "echo hi".into()],
+            cwd: "/tmp".into(),
+            owner: Some("me".into()),
+            labels: vec!["a".into(), "b".into()],
+            requested_by: "127.0.0.1:1".into(),
+            created_at_ms: 1_700_000_000_000,
+            pid: 42,
+            cols: 80,
+            rows: 24,
+            status: "running".into(),
+            exit_code: None,
+            signal: None,
+            ended_at_ms: None,
+            output_bytes: 0,
+            output_lines: 0,
+            last_output_at_ms: None,
+            task_delivered_at_ms: Some(1_700_000_000_001),
+            transcript: "/tmp/t.log".into(),
+            final_screen: None,
+        }
+    }
+
+    #[test]
+    fn records_survive_reopening_and_a_second_server_is_refused() {
+        let dir = std::env::temp_dir().join(format!("mp-store-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir).unwrap();
+        let mut first = record("one");
+        store.save(&first).unwrap();
+        store.save(&record("two")).unwrap();
+        first.status = "exited".into();
+        first.exit_code = Some(3);
+        first.ended_at_ms = Some(1_700_000_000_500);
+        first.final_screen = Some(b"{}".to_vec());
+        store.save(&first).unwrap();
+        store.remove("two").unwrap();
+
+        let refused = Store::open(&dir).err().expect("a second store is refused");
+        assert!(refused.contains("another monkeyproof server"), "{refused}");
+        drop(store);
+
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(store.load().unwrap(), vec![first.clone()]);
+        assert_eq!(store.get("one").unwrap(), Some(first));
+        assert_eq!(store.get("two").unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,225 @@
+//! What a server started again on the same data directory knows of the sessions of earlier
+//! runs: finished ones are listed as they were (status, exit, screen, transcript) until their
+//! TTL, a session whose end was never recorded is listed as killed, and two servers never share
+//! one data directory.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::Signal;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// What a client can see of a finished session, less what changes with time or viewers.
+async fn seen(server: &Server, id: &str) -> Value {
+    let (status, mut detail) = server.get(&format!("/sessions/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    for volatile in ["idleMs", "activity", "wsClients"] {
+        detail.as_object_mut().unwrap().remove(volatile);
+    }
+    let mut screens = Vec::new();
+    for format in ["text", "ansi"] {
+        let res = server
+            .get_text(&format!(
+                "/sessions/{id}/screen?format={format}&scrollback=50"
+            ))
+            .await;
+        screens.push(Value::String(res.text().await.unwrap()));
+    }
+    let (_, json_screen) = server
+        .get(&format!("/sessions/{id}/screen?format=json&scrollback=50"))
+        .await;
+    json!({
+        "detail": detail,
+        "screens": screens,
+        "jsonScreen": json_screen,
+        "transcript": String::from_utf8_lossy(&server.transcript(id).await),
+    })
+}
+
+fn restart_in(data_dir: std::path::PathBuf, env: &[(&str, &str)]) -> Server {
+    Server::launch(Launch {
+        env,
+        data_dir: Some(data_dir),
+        ..Launch::default()
+    })
+}
+
+#[tokio::test]
+async fn finished_sessions_are_listed_after_a_restart_as_they_were() {
+    let first = Server::start();
+    let plain = first
+        .exec("printf 'first line\\nsecond line\\n'; exit 3")
+        .await;
+    // Ends on the alternate screen with a title, colours and the cursor keys switched.
+    let full_screen = first
+        .exec(
+            "printf '\\033[?1049h\\033[?1h\\033]0;my title\\007\\033[3;5H\\033[31mfull \
+             screen\\033[0m'; sleep 0.2",
+        )
+        .await;
+    let killed = first
+        .create(json!({"task": "echo killed-soon; sleep 30", "owner": "me", "labels": ["x"]}))
+        .await;
+    first.wait_for_screen(&killed.id, "killed-soon").await;
+    first.delete(&format!("/sessions/{}", killed.id)).await;
+    let mut before = Vec::new();
+    for id in [&plain.id, &full_screen.id, &killed.id] {
+        first.wait_for_end(id).await;
+        before.push(seen(&first, id).await);
+    }
+    let (_, list_before) = first.get("/sessions").await;
+    assert_eq!(before[0]["detail"]["exitCode"], 3);
+    assert_eq!(
+        before[1]["jsonScreen"]["alternateScreen"], true,
+        "{}",
+        before[1]
+    );
+    assert_eq!(before[2]["detail"]["status"], "killed");
+
+    let second = restart_in(first.stop_keeping_data(Signal::SIGTERM), &[]);
+    let (_, list_after) = second.get("/sessions").await;
+    let ids = |list: &Value| -> Vec<Value> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].clone())
+            .collect()
+    };
+    assert_eq!(
+        ids(&list_after),
+        ids(&list_before),
+        "same sessions, same order"
+    );
+    for (id, before) in [&plain.id, &full_screen.id, &killed.id].iter().zip(&before) {
+        assert_eq!(&seen(&second, id).await, before, "session {id} as it was");
+    }
+    // A viewer of a restored session gets its final screen and its end.
+    let mut ws = second.raw_ws(&full_screen.id, "").await;
+    let hello = next_json(&mut ws).await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    let drawn = read_raw_until(&mut ws, |bytes| contains(bytes, "full screen")).await;
+    assert!(
+        contains(&drawn, "\x1b[?1049h"),
+        "{:?}",
+        String::from_utf8_lossy(&drawn)
+    );
+    // Restored sessions take no input and no resize.
+    let (status, _) = second
+        .post(
+            &format!("/sessions/{}/input", plain.id),
+            json!({"input": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // And the new server runs sessions of its own beside them.
+    let fresh = second.exec("echo after-restart").await;
+    second.wait_for_screen(&fresh.id, "after-restart").await;
+}
+
+#[tokio::test]
+async fn finished_sessions_still_expire_after_a_restart() {
+    let first = Server::start();
+    let session = first.exec("echo short-lived").await;
+    first.wait_for_end(&session.id).await;
+    let transcript = first
+        .data_dir
+        .join("transcripts")
+        .join(format!("{}.log", session.id));
+    assert!(transcript.exists());
+
+    let dir = first.stop_keeping_data(Signal::SIGTERM);
+    let second = restart_in(dir.clone(), &[("SESSION_TTL_MS", "300")]);
+    eventually("the session to expire", || async {
+        let (status, _) = second.get(&format!("/sessions/{}", session.id)).await;
+        (status == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    assert!(!transcript.exists(), "its transcript goes with it");
+
+    let third = restart_in(second.stop_keeping_data(Signal::SIGTERM), &[]);
+    assert_eq!(third.get("/sessions").await.1, json!([]), "and its record");
+    let _ = dir;
+}
+
+#[tokio::test]
+async fn a_session_whose_server_was_killed_is_listed_as_killed_with_its_output() {
+    let first = Server::start();
+    let session = first.exec("echo before-the-crash; sleep 30").await;
+    first.wait_for_screen(&session.id, "before-the-crash").await;
+    let dir = first.stop_keeping_data(Signal::SIGKILL);
+    // Until a keeper holds the PTYs, the orphaned program loses its terminal and is hung up.
+    eventually("the orphaned program to be hung up", || async {
+        (!process_alive(session.pid)).then_some(())
+    })
+    .await;
+
+    let second = restart_in(dir, &[]);
+    let detail = second.detail(&session.id).await;
+    assert_eq!(
+        detail.info.status,
+        monkeyproof::engine::SessionStatus::Killed
+    );
+    assert_eq!(
+        (detail.info.exit_code, detail.info.signal.clone()),
+        (None, None)
+    );
+    assert!(detail.info.ended_at.is_some());
+    assert!(
+        detail
+            .screen
+            .lines
+            .iter()
+            .any(|l| l.contains("before-the-crash")),
+        "{:?}",
+        detail.screen.lines
+    );
+    assert!(contains(
+        &second.transcript(&session.id).await,
+        "before-the-crash"
+    ));
+    // Nothing of it is signalled any more: its pid may be anyone's now.
+    let (status, _) = second.delete(&format!("/sessions/{}", session.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    let fresh = second.exec("echo after-restart").await;
+    second.wait_for_screen(&fresh.id, "after-restart").await;
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused() {
+    let first = Server::start();
+    let session = first.exec("echo still-here; sleep 30").await;
+    let second = Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
+        .env("PORT", "0")
+        .env("AGENT_WS_TOKEN", TOKEN)
+        .env("MONKEYPROOF_DATA_DIR", &first.data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || second.wait_with_output()),
+    )
+    .await
+    .expect("the second server gives up at once")
+    .unwrap()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("another monkeyproof server (pid {})", first.pid()))
+            && stderr.contains(first.data_dir.to_str().unwrap()),
+        "{stderr}"
+    );
+    // The first one goes on undisturbed.
+    first.wait_for_screen(&session.id, "still-here").await;
+    assert_eq!(
+        first.detail(&session.id).await.info.status,
+        monkeyproof::engine::SessionStatus::Running
+    );
+}
