@@ -8,7 +8,7 @@
 //! snapshot, fan-out, slow-viewer.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -116,6 +116,7 @@ struct Server {
     child: Child,
     addr: String,
     http: reqwest::Client,
+    data_dir: PathBuf,
 }
 
 impl Server {
@@ -124,12 +125,13 @@ impl Server {
         // examples live in target/<profile>/examples; the server binary one level up.
         let bin = exe.parent().unwrap().parent().unwrap().join("monkeyproof");
         let mut cmd = Command::new(&bin);
+        let data_dir = work.join(format!("data-{}", rand::random::<u32>()));
         cmd.env("PORT", "0")
             .env("AGENT_WS_TOKEN", TOKEN)
-            .env(
-                "MONKEYPROOF_DATA_DIR",
-                work.join(format!("data-{}", rand::random::<u32>())),
-            )
+            .env("MONKEYPROOF_DATA_DIR", &data_dir)
+            // The benchmark's sessions end with its servers.
+            .env("MONKEYPROOF_ON_EXIT", "kill")
+            .env("KILL_GRACE_MS", "500")
             .env("RUST_LOG", "monkeyproof=warn")
             .env("MAX_SESSIONS", "5000")
             .stdout(Stdio::piped());
@@ -154,7 +156,12 @@ impl Server {
             .default_headers(headers)
             .build()
             .unwrap();
-        Server { child, addr, http }
+        Server {
+            child,
+            addr,
+            http,
+            data_dir,
+        }
     }
 
     async fn create(&self, body: Value) -> Value {
@@ -218,9 +225,25 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Stops the server, which kills its sessions; what a stuck one leaves, its keeper with it.
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for keeper in monkeyproof::keeper::keeper_pids(&self.data_dir) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(keeper as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 

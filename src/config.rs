@@ -80,6 +80,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(10..))]
     pub ws_ping_ms: u64,
 
+    /// What a stop of the server (SIGTERM, SIGINT) does to the running sessions: `keep` leaves
+    /// them running for the next server on this data directory, `kill` kills them.
+    #[arg(long, env = "MONKEYPROOF_ON_EXIT", value_enum, default_value_t = OnExit::Keep)]
+    pub on_exit: OnExit,
+
     /// A session with output within this many ms is `busy`, else `idle`.
     #[arg(long, env = "MONKEYPROOF_BUSY_MS", default_value_t = 1000)]
     pub busy_ms: u64,
@@ -205,6 +210,15 @@ impl Config {
 }
 
 /// Variables of the server's environment that never reach a session's program.
+/// What a stop of the server does to the running sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnExit {
+    /// They keep running, held by the keeper, until a server started again takes them over.
+    Keep,
+    /// They are killed, as the original monkeyproof did.
+    Kill,
+}
+
 pub const SECRET_ENV_VARS: &[&str] = &["AGENT_WS_TOKEN", "MONKEYPROOF_TOKEN_FILE"];
 
 /// The token in a token file: its first line, trimmed. The file should be readable by its owner

@@ -11,6 +11,7 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod fuzzing;
+pub mod keeper;
 pub mod presets;
 pub mod protocol;
 pub mod server;

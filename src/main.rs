@@ -1,10 +1,22 @@
-//! The `monkeyproof` binary: parse configuration, run the server.
+//! The `monkeyproof` binary: parse configuration, run the server; or, as `monkeyproof keeper
+//! DATA_DIR`, the keeper that holds the sessions' PTYs (see `keeper`).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
+    // The keeper (started by the server, not by people): no runtime, no configuration.
+    let args: Vec<_> = std::env::args_os().collect();
+    if args.len() == 3 && args[1] == "keeper" {
+        return match monkeyproof::keeper::daemon::run(std::path::Path::new(&args[2])) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("monkeyproof keeper: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Colours only for a person at a terminal: a log file must stay plain text.
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()

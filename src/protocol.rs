@@ -366,6 +366,9 @@ pub struct SessionEvent {
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum SessionEventKind {
     Created,
+    /// A server started again took over this running session from the keeper; what it showed
+    /// before the restart is unchanged, and its output offsets go on from where they were.
+    Adopted,
     /// `length` bytes of output from byte `offset`; with `?data=1`, `data` holds them (base64)
     /// while they are still in memory.
     Output {

@@ -1,5 +1,5 @@
 //! Wires configuration to a running server: engine, presets, router, listener, and the graceful
-//! shutdown that kills every session before exiting.
+//! shutdown, which leaves the running sessions to the keeper (or kills them all, if so set).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::connections::{self, Limits};
 use crate::api::{AppState, auth::Auth, router};
-use crate::config::{Config, SECRET_ENV_VARS};
+use crate::config::{Config, OnExit, SECRET_ENV_VARS};
 use crate::engine::{Engine, EngineConfig, FDS_PER_SESSION};
 use crate::presets::Presets;
 
@@ -104,11 +104,24 @@ pub async fn run(config: Config) -> Result<(), String> {
     ));
 
     wait_for_signal().await;
-    tracing::info!("shutting down: killing every session");
     stop_accepting.cancel();
     let limit = config.kill_grace() + Duration::from_millis(1800);
     let drained = tokio::time::timeout(limit, async {
-        engine.shutdown().await;
+        match config.on_exit {
+            OnExit::Kill => {
+                tracing::info!("shutting down: killing every session");
+                engine.shutdown().await;
+            }
+            OnExit::Keep => {
+                let kept = engine.detach().await;
+                if kept > 0 {
+                    println!(
+                        "{kept} session(s) keep running, held by the keeper; a server started                          again on {} takes them over. To stop them: DELETE /sessions/ID, or                          stop the server with MONKEYPROOF_ON_EXIT=kill (--on-exit kill)",
+                        data_dir.display()
+                    );
+                }
+            }
+        }
         shutdown.cancel();
         let _ = server.await;
     })

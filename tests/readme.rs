@@ -71,6 +71,7 @@ fn the_readme_examples_work_when_pasted() {
         .args(["120", "bash", "-c", &script])
         .env("PORT", &port)
         .env("MONKEYPROOF_DATA_DIR", &data_dir)
+        .env("MONKEYPROOF_ON_EXIT", "kill")
         .env_remove("AGENT_WS_TOKEN")
         .output()
         .unwrap();

@@ -146,12 +146,16 @@ async fn finished_sessions_still_expire_after_a_restart() {
 }
 
 #[tokio::test]
-async fn a_session_whose_server_was_killed_is_listed_as_killed_with_its_output() {
+async fn a_session_whose_server_and_keeper_were_killed_is_listed_as_killed_with_its_output() {
     let first = Server::start();
     let session = first.exec("echo before-the-crash; sleep 30").await;
     first.wait_for_screen(&session.id, "before-the-crash").await;
     let dir = first.stop_keeping_data(Signal::SIGKILL);
-    // Until a keeper holds the PTYs, the orphaned program loses its terminal and is hung up.
+    // As after a reboot: with the keeper gone too, the program loses its terminal and is hung
+    // up.
+    for keeper in keepers_of(&dir) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(keeper as i32), Signal::SIGKILL).unwrap();
+    }
     eventually("the orphaned program to be hung up", || async {
         (!process_alive(session.pid)).then_some(())
     })
@@ -222,4 +226,185 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
         first.detail(&session.id).await.info.status,
         monkeyproof::engine::SessionStatus::Running
     );
+}
+
+fn keep(data_dir: Option<std::path::PathBuf>) -> Server {
+    Server::launch(Launch {
+        env: &[("MONKEYPROOF_ON_EXIT", "keep")],
+        data_dir,
+        ..Launch::default()
+    })
+}
+
+#[tokio::test]
+async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
+    let first = keep(None);
+    let shell = first.exec("exec bash --norc --noprofile -i").await;
+    first.wait_for_screen(&shell.id, "bash-").await;
+    first
+        .post(
+            &format!("/sessions/{}/input", shell.id),
+            json!({"input": "echo before-the-stop", "enter": true}),
+        )
+        .await;
+    first.wait_for_screen(&shell.id, "before-the-stop").await;
+    let vim = first
+        .create(json!({"task": "vim -u NONE -N", "cols": 90, "rows": 30}))
+        .await;
+    first.wait_for_screen(&vim.id, "VIM - Vi IMproved").await;
+    // Writes while no server runs: more than a PTY buffers, so it blocks until read again.
+    let writer = first
+        .exec("sleep 1; seq 1 30000; echo writer-done; sleep 60")
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, list_before) = first.get("/sessions").await;
+    let mut before = Vec::new();
+    for id in [&shell.id, &vim.id] {
+        before.push(seen_running(&first, id).await);
+    }
+
+    let dir = first.stop_keeping_data(Signal::SIGTERM);
+    assert!(process_alive(shell.pid) && process_alive(vim.pid) && process_alive(writer.pid));
+    assert_eq!(keepers_of(&dir).len(), 1, "one keeper holds them");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let second = keep(Some(dir.clone()));
+    let (_, list_after) = second.get("/sessions").await;
+    let summary = |list: &Value| -> Vec<Value> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| json!([s["id"], s["pid"], s["status"], s["cols"], s["rows"]]))
+            .collect()
+    };
+    assert_eq!(summary(&list_after), summary(&list_before));
+    for (id, before) in [&shell.id, &vim.id].iter().zip(&before) {
+        assert_eq!(
+            &seen_running(&second, id).await,
+            before,
+            "session {id} as it was"
+        );
+    }
+    // What the program wrote meanwhile, exactly once, after what came before.
+    second.wait_for_screen(&writer.id, "writer-done").await;
+    let expected: String = (1..=30000).map(|n| format!("{n}\r\n")).collect();
+    let transcript = String::from_utf8(second.transcript(&writer.id).await).unwrap();
+    assert_eq!(transcript, format!("{expected}writer-done\r\n"));
+    // The adopted shell is driven as before, and killed as before.
+    second
+        .post(
+            &format!("/sessions/{}/input", shell.id),
+            json!({"input": "echo after-the-restart", "enter": true}),
+        )
+        .await;
+    second.wait_for_screen(&shell.id, "after-the-restart").await;
+    second.delete(&format!("/sessions/{}", vim.id)).await;
+    let ended = second.wait_for_end(&vim.id).await;
+    assert_eq!(
+        ended.info.status,
+        monkeyproof::engine::SessionStatus::Killed
+    );
+    assert!(!process_alive(vim.pid));
+    // Killing the rest on this stop ends them and the keeper.
+    let dir = second.stop_keeping_data(Signal::SIGTERM);
+    let last = Server::launch(Launch {
+        data_dir: Some(dir.clone()),
+        ..Launch::default()
+    });
+    assert_eq!(
+        last.detail(&shell.id).await.info.status,
+        monkeyproof::engine::SessionStatus::Running
+    );
+    let dir = last.stop_keeping_data(Signal::SIGTERM);
+    eventually("the sessions and the keeper to end", || async {
+        (!process_alive(shell.pid) && !process_alive(writer.pid) && keepers_of(&dir).is_empty())
+            .then_some(())
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a client can see of a running session, less what changes with time or viewers.
+async fn seen_running(server: &Server, id: &str) -> Value {
+    let (_, json_screen) = server
+        .get(&format!("/sessions/{id}/screen?format=json&scrollback=50"))
+        .await;
+    let ansi = server
+        .get_text(&format!("/sessions/{id}/screen?format=ansi"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let detail = server.detail(id).await;
+    json!({
+        "screen": json_screen,
+        "ansi": ansi,
+        "outputBytes": detail.info.output_bytes,
+        "pid": detail.info.pid,
+        "createdAt": detail.info.created_at,
+    })
+}
+
+#[tokio::test]
+async fn the_keeper_exits_once_it_holds_nothing() {
+    let first = keep(None);
+    let session = first.exec("echo done").await;
+    first.wait_for_end(&session.id).await;
+    let dir = first.data_dir.clone();
+    assert_eq!(keepers_of(&dir).len(), 1);
+    let dir = {
+        let _ = &dir;
+        first.stop_keeping_data(Signal::SIGTERM)
+    };
+    eventually("the keeper to exit", || async {
+        keepers_of(&dir).is_empty().then_some(())
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_crash_of_the_server_ends_no_session_and_loses_or_repeats_no_output() {
+    // Output in bursts between pauses, so the server is killed during floods and in between.
+    let task = "for i in $(seq 1 200000); do echo $i; \
+                [ $((i % 10000)) = 0 ] && sleep 0.15; done; echo all-written; sleep 60";
+    let mut server = keep(None);
+    let session = server.exec(task).await;
+    let cycles: u64 = std::env::var("CRASH_CYCLES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    for cycle in 0..cycles {
+        tokio::time::sleep(Duration::from_millis(100 + 37 * cycle)).await;
+        let dir = server.stop_keeping_data(Signal::SIGKILL);
+        assert!(
+            process_alive(session.pid),
+            "cycle {cycle}: the program runs on"
+        );
+        server = keep(Some(dir));
+        let detail = server.detail(&session.id).await;
+        assert_eq!(detail.info.pid, session.pid);
+        assert_eq!(
+            detail.info.status,
+            monkeyproof::engine::SessionStatus::Running
+        );
+    }
+    server.wait_for_screen(&session.id, "all-written").await;
+    let expected: String = (1..=200000).map(|n| format!("{n}\r\n")).collect();
+    let transcript = String::from_utf8(server.transcript(&session.id).await).unwrap();
+    if transcript != format!("{expected}all-written\r\n") {
+        let first_difference = transcript
+            .bytes()
+            .zip(expected.bytes())
+            .position(|(a, b)| a != b);
+        panic!(
+            "transcript of {} bytes differs from seq's {} at byte {first_difference:?}: {:?}",
+            transcript.len(),
+            expected.len(),
+            first_difference
+                .map(|at| &transcript[at.saturating_sub(20)..(at + 20).min(transcript.len())])
+        );
+    }
+    server.delete(&format!("/sessions/{}", session.id)).await;
+    server.wait_for_end(&session.id).await;
 }

@@ -68,6 +68,7 @@ pub fn screen_view(screen: ScreenText, scrollback: Vec<String>, offset: u64) -> 
 pub fn event(engine: &Engine, event: &Event, with_data: bool) -> SessionEvent {
     let kind = match &event.kind {
         EventKind::Created => SessionEventKind::Created,
+        EventKind::Adopted => SessionEventKind::Adopted,
         EventKind::Output { offset, length } => SessionEventKind::Output {
             offset: *offset,
             length: *length,

@@ -34,6 +34,8 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
     Created,
+    /// A server started again took over the running session (see `Restarts and upgrades`).
+    Adopted,
     /// `length` bytes of output from `offset`.
     Output {
         offset: u64,

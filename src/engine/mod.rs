@@ -5,7 +5,6 @@
 
 mod answers;
 mod backlog;
-mod child;
 pub mod data_dir;
 mod events;
 mod keys;
@@ -22,6 +21,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use dashmap::DashMap;
 
+use crate::keeper::Keeper;
 use crate::store::Store;
 
 pub use events::{ACTIVITY_TICK, EVENT_RING_CAPACITY, Event, EventBus, EventKind, Missed};
@@ -38,6 +38,7 @@ pub use session::{
     MAX_QUEUED_INPUT_BYTES, ReplyFilter, Session, SessionKind, SessionSnapshot, SessionStatus,
     SpawnError, SpawnSpec, Viewer, ViewerEvent, WaitFor, WaitOutcome,
 };
+use session::{Serving, abandon_unrecorded};
 
 /// The engine's settings.
 #[derive(Debug, Clone)]
@@ -63,8 +64,8 @@ pub struct EngineConfig {
 }
 
 /// Descriptors one session holds: the PTY master and its two duplicates (reader, writer), the
-/// program's pidfd, the transcript. What the server must keep free per `MAX_SESSIONS`.
-pub const FDS_PER_SESSION: usize = 5;
+/// output pipe's two ends, the transcript. What the server must keep free per `MAX_SESSIONS`.
+pub const FDS_PER_SESSION: usize = 6;
 
 /// Why a spawn was refused.
 #[derive(Debug)]
@@ -87,6 +88,8 @@ pub struct Engine {
     spawn_gate: Mutex<()>,
     /// The sessions' records, which outlive this server.
     store: Arc<Store>,
+    /// The process that starts the programs and holds their PTYs (see `keeper`).
+    keeper: Mutex<Option<Arc<Keeper>>>,
 }
 
 impl Engine {
@@ -98,10 +101,40 @@ impl Engine {
         data_dir::prepare(&config.data_dir)?;
         let store = Arc::new(Store::open(&config.data_dir)?);
         let events = Arc::new(EventBus::default());
-        let records = store
+        let mut records = store
             .load()
             .map_err(|e| format!("cannot read {}: {e}", store.path().display()))?;
         let sessions = DashMap::new();
+        let keeper = Keeper::connect_running(&config.data_dir)?.map(Arc::new);
+        let mut adopted = Vec::new();
+        if let Some(keeper) = &keeper {
+            let serving = || Serving {
+                ring_capacity: config.output_buffer_lines.max(1) * RING_BYTES_PER_LINE,
+                events: events.clone(),
+                store: Some(store.clone()),
+                keeper: keeper.clone(),
+            };
+            for held in keeper.list()? {
+                let Some(at) = records.iter().position(|r| r.id == held.id) else {
+                    tracing::warn!(session = %held.id, pid = held.pid, "the keeper holds a session nobody recorded: killing it");
+                    abandon_unrecorded(&held, keeper);
+                    continue;
+                };
+                let record = records.remove(at);
+                let (id, pid) = (held.id.clone(), held.pid);
+                match Session::adopt(record, held, serving()) {
+                    Ok((session, start)) => {
+                        sessions.insert(id.clone(), session);
+                        adopted.push((id, start));
+                    }
+                    Err(why) => {
+                        tracing::error!(session = %id, pid, %why, "cannot adopt the session: killing it");
+                        process::signal_session(pid, nix::sys::signal::Signal::SIGKILL);
+                        keeper.reap(&id);
+                    }
+                }
+            }
+        }
         for record in records {
             let id = record.id.clone();
             match Session::restore(record, store.clone(), events.clone()) {
@@ -114,8 +147,13 @@ impl Engine {
         if !sessions.is_empty() {
             tracing::info!(
                 count = sessions.len(),
+                running = adopted.len(),
                 "sessions of earlier runs listed again"
             );
+        }
+        for (id, start) in adopted {
+            events.publish(&id, EventKind::Adopted);
+            start.serve();
         }
         Ok(Self {
             config,
@@ -123,6 +161,7 @@ impl Engine {
             events,
             spawn_gate: Mutex::new(()),
             store,
+            keeper: Mutex::new(keeper),
         })
     }
 
@@ -146,15 +185,13 @@ impl Engine {
             .data_dir
             .join(data_dir::TRANSCRIPTS)
             .join(format!("{id}.log"));
-        let ring = self.config.output_buffer_lines.max(1) * RING_BYTES_PER_LINE;
+        let keeper = self.keeper().map_err(EngineError::Spawn)?;
         let (session, start) = Session::spawn(
             id.clone(),
             spec,
             transcript,
-            ring,
             &self.config.env_remove,
-            self.events.clone(),
-            Some(self.store.clone()),
+            self.serving(keeper),
         )
         .map_err(EngineError::Spawn)?;
         session.save_record(&self.store);
@@ -163,6 +200,28 @@ impl Engine {
         self.events.publish(&id, EventKind::Created);
         start.serve();
         Ok(session)
+    }
+
+    /// The keeper, connected (or started) on first use and again if it was lost.
+    fn keeper(&self) -> Result<Arc<Keeper>, SpawnError> {
+        let mut keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(keeper) = keeper.as_ref().filter(|k| !k.is_lost()) {
+            return Ok(keeper.clone());
+        }
+        let connected = Arc::new(
+            Keeper::connect_or_start(&self.config.data_dir).map_err(SpawnError::Internal)?,
+        );
+        *keeper = Some(connected.clone());
+        Ok(connected)
+    }
+
+    fn serving(&self, keeper: Arc<Keeper>) -> Serving {
+        Serving {
+            ring_capacity: self.config.output_buffer_lines.max(1) * RING_BYTES_PER_LINE,
+            events: self.events.clone(),
+            store: Some(self.store.clone()),
+            keeper,
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
@@ -313,6 +372,20 @@ impl Engine {
                 }
             }
         })
+    }
+
+    /// Lets go of every session without ending any: readers stop after the read in hand (so each
+    /// byte read is in its transcript, and the next server reads on from there), and the
+    /// programs run on, held by the keeper. Returns how many sessions keep running.
+    pub async fn detach(&self) -> usize {
+        let sessions = self.list();
+        for session in &sessions {
+            session.stop_reading();
+        }
+        for session in &sessions {
+            session.reader_stopped().await;
+        }
+        sessions.iter().filter(|s| s.holds_processes()).count()
     }
 
     /// Kills every session that may still have processes — running ones, and finished ones

@@ -37,6 +37,7 @@ impl OutputLog {
     pub fn create(transcript_path: &Path, ring_capacity: usize) -> io::Result<Self> {
         let transcript = std::fs::OpenOptions::new()
             .create_new(true)
+            .read(true)
             .write(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
@@ -64,6 +65,34 @@ impl OutputLog {
             transcript_path,
             transcript_failed: false,
         }
+    }
+
+    /// The log of a session a server started again takes over: the transcript at
+    /// `transcript_path` (written on by the session's recorder) as it is, its last
+    /// `ring_capacity` bytes in memory.
+    pub fn adopt(transcript_path: &Path, ring_capacity: usize) -> io::Result<Self> {
+        let (total, lines) = count_transcript(transcript_path)?;
+        let from = total.saturating_sub(ring_capacity as u64);
+        let tail = read_transcript(transcript_path, from, (total - from) as usize)?;
+        Ok(Self {
+            ring: tail.into_iter().collect(),
+            ring_capacity: ring_capacity.max(1),
+            total,
+            lines,
+            transcript: None,
+            transcript_path: transcript_path.to_path_buf(),
+            transcript_failed: false,
+        })
+    }
+
+    /// Opens the transcript at `path` for the recorder of a session taken over (read and
+    /// write, never through a symlink).
+    pub fn reopen_transcript(path: &Path) -> io::Result<File> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
     }
 
     /// Records `bytes`: first to the transcript, then to the ring.
@@ -159,13 +188,10 @@ impl OutputLog {
         self.ring_capacity = self.ring_capacity.min(bytes.max(1));
     }
 
-    /// Flushes the transcript to disk and closes it; later appends stay in memory only.
-    pub fn close_transcript(&mut self) {
-        if let Some(file) = self.transcript.take()
-            && let Err(err) = file.sync_data()
-        {
-            tracing::warn!(path = %self.transcript_path.display(), %err, "transcript sync failed");
-        }
+    /// The transcript file, for a writer of its own (the session's recorder); appends then
+    /// go to memory only.
+    pub fn take_transcript(&mut self) -> Option<File> {
+        self.transcript.take()
     }
 }
 

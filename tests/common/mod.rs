@@ -98,6 +98,8 @@ impl Server {
             .env("AGENT_WS_TOKEN", TOKEN)
             .env("MONKEYPROOF_DATA_DIR", &data_dir)
             .env("KILL_GRACE_MS", "1000")
+            // Tests that do not restart the server leave nothing running behind them.
+            .env("MONKEYPROOF_ON_EXIT", "kill")
             .env("RUST_LOG", "monkeyproof=warn")
             .args(launch.args)
             .stdout(Stdio::piped())
@@ -393,6 +395,13 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
         if !self.data_dir.as_os_str().is_empty() {
+            // A test that failed may have left sessions to the keeper: end them with it.
+            for keeper in keepers_of(&self.data_dir) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(keeper as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = std::fs::remove_dir_all(&self.data_dir);
         }
     }
@@ -560,4 +569,9 @@ pub fn client_from(ip: &str) -> reqwest::Client {
         .local_address(ip.parse::<std::net::IpAddr>().unwrap())
         .build()
         .unwrap()
+}
+
+/// The keeper processes serving `data_dir`.
+pub fn keepers_of(data_dir: &std::path::Path) -> Vec<u32> {
+    monkeyproof::keeper::keeper_pids(data_dir)
 }

@@ -24,7 +24,7 @@ before(async () => {
   assert.ok(existsSync(CHROMIUM), `browser missing: ${CHROMIUM} (apt-get install chromium-headless-shell)`);
   dataDir = mkdtempSync(join(tmpdir(), 'mp-e2e-'));
   server = spawn(BIN, [], {
-    env: { ...process.env, PORT: '0', AGENT_WS_TOKEN: TOKEN, MONKEYPROOF_DATA_DIR: dataDir, KILL_GRACE_MS: '1000' },
+    env: { ...process.env, PORT: '0', AGENT_WS_TOKEN: TOKEN, MONKEYPROOF_DATA_DIR: dataDir, KILL_GRACE_MS: '1000', MONKEYPROOF_ON_EXIT: 'kill' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   base = await new Promise((resolve, reject) => {

@@ -11,21 +11,18 @@
 //! with `setsid` is reached through its parent while that parent is in the session; see
 //! `process.rs`.) Reader EOF is not exit: a background job may hold the PTY open.
 
-use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
-use nix::unistd::Pid;
-use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
 
 use super::super::events::EventKind;
 use super::super::process;
 use super::recent::FINISHED_TAIL_BYTES;
 use super::{ExitInfo, Session, SessionStatus, lock};
+use crate::keeper::{Exit, Keeper, child};
 
 /// How long the exit task lets the reader drain output written just before the program exited.
 const EXIT_DRAIN: Duration = Duration::from_millis(500);
@@ -76,20 +73,24 @@ impl Session {
 
     /// Awaits the program's end, reaps it once nothing of its session is left, and records how
     /// it ended after its last output.
-    pub(super) async fn wait_for_exit(self: Arc<Self>, exited: AsyncFd<OwnedFd>) {
-        let how = match exited.readable().await {
-            // It has ended: reading its status does not block.
-            Ok(_) => exit_status(|| Id::PIDFd(exited.get_ref().as_fd())),
+    pub(super) async fn wait_for_exit(self: Arc<Self>, exited: oneshot::Receiver<Exit>) {
+        let how = match exited.await {
+            Ok(exit) => ExitInfo {
+                code: exit.code,
+                signal: exit.signal,
+            },
+            // The keeper is gone (the program's parent now is init): its end can still be
+            // seen, but not its status.
             Err(_) => {
-                let pid = self.pid;
-                tokio::task::spawn_blocking(move || {
-                    exit_status(|| Id::Pid(Pid::from_raw(pid as i32)))
-                })
-                .await
-                .unwrap_or_else(|_| unknown_exit())
+                if let Ok(gone) = child::exit_notice(self.pid) {
+                    let _ = gone.readable().await;
+                }
+                ExitInfo {
+                    code: None,
+                    signal: None,
+                }
             }
         };
-        drop(exited);
         lock(&self.processes.leader).exited = true;
         // Output written just before the exit may still be on its way through the PTY.
         let mut changes = self.subscribe();
@@ -152,13 +153,8 @@ impl Session {
         if !leader.exited || !alone(self.pid) {
             return false;
         }
-        match waitpid(Pid::from_raw(self.pid as i32), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => return false,
-            Ok(_) | Err(Errno::ECHILD) => {}
-            Err(err) => {
-                tracing::error!(session = %self.id, %err, "waitpid failed");
-                return false;
-            }
+        if let Some(keeper) = &self.keeper {
+            keeper.reap(&self.id);
         }
         leader.reaped = true;
         true
@@ -218,7 +214,9 @@ impl Session {
         let _ = tokio::task::spawn_blocking(move || {
             // Held while signalling, so the leader cannot be reaped (freeing its ids) meanwhile.
             let leader = lock(&session.processes.leader);
-            if leader.reaped {
+            // Without the keeper the leader is init's child: reaped by init when it ends, its
+            // pid may be anyone's.
+            if leader.reaped || session.keeper.as_ref().is_none_or(|k| k.is_lost()) {
                 return;
             }
             for &signal in signals {
@@ -244,41 +242,9 @@ impl Session {
     }
 }
 
-/// Kills and reaps a program that was started but cannot be served (it was never reaped, so its
-/// session is provably its own).
-pub(super) fn abandon(pid: u32) {
+/// Kills a program that was started but cannot be served (its leader is unreaped: its session
+/// is provably its own) and has the keeper reap it once it has ended.
+pub(super) fn abandon(pid: u32, keeper: &Keeper, id: &str) {
     process::signal_session(pid, Signal::SIGKILL);
-    let _ = waitpid(Pid::from_raw(pid as i32), None);
-}
-
-/// How the program named by `id` ended, read without reaping it.
-fn exit_status<'fd>(id: impl Fn() -> Id<'fd>) -> ExitInfo {
-    loop {
-        match waitid(id(), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-            Ok(WaitStatus::Exited(_, code)) => {
-                return ExitInfo {
-                    code: Some(code),
-                    signal: None,
-                };
-            }
-            Ok(WaitStatus::Signaled(_, signal, _)) => {
-                return ExitInfo {
-                    code: None,
-                    signal: Some(signal.as_str().to_owned()),
-                };
-            }
-            Ok(_) | Err(Errno::EINTR) => continue,
-            Err(err) => {
-                tracing::error!(%err, "waitid failed");
-                return unknown_exit();
-            }
-        }
-    }
-}
-
-fn unknown_exit() -> ExitInfo {
-    ExitInfo {
-        code: None,
-        signal: None,
-    }
+    keeper.reap(id);
 }

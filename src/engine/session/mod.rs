@@ -15,11 +15,13 @@
 //! shared ring at their own pace, so no viewer can block the PTY or another.
 
 mod activity;
+mod adopt;
 mod input;
 mod lifecycle;
 mod reader;
 mod recent;
 mod record;
+mod recorder;
 mod spawn;
 mod viewer;
 mod wait;
@@ -30,7 +32,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use portable_pty::MasterPty;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -38,11 +39,13 @@ use super::events::EventBus;
 use super::output::OutputLog;
 use super::screen::{Screen, ScreenText, TermSize};
 
+pub(crate) use adopt::abandon_unrecorded;
 pub use input::{
     DUPLICATE_ANSWER_WINDOW, InputError, MAX_QUEUED_ANSWER_BYTES, MAX_QUEUED_INPUT_BYTES,
     ReplyFilter,
 };
 pub use recent::FINISHED_TAIL_BYTES;
+pub(crate) use spawn::Serving;
 pub use spawn::{SpawnError, SpawnSpec};
 pub use viewer::{AttachFrom, AttachStart, MAX_OUTPUT_CHUNK, Viewer, ViewerEvent};
 pub use wait::{Fired, MAX_PATTERN_BYTES, WaitFor, WaitOutcome};
@@ -100,7 +103,8 @@ pub struct Session {
     input: Arc<input::InputQueue>,
     /// Queries the server answered, for recognising viewers' duplicate answers.
     answered: Mutex<VecDeque<input::Answered>>,
-    master: Mutex<Option<Box<dyn MasterPty + Send>>>,
+    /// The PTY's master (the keeper holds it too); let go once the session is over.
+    master: Mutex<Option<std::os::fd::OwnedFd>>,
     processes: lifecycle::Processes,
     stop_reading: AtomicBool,
     viewers: AtomicUsize,
@@ -110,6 +114,9 @@ pub struct Session {
     ring_capacity: usize,
     /// Where the session's record is kept (see `record.rs`); `None` in tests of the engine alone.
     store: Option<Arc<crate::store::Store>>,
+    /// The keeper that started the program and holds its PTY; `None` for a session that ended
+    /// before this server started.
+    keeper: Option<Arc<crate::keeper::Keeper>>,
 }
 
 /// The part of a session that the reader changes, under one lock.

@@ -1,4 +1,5 @@
-//! The reader thread: PTY → transcript → ring → screen → wake viewers, one OS thread per session.
+//! The reader thread: PTY → transcript (see `recorder.rs`) → ring → screen → wake viewers, one
+//! OS thread per session.
 //!
 //! A PTY buffers only ~12 KB between the program and us, so every read is recorded at once (the
 //! kernel moves the next chunk meanwhile) and the reader is straight back at the PTY; only the
@@ -7,8 +8,6 @@
 //! here, and the answers it owes the program are queued for the writer task (never written from
 //! this thread: a program that does not read its input must not stop its output being read).
 
-use std::fs::File;
-use std::io::{ErrorKind, Read};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,6 +18,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::super::events::EventKind;
 use super::input::{ANSWERED_KEPT, Answered};
+use super::recorder::{Recorded, Recorder};
 use super::{Session, lock};
 
 /// How often a blocked reader wakes to see whether it was told to stop.
@@ -30,16 +30,15 @@ const READ_CHUNK: usize = 32 * 1024;
 const DRAW_BACKLOG_AFTER_MS: u16 = 20;
 
 impl Session {
-    pub(super) fn read_loop(self: Arc<Self>, pty: File) {
+    pub(super) fn read_loop(self: Arc<Self>, mut recorder: Recorder) {
         let mut buf = vec![0u8; READ_CHUNK];
         let mut backlog = false;
         let mut unpublished = 0;
         while !self.stop_reading.load(Ordering::Relaxed) {
             // The PTY is non-blocking; a read that finds nothing still waits for output the
             // kernel is moving to us right now, so EAGAIN means the program has paused.
-            match (&pty).read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
+            match recorder.record(&mut buf) {
+                Ok(Recorded::Bytes(n)) => {
                     backlog = self.ingest(&buf[..n]);
                     unpublished += n;
                     if unpublished >= READ_CHUNK {
@@ -48,10 +47,12 @@ impl Session {
                     }
                     continue;
                 }
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                // EIO once every slave descriptor is closed: no more output.
-                Err(_) => break,
+                Ok(Recorded::Nothing) => {}
+                Ok(Recorded::End) => break,
+                Err(err) => {
+                    tracing::error!(session = %self.id, %err, "reading the PTY failed");
+                    break;
+                }
             }
             if unpublished > 0 {
                 self.publish();
@@ -63,7 +64,7 @@ impl Session {
                 READER_POLL_MS
             };
             match poll(
-                &mut [PollFd::new(pty.as_fd(), PollFlags::POLLIN)],
+                &mut [PollFd::new(recorder.pty().as_fd(), PollFlags::POLLIN)],
                 PollTimeout::from(timeout),
             ) {
                 Ok(0) if backlog => {
@@ -74,11 +75,8 @@ impl Session {
                 Err(_) => break,
             }
         }
-        {
-            let mut state = self.lock_state();
-            state.reader_done = true;
-            state.log.close_transcript();
-        }
+        recorder.sync();
+        self.lock_state().reader_done = true;
         self.publish();
         if self.release_pty_if_done()
             && let Some(store) = &self.store

@@ -134,6 +134,7 @@ impl Session {
             reported: Mutex::new(activity::Reported::up_to(total)),
             ring_capacity: FINISHED_TAIL_BYTES,
             store: Some(store.clone()),
+            keeper: None,
         });
         if unrecorded_end {
             tracing::warn!(
@@ -168,7 +169,7 @@ fn wire_name(value: &impl Serialize) -> String {
     }
 }
 
-fn from_wire<T: DeserializeOwned>(name: &str) -> Option<T> {
+pub(super) fn from_wire<T: DeserializeOwned>(name: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
 }
 
@@ -177,6 +178,6 @@ fn millis(time: SystemTime) -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn from_millis(ms: i64) -> SystemTime {
+pub(super) fn from_millis(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }

@@ -1,27 +1,24 @@
 //! Starting a session: the PTY, the program on it, the descriptors the session keeps, and the
 //! tasks that serve it. Also resizing the PTY, the other thing done to the PTY itself.
 
-use std::fs::File;
 use std::io::ErrorKind;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use portable_pty::{PtySize, native_pty_system};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
-use super::super::child::{self, Program};
 use super::super::events::{EventBus, EventKind};
 use super::super::output::OutputLog;
 use super::super::screen::{Screen, TermSize};
 use super::input::InputQueue;
-use super::{InputError, Session, SessionKind, SessionStatus, State, lifecycle, lock};
+use super::recorder::Recorder;
+use super::{InputError, Session, SessionKind, SessionStatus, State, activity, lifecycle, lock};
+use crate::keeper::{Keeper, PtyFds, child};
 use crate::store::Store;
 
 /// Everything needed to start a session's program.
@@ -67,23 +64,6 @@ impl SpawnError {
             _ => Self::Internal(message),
         }
     }
-
-    /// The same for portable-pty's errors, which mostly carry the OS error only as text
-    /// (`failed to openpty: Os { code: 24, … }`).
-    fn from_pty(what: &str, err: &anyhow::Error) -> Self {
-        if let Some(io) = err.chain().find_map(|e| e.downcast_ref::<std::io::Error>()) {
-            return Self::from_io(what, io);
-        }
-        let text = format!("{err:?}");
-        let code = text
-            .split("Os { code: ")
-            .nth(1)
-            .and_then(|rest| rest.split(',').next()?.parse().ok());
-        match code {
-            Some(code) => Self::from_io(what, &std::io::Error::from_raw_os_error(code)),
-            None => Self::Internal(format!("{what}: {err}")),
-        }
-    }
 }
 
 /// A started session whose reader and exit task wait for `serve`, so that whoever registers
@@ -101,17 +81,24 @@ impl Start {
     }
 }
 
+/// What a session is started or adopted with, besides its program.
+pub(crate) struct Serving {
+    pub ring_capacity: usize,
+    pub events: Arc<EventBus>,
+    pub store: Option<Arc<Store>>,
+    pub keeper: Arc<Keeper>,
+}
+
 impl Session {
-    /// Starts `spec.argv` in a new PTY, with the tasks that will serve it once `Start::serve` is
-    /// called. Blocking (it starts a process): call it off the async workers, within a runtime.
+    /// Starts `spec.argv` in a new PTY (through the keeper, which holds it), with the tasks that
+    /// will serve it once `Start::serve` is called. Blocking (it waits for the keeper): call it
+    /// off the async workers, within a runtime.
     pub(crate) fn spawn(
         id: String,
         spec: SpawnSpec,
         transcript_path: PathBuf,
-        ring_capacity: usize,
         env_remove: &[String],
-        events: Arc<EventBus>,
-        store: Option<Arc<Store>>,
+        serving: Serving,
     ) -> Result<(Arc<Session>, Start), SpawnError> {
         if !spec.cwd.is_dir() {
             let why = if spec.cwd.exists() {
@@ -124,97 +111,134 @@ impl Session {
                 spec.cwd.display()
             )));
         }
-        let Some(program) = spec.argv.first() else {
+        let Some(program) = spec.argv.first().cloned() else {
             return Err(SpawnError::Invalid("command is empty".into()));
         };
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| SpawnError::Internal("no async runtime to serve the session".into()))?;
-        let log = OutputLog::create(&transcript_path, ring_capacity)
+        let mut log = OutputLog::create(&transcript_path, serving.ring_capacity)
             .map_err(|e| SpawnError::from_io("cannot create the transcript", &e))?;
+        let transcript = log
+            .take_transcript()
+            .ok_or_else(|| SpawnError::Internal("the transcript is not open".into()))?;
         // A spawn that fails from here on leaves no transcript behind.
         let mut transcript_guard = RemoveOnDrop(Some(transcript_path.clone()));
-
-        let pair = native_pty_system()
-            .openpty(pty_size(spec.size))
-            .map_err(|e| SpawnError::from_pty("cannot open a PTY", &e))?;
-        let spawned = pair
-            .master
-            .tty_name()
-            .ok_or_else(|| std::io::Error::other("the PTY has no name"))
-            .and_then(|tty| {
-                child::spawn_on_terminal(
-                    &tty,
-                    &Program {
-                        argv: &spec.argv,
-                        cwd: &spec.cwd,
-                        env_remove,
-                        env: &spec.env,
-                    },
-                )
-            });
-        // Our copy of the slave must go, or the reader never sees EOF.
-        drop(pair.slave);
-        let pid = spawned.map_err(|err| match SpawnError::from_io("", &err) {
-            SpawnError::Exhausted(_) => {
-                SpawnError::Exhausted(format!("cannot start {program}: {err}"))
-            }
-            _ => SpawnError::Invalid(format!("cannot start {program}: {err}")),
-        })?;
-
-        // Our own descriptors (close-on-exec) for reading and writing, so the reader can poll
-        // without racing the master's release. The PTY is made non-blocking: the reader reads
-        // until it has nothing and only then waits in `poll`, and input is written from async
-        // code that must never block.
-        let descriptors = pair
-            .master
-            .as_raw_fd()
-            .ok_or(Errno::EBADF)
-            .and_then(|fd| {
-                let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-                fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-                let dup = || {
-                    fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(0))
-                        // SAFETY: the duplicate is a fresh descriptor that nothing else owns.
-                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-                };
-                Ok((File::from(dup()?), dup()?))
-            })
-            .map_err(std::io::Error::from)
-            .and_then(|(reader, writer)| {
-                let _runtime = runtime.enter();
-                // Writability only: registered for reading too, every chunk of output would
-                // wake the runtime for nothing.
-                // SAFETY: the descriptor is ours alone and stays open while registered: the
-                // `AsyncFd` owns it.
-                let writer =
-                    unsafe { AsyncFd::register_with_interest(writer, Interest::WRITABLE)? };
-                let exited = child::exit_notice(pid)?;
-                Ok((reader, writer, exited))
-            });
-        let (reader, writer, exited) = match descriptors {
-            Ok(descriptors) => descriptors,
+        let env = child::environment(env_remove, &spec.env);
+        let (pid, fds) = serving
+            .keeper
+            .spawn(
+                &id,
+                &spec.argv,
+                &spec.cwd,
+                &env,
+                (spec.size.cols, spec.size.rows),
+            )
+            .map_err(|failure| {
+                let err = failure
+                    .errno
+                    .map(std::io::Error::from_raw_os_error)
+                    .unwrap_or_else(|| std::io::Error::other(failure.message.clone()));
+                match (failure.errno, SpawnError::from_io("", &err)) {
+                    (_, SpawnError::Exhausted(_)) => {
+                        SpawnError::Exhausted(format!("cannot start {program}: {err}"))
+                    }
+                    (Some(_), _) => SpawnError::Invalid(format!("cannot start {program}: {err}")),
+                    (None, _) => SpawnError::Internal(failure.message),
+                }
+            })?;
+        let keeper = serving.keeper.clone();
+        let recorder = match Recorder::new(&fds, transcript, 0) {
+            Ok(recorder) => recorder,
             Err(err) => {
-                lifecycle::abandon(pid);
-                return Err(SpawnError::from_io("cannot attach to the PTY", &err));
+                lifecycle::abandon(pid, &keeper, &id);
+                return Err(SpawnError::from_io("cannot serve the session", &err));
             }
+        };
+        let session = Session::serve(
+            Parts {
+                id,
+                kind: spec.kind,
+                task: spec.task,
+                argv: spec.argv,
+                cwd: spec.cwd,
+                owner: spec.owner,
+                labels: spec.labels,
+                created_at: SystemTime::now(),
+                pid,
+                requested_by: spec.requested_by,
+                log,
+                screen: Screen::new(spec.size),
+                size: spec.size,
+                task_delivered_at: (!spec.task_typed).then(SystemTime::now),
+                exit: None,
+                reported: 0,
+            },
+            fds,
+            recorder,
+            serving,
+        );
+        match session {
+            Ok(started) => {
+                transcript_guard.0 = None;
+                Ok(started)
+            }
+            Err(err) => {
+                lifecycle::abandon(pid, &keeper, &err.0);
+                Err(SpawnError::from_io("cannot serve the session", &err.1))
+            }
+        }
+    }
+
+    /// A session serving the program `parts.pid` on the PTY of `fds`, read through `recorder`:
+    /// the reader thread, the input queue's writer and the exit task, all waiting for
+    /// `Start::serve`. An `exit` already known is taken as the program's end at once.
+    pub(super) fn serve(
+        parts: Parts,
+        fds: PtyFds,
+        recorder: Recorder,
+        serving: Serving,
+    ) -> Result<(Arc<Session>, Start), (String, std::io::Error)> {
+        let master = fds.master;
+        let id = parts.id.clone();
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| (id.clone(), std::io::Error::other("no async runtime")))?;
+        // Our own descriptor (close-on-exec) for writing, so the writer never races the
+        // master's release. The PTY is non-blocking (the recorder made it so): input is written
+        // from async code that must never block.
+        let descriptors = (|| -> std::io::Result<_> {
+            let writer = master.try_clone()?;
+            let _runtime = runtime.enter();
+            // Writability only: registered for reading too, every chunk of output would
+            // wake the runtime for nothing.
+            // SAFETY: the descriptor is ours alone and stays open while registered: the
+            // `AsyncFd` owns it.
+            let writer = unsafe { AsyncFd::register_with_interest(writer, Interest::WRITABLE)? };
+            Ok(writer)
+        })();
+        let writer = descriptors.map_err(|e| (id.clone(), e))?;
+        let exited = match parts.exit.clone() {
+            Some(exit) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let _ = tx.send(exit);
+                rx
+            }
+            None => serving.keeper.on_exit(&id),
         };
 
         let (input, writer) = InputQueue::new(writer);
         let session = Arc::new(Session {
-            id,
-            kind: spec.kind,
-            task: spec.task,
-            argv: spec.argv,
-            cwd: spec.cwd,
-            owner: spec.owner,
-            labels: spec.labels,
-            created_at: SystemTime::now(),
-            pid,
-            requested_by: spec.requested_by,
+            id: parts.id,
+            kind: parts.kind,
+            task: parts.task,
+            argv: parts.argv,
+            cwd: parts.cwd,
+            owner: parts.owner,
+            labels: parts.labels,
+            created_at: parts.created_at,
+            pid: parts.pid,
+            requested_by: parts.requested_by,
             state: Mutex::new(State {
-                log,
-                screen: Screen::new(spec.size),
-                size: spec.size,
+                log: parts.log,
+                screen: parts.screen,
+                size: parts.size,
                 status: SessionStatus::Running,
                 exit: None,
                 ended_at: None,
@@ -222,45 +246,39 @@ impl Session {
                 reader_done: false,
             }),
             changed: watch::channel(0).0,
-            events,
+            events: serving.events,
             input,
             answered: Mutex::default(),
-            master: Mutex::new(Some(pair.master)),
+            master: Mutex::new(Some(master)),
             processes: lifecycle::Processes::default(),
             stop_reading: AtomicBool::new(false),
             viewers: AtomicUsize::new(0),
-            task_delivered_at: Mutex::new((!spec.task_typed).then(SystemTime::now)),
-            reported: Mutex::default(),
-            ring_capacity,
-            store,
+            task_delivered_at: Mutex::new(parts.task_delivered_at),
+            reported: Mutex::new(activity::Reported::up_to(parts.reported)),
+            ring_capacity: serving.ring_capacity,
+            store: serving.store,
+            keeper: Some(serving.keeper),
         });
 
         let (reader_go, reader_wait) = std::sync::mpsc::channel();
         let (exit_go, exit_wait) = tokio::sync::oneshot::channel();
         let for_reader = session.clone();
         let short_id: String = session.id.chars().take(8).collect();
-        let started = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name(format!("pty-read-{short_id}"))
             .stack_size(256 * 1024)
             .spawn(move || {
                 // Whether released or abandoned, the reader then reads.
                 let _ = reader_wait.recv();
-                for_reader.read_loop(reader);
-            });
-        if let Err(err) = started {
-            lifecycle::abandon(pid);
-            return Err(SpawnError::from_io(
-                "cannot start serving the session",
-                &err,
-            ));
-        }
+                for_reader.read_loop(recorder);
+            })
+            .map_err(|e| (id.clone(), e))?;
         runtime.spawn(writer);
         let for_exit = session.clone();
         runtime.spawn(async move {
             let _ = exit_wait.await;
             for_exit.wait_for_exit(exited).await;
         });
-        transcript_guard.0 = None;
         Ok((
             session,
             Start {
@@ -279,9 +297,7 @@ impl Session {
             if self.status() != SessionStatus::Running {
                 return Err(InputError::NotRunning);
             }
-            master
-                .resize(pty_size(size))
-                .map_err(|_| InputError::NotRunning)?;
+            set_pty_size(master, size).map_err(|_| InputError::NotRunning)?;
             let changed = {
                 let mut state = self.lock_state();
                 let changed = state.size != size;
@@ -301,6 +317,20 @@ impl Session {
     pub(crate) fn stop_reading(&self) {
         self.stop_reading.store(true, Ordering::Relaxed);
     }
+
+    /// Returns once the reader has finished (all it read is recorded), or after a second.
+    pub(crate) async fn reader_stopped(&self) {
+        let mut changes = self.subscribe();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        while !self.lock_state().reader_done {
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
 }
 
 /// Removes a file when dropped, unless disarmed by taking the path out.
@@ -314,11 +344,55 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-fn pty_size(size: TermSize) -> PtySize {
-    PtySize {
-        rows: size.rows,
-        cols: size.cols,
-        pixel_width: 0,
-        pixel_height: 0,
+/// Sets the PTY's window size; the program's foreground process group gets SIGWINCH.
+fn set_pty_size(master: &OwnedFd, size: TermSize) -> std::io::Result<()> {
+    let winsize = libc::winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &winsize) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
+    Ok(())
+}
+
+/// The PTY's window size, as the program sees it.
+pub(super) fn pty_size(master: &OwnedFd) -> std::io::Result<TermSize> {
+    let mut winsize = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize to a valid pointer.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGWINSZ, &mut winsize) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    TermSize::new(winsize.ws_col, winsize.ws_row)
+        .ok_or_else(|| std::io::Error::other("the PTY has no size"))
+}
+
+/// The fixed facts of a session and the state it starts serving with.
+pub(super) struct Parts {
+    pub id: String,
+    pub kind: SessionKind,
+    pub task: String,
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub owner: Option<String>,
+    pub labels: Vec<String>,
+    pub created_at: SystemTime,
+    pub pid: u32,
+    pub requested_by: String,
+    pub log: OutputLog,
+    pub screen: Screen,
+    pub size: TermSize,
+    pub task_delivered_at: Option<SystemTime>,
+    /// The program's end, when the keeper already knows it.
+    pub exit: Option<crate::keeper::Exit>,
+    /// Output up to this offset was reported by an earlier server.
+    pub reported: u64,
 }

@@ -27,10 +27,8 @@ pub struct Program<'a> {
     pub argv: &'a [String],
     /// Absolute working directory.
     pub cwd: &'a Path,
-    /// Variables of the server's environment the program must not inherit.
-    pub env_remove: &'a [String],
-    /// Variables set over the server's environment.
-    pub env: &'a [(String, String)],
+    /// The program's whole environment, `NAME=value` each (see `environment`).
+    pub env: &'a [Vec<u8>],
 }
 
 /// Signals whose handling the program gets back to default (the server's runtime handles or
@@ -50,12 +48,12 @@ pub fn spawn_on_terminal(tty: &Path, program: &Program) -> io::Result<u32> {
     let Some(name) = program.argv.first() else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
     };
-    let env = environment(program);
-    let path = find_program(
-        name,
-        env.get(OsStr::new("PATH")).map(OsString::as_os_str),
-        program.cwd,
-    )?;
+    let search = program
+        .env
+        .iter()
+        .find_map(|pair| pair.strip_prefix(b"PATH="))
+        .map(OsStr::from_bytes);
+    let path = find_program(name, search, program.cwd)?;
     let c = |bytes: &[u8]| {
         CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte"))
     };
@@ -65,9 +63,10 @@ pub fn spawn_on_terminal(tty: &Path, program: &Program) -> io::Result<u32> {
         .iter()
         .map(|a| c(a.as_bytes()))
         .collect::<io::Result<Vec<_>>>()?;
-    let envp = env
+    let envp = program
+        .env
         .iter()
-        .map(|(k, v)| c(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+        .map(|pair| c(pair))
         .collect::<io::Result<Vec<_>>>()?;
     let cwd = c(program.cwd.as_os_str().as_bytes())?;
     let tty = c(tty.as_os_str().as_bytes())?;
@@ -133,17 +132,18 @@ pub fn spawn_on_terminal(tty: &Path, program: &Program) -> io::Result<u32> {
     }
 }
 
-/// The server's environment, less `env_remove`, plus TERM and `env`.
-fn environment(program: &Program) -> BTreeMap<OsString, OsString> {
+/// A program's environment: the server's, less `remove`, plus TERM and `set`; as
+/// `(NAME, value)` pairs.
+pub fn environment(remove: &[String], set: &[(String, String)]) -> Vec<(OsString, OsString)> {
     let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
-    for key in program.env_remove {
+    for key in remove {
         env.remove(OsStr::new(key));
     }
     env.insert("TERM".into(), "xterm-256color".into());
-    for (key, value) in program.env {
+    for (key, value) in set {
         env.insert(key.into(), value.into());
     }
-    env
+    env.into_iter().collect()
 }
 
 /// Where `name` is: itself when it has a slash, else the first executable file of that name in
@@ -162,8 +162,8 @@ fn find_program(name: &str, path: Option<&OsStr>, cwd: &Path) -> io::Result<Path
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
 }
 
-/// A descriptor that turns readable once process `pid` (our child, not yet reaped) has ended,
-/// so its exit can be awaited without a thread blocked in `waitpid`.
+/// A descriptor that turns readable once process `pid` has ended, so its end can be awaited
+/// without a thread blocked in `waitpid`.
 pub fn exit_notice(pid: u32) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };

@@ -1,0 +1,94 @@
+//! Taking over a session that an earlier server started: its program still runs (the keeper
+//! held its PTY while no server did), so the session goes on with the same id and pid, its
+//! transcript and offsets going on where they stopped, and its screen drawn again from the
+//! whole transcript, so it shows what it showed before. Output the program wrote while no
+//! server ran waited in the PTY and is read next, as any other.
+
+use std::sync::Arc;
+
+use super::super::output::{self, OutputLog};
+use super::super::screen::{Screen, TermSize};
+use super::recorder::Recorder;
+use super::spawn::{Parts, Serving, Start, pty_size};
+use super::{Session, record};
+use crate::keeper::HeldSession;
+use crate::store::SessionRecord;
+
+/// Transcript read per step while drawing the screen again.
+const REPLAY_CHUNK: usize = 1024 * 1024;
+
+impl Session {
+    /// The running session of `record`, on the PTY the keeper held for it. Blocking (it reads
+    /// the transcript). `Err` says why it cannot be served.
+    pub(crate) fn adopt(
+        record: SessionRecord,
+        held: HeldSession,
+        serving: Serving,
+    ) -> Result<(Arc<Session>, Start), String> {
+        let kind = record::from_wire(&record.kind).ok_or("unknown session type")?;
+        let recorded = TermSize::new(record.cols, record.rows).ok_or("bad size")?;
+        let size = pty_size(&held.fds.master).unwrap_or(recorded);
+        // What the last server took from the PTY but had not recorded is recorded first.
+        let recorder = OutputLog::reopen_transcript(&record.transcript)
+            .and_then(|file| {
+                let recorded = file.metadata()?.len();
+                Recorder::new(&held.fds, file, recorded)
+            })
+            .map_err(|e| format!("cannot reopen the transcript: {e}"))?;
+        let log = OutputLog::adopt(&record.transcript, serving.ring_capacity)
+            .map_err(|e| format!("cannot read the transcript: {e}"))?;
+        debug_assert_eq!(log.total(), recorder.recorded());
+        let screen = replay(&record.transcript, log.total(), size)
+            .map_err(|e| format!("cannot read the transcript: {e}"))?;
+        let reported = log.total();
+        Session::serve(
+            Parts {
+                id: record.id,
+                kind,
+                task: record.task,
+                argv: record.argv,
+                cwd: record.cwd,
+                owner: record.owner,
+                labels: record.labels,
+                created_at: record::from_millis(record.created_at_ms),
+                pid: held.pid,
+                requested_by: record.requested_by,
+                log,
+                screen,
+                size,
+                task_delivered_at: record.task_delivered_at_ms.map(record::from_millis),
+                exit: held.exit,
+                reported,
+            },
+            held.fds,
+            recorder,
+            serving,
+        )
+        .map_err(|(_, e)| format!("cannot serve it: {e}"))
+    }
+}
+
+/// The screen after the first `total` bytes of the transcript, drawn at `size`. The answers
+/// and title changes it would report were the earlier server's to give.
+fn replay(transcript: &std::path::Path, total: u64, size: TermSize) -> std::io::Result<Screen> {
+    let mut screen = Screen::new(size);
+    let mut offset = 0;
+    while offset < total {
+        let len = (total - offset).min(REPLAY_CHUNK as u64) as usize;
+        let bytes = output::read_transcript(transcript, offset, len)?;
+        if bytes.is_empty() {
+            break;
+        }
+        screen.process(&bytes);
+        screen.take_replies();
+        screen.take_title_changes();
+        offset += bytes.len() as u64;
+    }
+    Ok(screen)
+}
+
+/// The held session nobody has a record of (its server died between starting it and writing
+/// its record): it is killed, as a program no client ever learnt of.
+pub(crate) fn abandon_unrecorded(held: &HeldSession, keeper: &crate::keeper::Keeper) {
+    super::lifecycle::abandon(held.pid, keeper, &held.id);
+}

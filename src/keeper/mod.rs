@@ -1,0 +1,351 @@
+//! The keeper: a small process, the same binary (`monkeyproof keeper DATA_DIR`), that starts the
+//! sessions' programs and holds their PTYs, so the programs outlive the server (see
+//! `daemon.rs`). This module is the server's side of it: connecting (starting the keeper when
+//! none runs), asking it to start programs, learning of their ends, and listing what it holds
+//! for a server that starts again.
+
+pub mod child;
+pub mod daemon;
+mod wire;
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+use tokio::sync::oneshot;
+
+pub use wire::{Exit, SOCKET};
+
+/// How long the server waits for a keeper it started to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the server waits for the keeper to answer a request.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server's descriptors of one session's PTY (the keeper holds the same).
+pub struct PtyFds {
+    pub master: OwnedFd,
+    /// The output pipe, non-blocking: PTY → pipe → transcript, all moved by the kernel, so
+    /// output the server took from the PTY survives the server until it is recorded.
+    pub pipe_read: OwnedFd,
+    pub pipe_write: OwnedFd,
+}
+
+impl PtyFds {
+    fn from_received(fds: Vec<OwnedFd>) -> Option<Self> {
+        let [master, pipe_read, pipe_write] = <[OwnedFd; 3]>::try_from(fds).ok()?;
+        Some(Self {
+            master,
+            pipe_read,
+            pipe_write,
+        })
+    }
+}
+
+/// A session the keeper holds, as a server that starts again finds it.
+pub struct HeldSession {
+    pub id: String,
+    pub pid: u32,
+    pub fds: PtyFds,
+    /// How it ended, if it has (its leader is not reaped yet).
+    pub exit: Option<Exit>,
+}
+
+/// Why the keeper could not start a program.
+#[derive(Debug)]
+pub struct SpawnFailure {
+    pub message: String,
+    /// The OS error, when there was one.
+    pub errno: Option<i32>,
+}
+
+/// The server's connection to its keeper.
+pub struct Keeper {
+    socket: OwnedFd,
+    /// One request at a time: the answers come back in order.
+    asking: Mutex<mpsc::Receiver<(wire::Reply, Vec<OwnedFd>)>>,
+    exits: Arc<Mutex<Exits>>,
+    pid: u32,
+}
+
+/// Ends reported by the keeper, waiting for their session to ask, or sessions waiting for
+/// their end.
+#[derive(Default)]
+struct Exits {
+    reported: HashMap<String, Exit>,
+    waiting: HashMap<String, oneshot::Sender<Exit>>,
+    /// The keeper is gone: no more ends will be reported.
+    lost: bool,
+}
+
+impl Keeper {
+    /// Connects to the keeper of `data_dir`, if one runs. Blocking.
+    pub fn connect_running(data_dir: &Path) -> Result<Option<Self>, String> {
+        match connect_socket(&data_dir.join(SOCKET)) {
+            Ok(socket) => Self::hello(socket).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Connects to the keeper of `data_dir`, starting one if none runs. Blocking.
+    pub fn connect_or_start(data_dir: &Path) -> Result<Self, String> {
+        if let Some(keeper) = Self::connect_running(data_dir)? {
+            return Ok(keeper);
+        }
+        start_keeper(data_dir)?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match connect_socket(&data_dir.join(SOCKET)) {
+                Ok(socket) => return Self::hello(socket),
+                Err(err) if Instant::now() > deadline => {
+                    return Err(format!("the keeper did not start listening: {err}"));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    fn hello(socket: OwnedFd) -> Result<Self, String> {
+        let (answers, asking) = mpsc::channel();
+        let exits = Arc::new(Mutex::new(Exits::default()));
+        let raw = socket.as_raw_fd();
+        wire::send(
+            raw,
+            &wire::Request::Hello {
+                version: wire::VERSION,
+            },
+            &[],
+        )
+        .map_err(|e| format!("cannot talk to the keeper: {e}"))?;
+        let (pid, version) = match wire::receive::<wire::Reply>(raw) {
+            Ok(Some((wire::Reply::Hello { version, pid }, _))) => (pid, version),
+            other => return Err(format!("the keeper did not answer as expected: {other:?}")),
+        };
+        if version != wire::VERSION {
+            return Err(format!(
+                "the keeper (pid {pid}) speaks protocol {version}, this server {}: stop its \
+                 sessions, or run the server that started it",
+                wire::VERSION
+            ));
+        }
+        let reader = socket
+            .try_clone()
+            .map_err(|e| format!("cannot talk to the keeper: {e}"))?;
+        let for_reader = exits.clone();
+        std::thread::Builder::new()
+            .name("keeper-read".into())
+            .spawn(move || read_loop(reader, answers, for_reader))
+            .map_err(|e| format!("cannot talk to the keeper: {e}"))?;
+        Ok(Self {
+            socket,
+            asking: Mutex::new(asking),
+            exits,
+            pid,
+        })
+    }
+
+    /// The keeper's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Starts `argv` on a new PTY of `cols`×`rows` with exactly the environment `env`. Blocking.
+    pub fn spawn(
+        &self,
+        id: &str,
+        argv: &[String],
+        cwd: &Path,
+        env: &[(std::ffi::OsString, std::ffi::OsString)],
+        (cols, rows): (u16, u16),
+    ) -> Result<(u32, PtyFds), SpawnFailure> {
+        let request = wire::Request::Spawn {
+            id: id.to_owned(),
+            argv: argv.to_vec(),
+            cwd: cwd.to_string_lossy().into_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| wire::encode_env(k.as_bytes(), v.as_bytes()))
+                .collect(),
+            cols,
+            rows,
+        };
+        let failure = |message: String| SpawnFailure {
+            message,
+            errno: None,
+        };
+        let asking = lock(&self.asking);
+        wire::send(self.socket.as_raw_fd(), &request, &[])
+            .map_err(|e| failure(format!("cannot ask the keeper: {e}")))?;
+        match asking.recv_timeout(ANSWER_TIMEOUT) {
+            Ok((wire::Reply::Spawned { pid, .. }, fds)) => PtyFds::from_received(fds)
+                .map(|fds| (pid, fds))
+                .ok_or_else(|| failure("the keeper sent no PTY".into())),
+            Ok((wire::Reply::Failed { message, errno, .. }, _)) => {
+                Err(SpawnFailure { message, errno })
+            }
+            Ok(other) => Err(failure(format!("the keeper answered {:?}", other.0))),
+            Err(_) => Err(failure("the keeper did not answer".into())),
+        }
+    }
+
+    /// Every session the keeper holds. Blocking.
+    pub fn list(&self) -> Result<Vec<HeldSession>, String> {
+        let asking = lock(&self.asking);
+        wire::send(self.socket.as_raw_fd(), &wire::Request::List, &[])
+            .map_err(|e| format!("cannot ask the keeper: {e}"))?;
+        let mut held = Vec::new();
+        loop {
+            match asking.recv_timeout(ANSWER_TIMEOUT) {
+                Ok((wire::Reply::Held { id, pid, exit }, fds)) => {
+                    let fds = PtyFds::from_received(fds)
+                        .ok_or_else(|| format!("the keeper sent no PTY for {id}"))?;
+                    held.push(HeldSession { id, pid, fds, exit });
+                }
+                Ok((wire::Reply::End, _)) => return Ok(held),
+                Ok((other, _)) => return Err(format!("the keeper answered {other:?}")),
+                Err(_) => return Err("the keeper did not answer".into()),
+            }
+        }
+    }
+
+    /// The end of session `id`'s program, once the keeper reports it (at once if it did).
+    /// If the keeper is lost first, the sender is dropped.
+    pub fn on_exit(&self, id: &str) -> oneshot::Receiver<Exit> {
+        let (tx, rx) = oneshot::channel();
+        let mut exits = lock(&self.exits);
+        if let Some(exit) = exits.reported.remove(id) {
+            let _ = tx.send(exit);
+        } else if !exits.lost {
+            exits.waiting.insert(id.to_owned(), tx);
+        }
+        rx
+    }
+
+    /// Tells the keeper that session `id`'s processes are gone: it reaps the leader and closes
+    /// the PTY. Fire and forget.
+    pub fn reap(&self, id: &str) {
+        let _ = wire::send(
+            self.socket.as_raw_fd(),
+            &wire::Request::Reap { id: id.to_owned() },
+            &[],
+        );
+    }
+
+    /// Whether the connection to the keeper broke.
+    pub fn is_lost(&self) -> bool {
+        lock(&self.exits).lost
+    }
+}
+
+/// Routes what the keeper says: ends to their sessions, the rest to whoever asked.
+fn read_loop(
+    socket: OwnedFd,
+    answers: mpsc::Sender<(wire::Reply, Vec<OwnedFd>)>,
+    exits: Arc<Mutex<Exits>>,
+) {
+    loop {
+        match wire::receive::<wire::Reply>(socket.as_raw_fd()) {
+            Ok(Some((wire::Reply::Exited { id, exit }, _))) => {
+                let mut exits = lock(&exits);
+                match exits.waiting.remove(&id) {
+                    Some(waiting) => {
+                        let _ = waiting.send(exit);
+                    }
+                    None => {
+                        exits.reported.insert(id, exit);
+                    }
+                }
+            }
+            Ok(Some(answer)) => {
+                let _ = answers.send(answer);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    tracing::error!("lost the connection to the keeper");
+    let mut exits = lock(&exits);
+    exits.lost = true;
+    exits.waiting.clear();
+}
+
+fn connect_socket(path: &Path) -> std::io::Result<OwnedFd> {
+    let addr = UnixAddr::new(path.as_os_str().as_bytes())?;
+    let socket = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    connect(socket.as_raw_fd(), &addr)?;
+    Ok(socket)
+}
+
+/// Starts `monkeyproof keeper DATA_DIR` in a session of its own (no terminal's signals reach
+/// it, and a stop of the server's process group leaves it) and not as this server's child
+/// (forked twice: init is its parent, so nothing of the server waits for it), its log in the
+/// data directory.
+fn start_keeper(data_dir: &Path) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(data_dir.join("keeper.log"))
+        .map_err(|e| format!("cannot open the keeper's log: {e}"))?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("keeper")
+        .arg(data_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    for secret in crate::config::SECRET_ENV_VARS {
+        command.env_remove(secret);
+    }
+    // SAFETY: setsid, fork and _exit are async-signal-safe; nothing else runs between fork
+    // and exec.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()?;
+            match nix::unistd::fork()? {
+                nix::unistd::ForkResult::Child => Ok(()),
+                nix::unistd::ForkResult::Parent { .. } => libc::_exit(0),
+            }
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot start the keeper: {e}"))?;
+    // The intermediate process, which exits at once.
+    let _ = child.wait();
+    Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The pids of the keepers serving `data_dir` (at most one, unless one is exiting), found by
+/// their command line.
+pub fn keeper_pids(data_dir: &Path) -> Vec<u32> {
+    let mut wanted = b"keeper\0".to_vec();
+    wanted.extend_from_slice(data_dir.as_os_str().as_bytes());
+    wanted.push(0);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(wanted.len()).any(|w| w == wanted))
+        })
+        .collect()
+}
