@@ -256,6 +256,8 @@ async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
     let writer = first
         .exec("sleep 1; seq 1 30000; echo writer-done; sleep 60")
         .await;
+    // Ends while no server runs: the keeper keeps its status for the next one.
+    let ender = first.exec("sleep 1; echo ending; exit 7").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, list_before) = first.get("/sessions").await;
     let mut before = Vec::new();
@@ -274,6 +276,7 @@ async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
         list.as_array()
             .unwrap()
             .iter()
+            .filter(|s| s["id"] != ender.id.as_str())
             .map(|s| json!([s["id"], s["pid"], s["status"], s["cols"], s["rows"]]))
             .collect()
     };
@@ -285,6 +288,12 @@ async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
             "session {id} as it was"
         );
     }
+    let ended = second.wait_for_end(&ender.id).await;
+    assert_eq!(
+        (ended.info.status, ended.info.exit_code),
+        (monkeyproof::engine::SessionStatus::Exited, Some(7))
+    );
+    assert!(ended.screen.lines.iter().any(|l| l == "ending"));
     // What the program wrote meanwhile, exactly once, after what came before.
     second.wait_for_screen(&writer.id, "writer-done").await;
     let expected: String = (1..=30000).map(|n| format!("{n}\r\n")).collect();
