@@ -674,6 +674,7 @@ async fn the_openapi_document_lists_every_route_and_resolves() {
         ("post", "/sessions/{id}/input"),
         ("post", "/sessions/{id}/resize"),
         ("get", "/sessions/{id}/transcript"),
+        ("get", "/sessions/{id}/recording"),
         ("get", "/sessions/{id}/screen"),
         ("post", "/sessions/{id}/wait"),
         ("get", "/sessions/{id}/ws"),

@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod orchestrate;
 pub mod params;
+pub mod recording;
 pub mod rest;
 pub mod web;
 pub mod ws;
@@ -64,6 +65,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rest::send_input))
         .routes(routes!(rest::resize))
         .routes(routes!(rest::transcript))
+        .routes(routes!(recording::recording))
         .routes(routes!(orchestrate::screen))
         .routes(routes!(orchestrate::wait))
         .routes(routes!(ws::upgrade))

@@ -11,6 +11,7 @@ mod keys;
 mod output;
 mod plain;
 mod process;
+pub mod recording;
 mod screen;
 mod session;
 
@@ -22,7 +23,7 @@ use base64::Engine as _;
 use dashmap::DashMap;
 
 use crate::keeper::Keeper;
-use crate::store::Store;
+use crate::store::{Mark, MarkKind, Store, Timeline};
 
 pub use events::{ACTIVITY_TICK, EVENT_RING_CAPACITY, Event, EventBus, EventKind, Missed};
 pub use keys::{Key, SPECIAL_KEY_NAMES, parse_key, paste_bytes};
@@ -90,6 +91,8 @@ pub struct Engine {
     store: Arc<Store>,
     /// The process that starts the programs and holds their PTYs (see `keeper`).
     keeper: Mutex<Option<Arc<Keeper>>>,
+    /// When output was read and sessions resized, for recordings.
+    timeline: Arc<Timeline>,
 }
 
 impl Engine {
@@ -100,6 +103,9 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Result<Self, String> {
         data_dir::prepare(&config.data_dir)?;
         let store = Arc::new(Store::open(&config.data_dir)?);
+        let timeline = Arc::new(
+            Timeline::start(store.clone()).map_err(|e| format!("cannot start a thread: {e}"))?,
+        );
         let events = Arc::new(EventBus::default());
         let mut records = store
             .load()
@@ -113,6 +119,7 @@ impl Engine {
                 events: events.clone(),
                 store: Some(store.clone()),
                 keeper: keeper.clone(),
+                timeline: Some(timeline.clone()),
             };
             for held in keeper.list()? {
                 let Some(at) = records.iter().position(|r| r.id == held.id) else {
@@ -162,6 +169,7 @@ impl Engine {
             spawn_gate: Mutex::new(()),
             store,
             keeper: Mutex::new(keeper),
+            timeline,
         })
     }
 
@@ -195,6 +203,17 @@ impl Engine {
         )
         .map_err(EngineError::Spawn)?;
         session.save_record(&self.store);
+        // The recording's first size.
+        let size = session.snapshot().size;
+        self.timeline.push(
+            &id,
+            Mark {
+                kind: MarkKind::Resize,
+                offset: 0,
+                at_us: recording::micros(session.created_at),
+                data: format!("{}x{}", size.cols, size.rows),
+            },
+        );
         self.sessions.insert(id.clone(), session.clone());
         // Announced before anything the session does can be reported.
         self.events.publish(&id, EventKind::Created);
@@ -221,7 +240,16 @@ impl Engine {
             events: self.events.clone(),
             store: Some(self.store.clone()),
             keeper,
+            timeline: Some(self.timeline.clone()),
         }
+    }
+
+    /// The marks of session `id`'s recording (see `recording.rs`). Blocking.
+    pub fn marks(&self, id: &str) -> Vec<Mark> {
+        self.store.marks(id).unwrap_or_else(|err| {
+            tracing::error!(session = %id, %err, "cannot read the recording's marks");
+            Vec::new()
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {

@@ -8,6 +8,7 @@
 //! two servers on one data directory would overwrite each other's records.
 
 mod lock;
+mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,6 +16,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use lock::InstanceLock;
+pub use timeline::{MARK_EVERY, Mark, MarkKind, Timeline};
 
 /// The database file, below the data directory.
 pub const DATABASE: &str = "sessions.db";
@@ -119,6 +121,7 @@ impl Store {
             )));
         }
         db.execute_batch(SCHEMA)
+            .and_then(|()| db.execute_batch(timeline::SCHEMA))
             .and_then(|()| db.pragma_update(None, "user_version", SCHEMA_VERSION))
             .map_err(|e| cannot(&e))?;
         Ok(Self {
@@ -171,10 +174,12 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets the session `id`.
+    /// Forgets the session `id`, its marks too.
     pub fn remove(&self, id: &str) -> rusqlite::Result<()> {
-        self.lock()
-            .prepare_cached("DELETE FROM sessions WHERE id = ?1")?
+        let db = self.lock();
+        db.prepare_cached("DELETE FROM sessions WHERE id = ?1")?
+            .execute([id])?;
+        db.prepare_cached("DELETE FROM marks WHERE session = ?1")?
             .execute([id])?;
         Ok(())
     }
@@ -196,7 +201,7 @@ impl Store {
         query.query_map([], from_row)?.collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

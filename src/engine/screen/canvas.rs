@@ -167,7 +167,7 @@ pub(crate) fn after_held<'a>(held: &mut Vec<u8>, input: &'a [u8]) -> Cow<'a, [u8
 }
 
 /// The length of the incomplete UTF-8 character at the end of `bytes` (0 if none).
-pub(super) fn incomplete_char_len(bytes: &[u8]) -> usize {
+pub(crate) fn incomplete_char_len(bytes: &[u8]) -> usize {
     for back in 1..=bytes.len().min(3) {
         let b = bytes[bytes.len() - back];
         let needed = match b {

@@ -17,8 +17,8 @@ use std::num::NonZeroU16;
 use super::answers::QueryKind;
 use super::backlog::Backlog;
 use canvas::Canvas;
-pub(crate) use canvas::after_held;
 pub use canvas::{MAX_ESCAPE_STRING, MAX_TITLE_CHANGES};
+pub(crate) use canvas::{after_held, incomplete_char_len};
 use finished::Finished;
 
 /// Rows of scrollback the screen model keeps above the visible screen.

@@ -117,6 +117,8 @@ pub struct Session {
     /// The keeper that started the program and holds its PTY; `None` for a session that ended
     /// before this server started.
     keeper: Option<Arc<crate::keeper::Keeper>>,
+    /// Where the marks of when output was read and of resizes go, for recordings.
+    timeline: Option<Arc<crate::store::Timeline>>,
 }
 
 /// The part of a session that the reader changes, under one lock.

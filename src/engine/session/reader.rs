@@ -17,9 +17,11 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::super::events::EventKind;
+use super::super::recording;
 use super::input::{ANSWERED_KEPT, Answered};
 use super::recorder::{Recorded, Recorder};
 use super::{Session, lock};
+use crate::store::{MARK_EVERY, Mark, MarkKind};
 
 /// How often a blocked reader wakes to see whether it was told to stop.
 const READER_POLL_MS: u16 = 250;
@@ -34,12 +36,16 @@ impl Session {
         let mut buf = vec![0u8; READ_CHUNK];
         let mut backlog = false;
         let mut unpublished = 0;
+        let mut timing = Timing::from(self.lock_state().log.total());
         while !self.stop_reading.load(Ordering::Relaxed) {
             // The PTY is non-blocking; a read that finds nothing still waits for output the
             // kernel is moving to us right now, so EAGAIN means the program has paused.
             match recorder.record(&mut buf) {
                 Ok(Recorded::Bytes(n)) => {
                     backlog = self.ingest(&buf[..n]);
+                    if let Some(mark) = timing.read(n) {
+                        self.mark(mark);
+                    }
                     unpublished += n;
                     if unpublished >= READ_CHUNK {
                         self.publish();
@@ -47,7 +53,11 @@ impl Session {
                     }
                     continue;
                 }
-                Ok(Recorded::Nothing) => {}
+                Ok(Recorded::Nothing) => {
+                    if let Some(mark) = timing.paused() {
+                        self.mark(mark);
+                    }
+                }
                 Ok(Recorded::End) => break,
                 Err(err) => {
                     tracing::error!(session = %self.id, %err, "reading the PTY failed");
@@ -74,6 +84,9 @@ impl Session {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(_) => break,
             }
+        }
+        if let Some(mark) = timing.paused() {
+            self.mark(mark);
         }
         recorder.sync();
         self.lock_state().reader_done = true;
@@ -125,5 +138,59 @@ impl Session {
             self.emit(EventKind::Bell { count });
         }
         backlog
+    }
+}
+
+impl Session {
+    /// Notes for the recording that the output up to `offset` was read at `at`.
+    fn mark(&self, (offset, at): (u64, SystemTime)) {
+        if let Some(timeline) = &self.timeline {
+            timeline.push(
+                &self.id,
+                Mark {
+                    kind: MarkKind::Output,
+                    offset,
+                    at_us: recording::micros(at),
+                    data: String::new(),
+                },
+            );
+        }
+    }
+}
+
+/// When output was read, coalesced to at most one mark per `MARK_EVERY` and one at each pause.
+struct Timing {
+    read: u64,
+    marked: u64,
+    marked_at: Instant,
+    last_read_at: SystemTime,
+}
+
+impl Timing {
+    fn from(offset: u64) -> Self {
+        Self {
+            read: offset,
+            marked: offset,
+            marked_at: Instant::now(),
+            last_read_at: SystemTime::now(),
+        }
+    }
+
+    /// `n` more bytes were read now; a mark if one is due.
+    fn read(&mut self, n: usize) -> Option<(u64, SystemTime)> {
+        self.read += n as u64;
+        self.last_read_at = SystemTime::now();
+        (self.marked_at.elapsed() >= MARK_EVERY).then(|| self.take())
+    }
+
+    /// Output paused: a mark for what was read since the last one.
+    fn paused(&mut self) -> Option<(u64, SystemTime)> {
+        (self.read > self.marked).then(|| self.take())
+    }
+
+    fn take(&mut self) -> (u64, SystemTime) {
+        self.marked = self.read;
+        self.marked_at = Instant::now();
+        (self.read, self.last_read_at)
     }
 }

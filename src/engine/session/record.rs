@@ -135,6 +135,7 @@ impl Session {
             ring_capacity: FINISHED_TAIL_BYTES,
             store: Some(store.clone()),
             keeper: None,
+            timeline: None,
         });
         if unrecorded_end {
             tracing::warn!(

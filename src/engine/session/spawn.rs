@@ -19,7 +19,7 @@ use super::input::InputQueue;
 use super::recorder::Recorder;
 use super::{InputError, Session, SessionKind, SessionStatus, State, activity, lifecycle, lock};
 use crate::keeper::{Keeper, PtyFds, child};
-use crate::store::Store;
+use crate::store::{Mark, MarkKind, Store, Timeline};
 
 /// Everything needed to start a session's program.
 #[derive(Debug, Clone)]
@@ -87,6 +87,7 @@ pub(crate) struct Serving {
     pub events: Arc<EventBus>,
     pub store: Option<Arc<Store>>,
     pub keeper: Arc<Keeper>,
+    pub timeline: Option<Arc<Timeline>>,
 }
 
 impl Session {
@@ -258,6 +259,7 @@ impl Session {
             ring_capacity: serving.ring_capacity,
             store: serving.store,
             keeper: Some(serving.keeper),
+            timeline: serving.timeline,
         });
 
         let (reader_go, reader_wait) = std::sync::mpsc::channel();
@@ -303,6 +305,17 @@ impl Session {
                 let changed = state.size != size;
                 state.screen.resize(size);
                 state.size = size;
+                if changed && let Some(timeline) = &self.timeline {
+                    timeline.push(
+                        &self.id,
+                        Mark {
+                            kind: MarkKind::Resize,
+                            offset: state.log.total(),
+                            at_us: super::super::recording::micros(SystemTime::now()),
+                            data: format!("{}x{}", size.cols, size.rows),
+                        },
+                    );
+                }
                 changed
             };
             if changed {
