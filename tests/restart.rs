@@ -256,12 +256,23 @@ async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
     let writer = first
         .exec("sleep 1; seq 1 30000; echo writer-done; sleep 60")
         .await;
+    // Resized after printing a line wider than its new width: drawn again with its sizes in
+    // order, the screen is the same.
+    let narrow = first.exec("printf '%070d\\n' 7; sleep 60").await;
+    first.wait_for_screen(&narrow.id, "0000007").await;
+    let (status, _) = first
+        .post(
+            &format!("/sessions/{}/resize", narrow.id),
+            json!({"cols": 40, "rows": 10}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     // Ends while no server runs: the keeper keeps its status for the next one.
     let ender = first.exec("sleep 1; echo ending; exit 7").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, list_before) = first.get("/sessions").await;
     let mut before = Vec::new();
-    for id in [&shell.id, &vim.id] {
+    for id in [&shell.id, &vim.id, &narrow.id] {
         before.push(seen_running(&first, id).await);
     }
 
@@ -281,7 +292,7 @@ async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
             .collect()
     };
     assert_eq!(summary(&list_after), summary(&list_before));
-    for (id, before) in [&shell.id, &vim.id].iter().zip(&before) {
+    for (id, before) in [&shell.id, &vim.id, &narrow.id].iter().zip(&before) {
         assert_eq!(
             &seen_running(&second, id).await,
             before,
@@ -416,4 +427,49 @@ async fn a_crash_of_the_server_ends_no_session_and_loses_or_repeats_no_output() 
     }
     server.delete(&format!("/sessions/{}", session.id)).await;
     server.wait_for_end(&session.id).await;
+}
+
+#[tokio::test]
+async fn a_viewer_resumes_across_a_restart_with_no_gap_and_no_duplicate() {
+    let first = keep(None);
+    let session = first
+        .exec(
+            "for i in $(seq 1 20); do echo line-$i; sleep 0.05; done; sleep 1; \
+             for i in $(seq 21 40); do echo line-$i; done; echo all-done; sleep 0.5",
+        )
+        .await;
+    let mut viewer = first.raw_ws(&session.id, "?since=0").await;
+    next_json(&mut viewer).await;
+    let part1 = read_raw_until(&mut viewer, |b| contains(b, "line-10\r\n")).await;
+    // The program goes on writing while no server runs.
+    let dir = first.stop_keeping_data(Signal::SIGTERM);
+    let second = keep(Some(dir));
+    let since = part1.len();
+    let mut viewer = second.raw_ws(&session.id, &format!("?since={since}")).await;
+    let hello = next_json(&mut viewer).await;
+    assert_eq!(
+        (hello["offset"].clone(), hello["snapshot"].clone()),
+        (json!(since), json!(false)),
+        "{hello}"
+    );
+    let mut part2 = Vec::new();
+    loop {
+        match next_frame(&mut viewer).await {
+            Frame::Bytes(b) => part2.extend_from_slice(&b),
+            Frame::Json(msg) if msg["type"] == "exit" || msg["type"] == "event" => {}
+            Frame::Json(msg) => panic!("unexpected {msg}"),
+            Frame::Closed(_) => break,
+        }
+    }
+    let mut joined = part1;
+    joined.extend_from_slice(&part2);
+    assert_eq!(joined, second.transcript(&session.id).await);
+    let text = String::from_utf8(joined).unwrap();
+    for i in 1..=40 {
+        assert_eq!(
+            text.matches(&format!("line-{i}\r\n")).count(),
+            1,
+            "line-{i}"
+        );
+    }
 }

@@ -402,6 +402,12 @@ impl Engine {
         })
     }
 
+    /// Writes the recording marks queued so far.
+    async fn flush_timeline(&self) {
+        let timeline = self.timeline.clone();
+        let _ = tokio::task::spawn_blocking(move || timeline.flush()).await;
+    }
+
     /// Lets go of every session without ending any: readers stop after the read in hand (so each
     /// byte read is in its transcript, and the next server reads on from there), and the
     /// programs run on, held by the keeper. Returns how many sessions keep running.
@@ -413,6 +419,7 @@ impl Engine {
         for session in &sessions {
             session.reader_stopped().await;
         }
+        self.flush_timeline().await;
         sessions.iter().filter(|s| s.holds_processes()).count()
     }
 
@@ -429,6 +436,10 @@ impl Engine {
         for session in &sessions {
             session.stop_reading();
         }
+        for session in &sessions {
+            session.reader_stopped().await;
+        }
+        self.flush_timeline().await;
     }
 }
 

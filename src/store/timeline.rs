@@ -75,8 +75,14 @@ pub struct Mark {
 
 /// The writer of marks: cheap to push to from any thread; a thread of its own writes them.
 pub struct Timeline {
-    queue: SyncSender<(String, Mark)>,
+    queue: SyncSender<Item>,
     dropped: std::sync::atomic::AtomicBool,
+}
+
+enum Item {
+    Mark(String, Mark),
+    /// Write what is queued now, then say so.
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 impl Timeline {
@@ -92,9 +98,18 @@ impl Timeline {
         })
     }
 
+    /// Writes every mark queued so far; returns once they are written (or after a second).
+    /// Blocking.
+    pub fn flush(&self) {
+        let (done, written) = std::sync::mpsc::channel();
+        if self.queue.send(Item::Flush(done)).is_ok() {
+            let _ = written.recv_timeout(Duration::from_secs(1));
+        }
+    }
+
     /// Queues `mark` of session `id`; never blocks.
     pub fn push(&self, id: &str, mark: Mark) {
-        if let Err(TrySendError::Full(_)) = self.queue.try_send((id.to_owned(), mark))
+        if let Err(TrySendError::Full(_)) = self.queue.try_send(Item::Mark(id.to_owned(), mark))
             && !self
                 .dropped
                 .swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -104,12 +119,26 @@ impl Timeline {
     }
 }
 
-fn write_loop(store: &Store, marks: &Receiver<(String, Mark)>) {
-    while let Ok(first) = marks.recv() {
-        std::thread::sleep(BATCH_EVERY);
-        let batch: Vec<_> = std::iter::once(first).chain(marks.try_iter()).collect();
-        if let Err(err) = store.append_marks(&batch) {
+fn write_loop(store: &Store, items: &Receiver<Item>) {
+    while let Ok(first) = items.recv() {
+        if matches!(first, Item::Mark(..)) {
+            std::thread::sleep(BATCH_EVERY);
+        }
+        let mut batch = Vec::new();
+        let mut flushed = Vec::new();
+        for item in std::iter::once(first).chain(items.try_iter()) {
+            match item {
+                Item::Mark(id, mark) => batch.push((id, mark)),
+                Item::Flush(done) => flushed.push(done),
+            }
+        }
+        if !batch.is_empty()
+            && let Err(err) = store.append_marks(&batch)
+        {
             tracing::error!(%err, "cannot write recording marks");
+        }
+        for done in flushed {
+            let _ = done.send(());
         }
     }
 }

@@ -12,7 +12,7 @@ use super::recorder::Recorder;
 use super::spawn::{Parts, Serving, Start, pty_size};
 use super::{Session, record};
 use crate::keeper::HeldSession;
-use crate::store::SessionRecord;
+use crate::store::{MarkKind, SessionRecord};
 
 /// Transcript read per step while drawing the screen again.
 const REPLAY_CHUNK: usize = 1024 * 1024;
@@ -38,7 +38,22 @@ impl Session {
         let log = OutputLog::adopt(&record.transcript, serving.ring_capacity)
             .map_err(|e| format!("cannot read the transcript: {e}"))?;
         debug_assert_eq!(log.total(), recorder.recorded());
-        let screen = replay(&record.transcript, log.total(), size)
+        let resizes: Vec<(u64, TermSize)> = serving
+            .store
+            .as_ref()
+            .and_then(|store| store.marks(&record.id).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|mark| mark.kind == MarkKind::Resize)
+            .filter_map(|mark| {
+                let (cols, rows) = mark.data.split_once('x')?;
+                Some((
+                    mark.offset,
+                    TermSize::new(cols.parse().ok()?, rows.parse().ok()?)?,
+                ))
+            })
+            .collect();
+        let screen = replay(&record.transcript, log.total(), &resizes, size)
             .map_err(|e| format!("cannot read the transcript: {e}"))?;
         let reported = log.total();
         Session::serve(
@@ -68,13 +83,39 @@ impl Session {
     }
 }
 
-/// The screen after the first `total` bytes of the transcript, drawn at `size`. The answers
-/// and title changes it would report were the earlier server's to give.
-fn replay(transcript: &std::path::Path, total: u64, size: TermSize) -> std::io::Result<Screen> {
-    let mut screen = Screen::new(size);
+/// The screen after the first `total` bytes of the transcript, drawn with the sizes the
+/// terminal had on the way (`resizes`: after which output each size began, the first at 0) and
+/// ending at `size`, the PTY's. The answers and title changes it would report were the earlier
+/// server's to give.
+fn replay(
+    transcript: &std::path::Path,
+    total: u64,
+    resizes: &[(u64, TermSize)],
+    size: TermSize,
+) -> std::io::Result<Screen> {
+    let first = resizes
+        .first()
+        .filter(|(offset, _)| *offset == 0)
+        .map_or(size, |(_, size)| *size);
+    let mut screen = Screen::new(first);
+    let mut current = first;
+    let mut resize = |screen: &mut Screen, size: TermSize| {
+        if size != current {
+            screen.resize(size);
+            current = size;
+        }
+    };
     let mut offset = 0;
-    while offset < total {
-        let len = (total - offset).min(REPLAY_CHUNK as u64) as usize;
+    let mut resizes = resizes.iter().peekable();
+    loop {
+        while let Some((_, size)) = resizes.next_if(|(at, _)| *at <= offset) {
+            resize(&mut screen, *size);
+        }
+        if offset >= total {
+            break;
+        }
+        let next = resizes.peek().map_or(total, |(at, _)| (*at).min(total));
+        let len = (next - offset).min(REPLAY_CHUNK as u64) as usize;
         let bytes = output::read_transcript(transcript, offset, len)?;
         if bytes.is_empty() {
             break;
@@ -84,6 +125,8 @@ fn replay(transcript: &std::path::Path, total: u64, size: TermSize) -> std::io::
         screen.take_title_changes();
         offset += bytes.len() as u64;
     }
+    // A resize whose mark was lost (a server killed within the timeline's batch) still counts.
+    resize(&mut screen, size);
     Ok(screen)
 }
 
