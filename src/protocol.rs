@@ -58,6 +58,9 @@ pub struct CreateSessionRequest {
     pub labels: Option<Vec<String>>,
     pub cols: Option<i64>,
     pub rows: Option<i64>,
+    /// Also record what is typed into the program (`i` events of `/recording`); off by default,
+    /// as input may hold secrets.
+    pub record_input: Option<bool>,
 }
 
 /// A session as listed and returned by the API.
@@ -101,6 +104,8 @@ pub struct SessionInfo {
     /// When the task reached the program: at start as an argument, or when it was typed in
     /// (presets with `taskDelivery = "typed"`); null until then.
     pub task_delivered_at: Option<String>,
+    /// Whether input is recorded too (`recordInput` at creation).
+    pub record_input: bool,
 }
 
 /// Whether a session is printing.

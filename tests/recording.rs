@@ -183,3 +183,36 @@ async fn a_recording_spans_a_restart() {
     );
     assert_eq!(events.last().unwrap()[2], "0");
 }
+
+#[tokio::test]
+async fn input_is_recorded_only_when_asked() {
+    let server = Server::start();
+    let mut ids = Vec::new();
+    for record_input in [true, false] {
+        let session = server
+            .create(json!({"task": "cat", "recordInput": record_input}))
+            .await;
+        assert_eq!(session.record_input, record_input);
+        server
+            .post(
+                &format!("/sessions/{}/input", session.id),
+                json!({"input": "typed-secret", "enter": true}),
+            )
+            .await;
+        server.wait_for_screen(&session.id, "typed-secret").await;
+        server.delete(&format!("/sessions/{}", session.id)).await;
+        server.wait_for_end(&session.id).await;
+        ids.push(session.id);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, events) = recording(&server, &ids[0], "v3").await;
+    let typed: Vec<_> = events.iter().filter(|e| e[1] == "i").collect();
+    assert_eq!(typed.len(), 1, "{events:?}");
+    assert_eq!(typed[0][2], "typed-secret\r");
+    // The echo follows what was typed.
+    let at = events.iter().position(|e| e[1] == "i").unwrap();
+    assert!(output_of(&events[at..]).contains("typed-secret"));
+    let (_, events) = recording(&server, &ids[1], "v3").await;
+    assert!(events.iter().all(|e| e[1] != "i"), "{events:?}");
+    assert!(output_of(&events).contains("typed-secret"));
+}

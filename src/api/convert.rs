@@ -36,6 +36,7 @@ pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
         ws_clients: snap.viewers,
         owner: session.owner.clone(),
         labels: session.labels.clone(),
+        record_input: session.record_input,
         cols: snap.size.cols,
         rows: snap.size.rows,
         last_output_at: snap.last_output_at.map(iso_time),

@@ -125,6 +125,7 @@ pub async fn create_session(
         owner: params::owner(req.owner)?,
         labels: params::labels(req.labels.unwrap_or_default())?,
         size,
+        record_input: req.record_input.unwrap_or(false),
     };
     let engine = app.engine.clone();
     let session = tokio::task::spawn_blocking(move || engine.spawn(spec))

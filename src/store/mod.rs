@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     owner TEXT,
     labels TEXT NOT NULL,
     requested_by TEXT NOT NULL,
+    record_input INTEGER NOT NULL,
     created_at_ms INTEGER NOT NULL,
     pid INTEGER NOT NULL,
     cols INTEGER NOT NULL,
@@ -63,6 +64,7 @@ pub struct SessionRecord {
     pub owner: Option<String>,
     pub labels: Vec<String>,
     pub requested_by: String,
+    pub record_input: bool,
     pub created_at_ms: i64,
     pub pid: u32,
     pub cols: u16,
@@ -143,9 +145,9 @@ impl Store {
             "INSERT OR REPLACE INTO sessions (id, kind, task, argv, cwd, owner, labels,
                 requested_by, created_at_ms, pid, cols, rows, status, exit_code, signal,
                 ended_at_ms, output_bytes, output_lines, last_output_at_ms,
-                task_delivered_at_ms, transcript, final_screen)
+                task_delivered_at_ms, transcript, final_screen, record_input)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19, ?20, ?21, ?22)",
+                ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
         )?
         .execute(params![
             record.id,
@@ -170,6 +172,7 @@ impl Store {
             record.task_delivered_at_ms,
             record.transcript.to_string_lossy(),
             record.final_screen,
+            record.record_input,
         ])?;
         Ok(())
     }
@@ -208,7 +211,7 @@ impl Store {
 
 const COLUMNS: &str = "id, kind, task, argv, cwd, owner, labels, requested_by, created_at_ms, pid,
     cols, rows, status, exit_code, signal, ended_at_ms, output_bytes, output_lines,
-    last_output_at_ms, task_delivered_at_ms, transcript, final_screen";
+    last_output_at_ms, task_delivered_at_ms, transcript, final_screen, record_input";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
@@ -234,6 +237,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         task_delivered_at_ms: row.get(19)?,
         transcript: PathBuf::from(row.get::<_, String>(20)?),
         final_screen: row.get(21)?,
+        record_input: row.get(22)?,
     })
 }
 
@@ -259,6 +263,7 @@ mod tests {
             owner: Some("me".into()),
             labels: vec!["a".into(), "b".into()],
             requested_by: "127.0.0.1:1".into(),
+            record_input: false,
             created_at_ms: 1_700_000_000_000,
             pid: 42,
             cols: 80,

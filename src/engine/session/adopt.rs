@@ -68,6 +68,7 @@ impl Session {
                 created_at: record::from_millis(record.created_at_ms),
                 pid: held.pid,
                 requested_by: record.requested_by,
+                record_input: record.record_input,
                 log,
                 screen,
                 size,

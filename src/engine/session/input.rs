@@ -20,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::super::answers::{QueryKind, classify_replies};
 use super::super::keys::{Key, paste_bytes};
+use super::super::recording;
 use super::wait::{Fired, WaitFor};
 use super::{Session, SessionStatus, lock};
+use crate::store::{Mark, MarkKind};
 
 /// How long a program must be quiet after start before a typed task is pasted in.
 pub const TASK_DELIVERY_IDLE: Duration = Duration::from_millis(1000);
@@ -314,6 +316,7 @@ impl Session {
             return Err(InputError::NotRunning);
         }
         let (done, written) = oneshot::channel();
+        self.mark_input(&writes.concat());
         self.input.push(writes, false, Some(done))?;
         written.await.unwrap_or(Err(InputError::NotRunning))
     }
@@ -324,7 +327,27 @@ impl Session {
         if self.status() != SessionStatus::Running {
             return Err(InputError::NotRunning);
         }
+        self.mark_input(&bytes);
         self.input.push(vec![bytes], false, None)
+    }
+
+    /// Notes `bytes` as typed now, for the recording, if the session records input.
+    fn mark_input(&self, bytes: &[u8]) {
+        if !self.record_input {
+            return;
+        }
+        if let Some(timeline) = &self.timeline {
+            let offset = self.lock_state().log.total();
+            timeline.push(
+                &self.id,
+                Mark {
+                    kind: MarkKind::Input,
+                    offset,
+                    at_us: recording::micros(SystemTime::now()),
+                    data: String::from_utf8_lossy(bytes).into_owned(),
+                },
+            );
+        }
     }
 
     /// Types `text` as it is, then Enter (as a write of its own) if asked.

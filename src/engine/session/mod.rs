@@ -95,6 +95,8 @@ pub struct Session {
     pub pid: u32,
     /// Who asked for the session, for the audit log.
     pub requested_by: String,
+    /// Input is recorded too (`i` marks of the recording).
+    pub record_input: bool,
     state: Mutex<State>,
     /// Bumped after every change viewers may care about (output, resize, exit).
     changed: watch::Sender<u64>,

@@ -35,6 +35,7 @@ impl Session {
             owner: self.owner.clone(),
             labels: self.labels.clone(),
             requested_by: self.requested_by.clone(),
+            record_input: self.record_input,
             created_at_ms: millis(self.created_at),
             pid: self.pid,
             cols: state.size.cols,
@@ -109,6 +110,7 @@ impl Session {
             created_at: from_millis(record.created_at_ms),
             pid: record.pid,
             requested_by: record.requested_by,
+            record_input: record.record_input,
             state: Mutex::new(State {
                 log: OutputLog::finished(record.transcript, total, record.output_lines, &tail),
                 screen,

@@ -39,6 +39,8 @@ pub struct SpawnSpec {
     pub task_typed: bool,
     /// Who asked for the session (e.g. the client's address), for the audit log.
     pub requested_by: String,
+    /// Input is recorded too (`i` marks).
+    pub record_input: bool,
 }
 
 /// Why a session could not be started.
@@ -165,6 +167,7 @@ impl Session {
                 created_at: SystemTime::now(),
                 pid,
                 requested_by: spec.requested_by,
+                record_input: spec.record_input,
                 log,
                 screen: Screen::new(spec.size),
                 size: spec.size,
@@ -236,6 +239,7 @@ impl Session {
             created_at: parts.created_at,
             pid: parts.pid,
             requested_by: parts.requested_by,
+            record_input: parts.record_input,
             state: Mutex::new(State {
                 log: parts.log,
                 screen: parts.screen,
@@ -400,6 +404,7 @@ pub(super) struct Parts {
     pub created_at: SystemTime,
     pub pid: u32,
     pub requested_by: String,
+    pub record_input: bool,
     pub log: OutputLog,
     pub screen: Screen,
     pub size: TermSize,
