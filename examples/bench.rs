@@ -93,6 +93,9 @@ fn main() {
     if wanted("scale") {
         runtime.block_on(scale(&work, &sizes));
     }
+    if wanted("adopt") {
+        runtime.block_on(adopt(&work, &sizes));
+    }
     if wanted("snapshot") {
         runtime.block_on(snapshot(&work, &sizes));
     }
@@ -125,7 +128,13 @@ impl Server {
         // examples live in target/<profile>/examples; the server binary one level up.
         let bin = exe.parent().unwrap().parent().unwrap().join("monkeyproof");
         let mut cmd = Command::new(&bin);
-        let data_dir = work.join(format!("data-{}", rand::random::<u32>()));
+        let data_dir = env
+            .iter()
+            .find(|(k, _)| *k == "MONKEYPROOF_DATA_DIR")
+            .map_or_else(
+                || work.join(format!("data-{}", rand::random::<u32>())),
+                |(_, dir)| PathBuf::from(dir),
+            );
         cmd.env("PORT", "0")
             .env("AGENT_WS_TOKEN", TOKEN)
             .env("MONKEYPROOF_DATA_DIR", &data_dir)
@@ -222,6 +231,16 @@ impl Server {
     fn threads(&self) -> u64 {
         status_field(self.child.id(), "Threads:")
     }
+
+    /// Stops the server (SIGTERM) and waits for it, leaving its sessions to the keeper (when
+    /// started with `MONKEYPROOF_ON_EXIT=keep`); returns the data directory.
+    fn stop(mut self) -> PathBuf {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+        // Dropped next: with no data directory, it leaves the keeper alone.
+        std::mem::take(&mut self.data_dir)
+    }
 }
 
 impl Drop for Server {
@@ -238,6 +257,9 @@ impl Drop for Server {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.data_dir.as_os_str().is_empty() {
+            return;
+        }
         for keeper in monkeyproof::keeper::keeper_pids(&self.data_dir) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(keeper as i32),
@@ -615,6 +637,67 @@ async fn latency(work: &Path, sizes: &Sizes) {
 }
 
 // ---- 3. scale ----
+
+/// Sessions outliving the server: the time a server started again takes to adopt N running
+/// sessions (from its start to all of them served), and what the keeper costs per session.
+async fn adopt(work: &Path, sizes: &Sizes) {
+    let n = sizes.sessions.max(2);
+    let first = Server::start(work, &[("MONKEYPROOF_ON_EXIT", "keep")]);
+    let idle_sh = json!({"command": "sh", "args": ["-is"], "task": "idle"});
+    first.create(idle_sh.clone()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let keeper = monkeyproof::keeper::keeper_pids(&first.data_dir)[0];
+    let keeper_rss_one = status_field(keeper, "VmRSS:");
+    for _ in 1..n {
+        first.create(idle_sh.clone()).await;
+    }
+    let dir = first.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let keeper_rss = status_field(keeper, "VmRSS:");
+    let started = Instant::now();
+    let second = Server::start(
+        work,
+        &[
+            ("MONKEYPROOF_ON_EXIT", "kill"),
+            ("MONKEYPROOF_DATA_DIR", dir.to_str().unwrap()),
+        ],
+    );
+    // A server listens once it has taken every session over.
+    let listening = started.elapsed();
+    let sessions: Value = second
+        .http
+        .get(format!("http://{}/sessions", second.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let running = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "running")
+        .count();
+    assert_eq!(running, n, "every session adopted");
+    row(
+        &format!("start to {n} sessions adopted"),
+        format!("{:.2} s", listening.as_secs_f64()),
+        "-".into(),
+        None,
+        "<= 2 s for 1,000",
+    );
+    row(
+        "keeper RSS per held session",
+        format!(
+            "{:.2} KB",
+            keeper_rss.saturating_sub(keeper_rss_one) as f64 / (n - 1) as f64
+        ),
+        format!("{keeper_rss_one} KB"),
+        None,
+        "<= 1 KB (baseline: the keeper with one)",
+    );
+}
 
 async fn scale(work: &Path, sizes: &Sizes) {
     let server = Server::start(work, &[]);
