@@ -235,17 +235,13 @@ impl Server {
     /// Stops the server (SIGTERM) and waits for it, leaving its sessions to the keeper (when
     /// started with `MONKEYPROOF_ON_EXIT=keep`); returns the data directory.
     fn stop(mut self) -> PathBuf {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let _ = self.child.wait();
+        self.terminate();
         // Dropped next: with no data directory, it leaves the keeper alone.
         std::mem::take(&mut self.data_dir)
     }
-}
 
-impl Drop for Server {
-    /// Stops the server, which kills its sessions; what a stuck one leaves, its keeper with it.
-    fn drop(&mut self) {
+    /// SIGTERM, then SIGKILL if it has not exited within 10 s.
+    fn terminate(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -257,6 +253,13 @@ impl Drop for Server {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    /// Stops the server, which kills its sessions; what a stuck one leaves, its keeper with it.
+    fn drop(&mut self) {
+        self.terminate();
         if self.data_dir.as_os_str().is_empty() {
             return;
         }

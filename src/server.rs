@@ -129,6 +129,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     if drained.is_err() {
         tracing::warn!("shutdown took too long; exiting anyway");
     }
+    if config.on_exit == OnExit::Kill {
+        engine.abandon_all();
+    }
     purger.abort();
     monitor.abort();
     Ok(())

@@ -402,6 +402,15 @@ impl Engine {
         })
     }
 
+    /// Hands every session to the keeper to reap once its program has ended, whether or not
+    /// its kill finished: after a stop that kills, no server will take them over, so the keeper
+    /// must not keep them (it exits once it holds nothing).
+    pub fn abandon_all(&self) {
+        for session in self.list() {
+            session.abandon_to_keeper();
+        }
+    }
+
     /// Writes the recording marks queued so far.
     async fn flush_timeline(&self) {
         let timeline = self.timeline.clone();

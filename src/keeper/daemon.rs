@@ -38,10 +38,10 @@ pub const LOCK_FILE: &str = "keeper.lock";
 
 struct Held {
     pid: u32,
-    master: OwnedFd,
-    /// The pipe the server moves output through on its way to the transcript: what a server
-    /// that died took from the PTY but had not recorded yet waits here for the next one.
-    pipe: (OwnedFd, OwnedFd),
+    /// The PTY's master and the pipe the server moves output through on its way to the
+    /// transcript (what a server that died took from the PTY but had not recorded yet waits
+    /// there for the next one). Let go once the server is done with the session.
+    fds: Option<[OwnedFd; 3]>,
     exit: Option<Exit>,
     /// The server is done with it: reap it as soon as it has ended.
     reap_on_exit: bool,
@@ -149,8 +149,7 @@ fn serve(request: Request, conn: &OwnedFd, held: &mut HashMap<String, Held>) -> 
                     id,
                     Held {
                         pid,
-                        master,
-                        pipe,
+                        fds: Some([master, pipe.0, pipe.1]),
                         exit: None,
                         reap_on_exit: false,
                     },
@@ -170,23 +169,26 @@ fn serve(request: Request, conn: &OwnedFd, held: &mut HashMap<String, Held>) -> 
         Request::List => {
             let mut sent = Ok(());
             for (id, session) in held.iter() {
+                let Some(fds) = &session.fds else {
+                    // Given up by its server: not to be taken over.
+                    continue;
+                };
                 let reply = Reply::Held {
                     id: id.clone(),
                     pid: session.pid,
                     exit: session.exit.clone(),
                 };
-                let fds = [
-                    wire::raw(&session.master),
-                    wire::raw(&session.pipe.0),
-                    wire::raw(&session.pipe.1),
-                ];
-                sent = sent.and_then(|()| wire::send(socket, &reply, &fds));
+                sent =
+                    sent.and_then(|()| wire::send(socket, &reply, &fds.each_ref().map(wire::raw)));
             }
             sent.and_then(|()| wire::send(socket, &Reply::End, &[]))
         }
         Request::Reap { id } => {
             if let Some(session) = held.get_mut(&id) {
                 session.reap_on_exit = true;
+                // A program still running when its server gave it up is hung up, as by a
+                // terminal closing.
+                session.fds = None;
             }
             reap_ended(held);
             Ok(())
@@ -310,17 +312,8 @@ fn listen_at(path: &Path) -> Result<OwnedFd, String> {
 
 /// The keeper's lock, or `None` when another keeper holds it.
 fn take_lock(data_dir: &Path) -> Result<Option<std::fs::File>, String> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = data_dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
+    let locked = crate::store::lock::try_lock(&path)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    // SAFETY: flock on a descriptor this function owns.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-    Ok(locked.then_some(file))
+    Ok(locked.ok())
 }

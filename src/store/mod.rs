@@ -7,7 +7,7 @@
 //! on the async workers. The store also holds the data directory's instance lock (`lock.rs`):
 //! two servers on one data directory would overwrite each other's records.
 
-mod lock;
+pub mod lock;
 mod timeline;
 
 use std::path::{Path, PathBuf};

@@ -65,6 +65,18 @@ impl Session {
         !lock(&self.processes.leader).reaped
     }
 
+    /// Tells the keeper to reap the program as soon as it has ended, and stops signalling it
+    /// (see `Engine::abandon_all`).
+    pub(crate) fn abandon_to_keeper(&self) {
+        let mut leader = lock(&self.processes.leader);
+        if !leader.reaped
+            && let Some(keeper) = &self.keeper
+        {
+            keeper.reap(&self.id);
+            leader.reaped = true;
+        }
+    }
+
     /// Whether the program exited but processes of its session live on (background jobs).
     pub(crate) fn lingers(&self) -> bool {
         let leader = lock(&self.processes.leader);
