@@ -473,3 +473,86 @@ async fn a_viewer_resumes_across_a_restart_with_no_gap_and_no_duplicate() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_agent_thinking_through_a_restart_is_driven_on_as_before() {
+    let first = keep(None);
+    let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake_agent.py");
+    let session = first
+        .create(
+            json!({"type": "interactive", "command": "python3", "args": [agent], "task": "hello"}),
+        )
+        .await;
+    let id = session.id.clone();
+    first.wait_for_screen(&id, "ANSWER: 1 lines").await;
+    let task = "Refactor the parser.\nKeep the tests green.\nReport what changed.";
+    first
+        .post(
+            &format!("/sessions/{id}/input"),
+            json!({"text": task, "paste": true}),
+        )
+        .await;
+    first.wait_for_screen(&id, "thinking").await;
+    // Stopped while the agent works; it answers while no server runs.
+    let dir = first.stop_keeping_data(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let second = keep(Some(dir));
+    let detail = second
+        .wait_for_screen(&id, "ANSWER: 3 lines, first='Refactor the parser.'")
+        .await;
+    assert!(detail.screen.alternate_screen);
+    // The new server knows the agent asked for bracketed paste: a paste arrives as one message.
+    second
+        .post(
+            &format!("/sessions/{id}/input"),
+            json!({"text": "Now the docs.\nAnd the changelog.", "paste": true}),
+        )
+        .await;
+    second
+        .wait_for_screen(&id, "ANSWER: 2 lines, first='Now the docs.'")
+        .await;
+    second
+        .post(&format!("/sessions/{id}/input"), json!({"keys": ["C-c"]}))
+        .await;
+    let ended = second.wait_for_end(&id).await;
+    assert_eq!(ended.info.exit_code, Some(0));
+    assert!(!ended.screen.alternate_screen);
+}
+
+#[tokio::test]
+async fn a_crash_of_the_keeper_leaves_the_running_server_serving() {
+    let server = keep(None);
+    let session = server.exec("cat").await;
+    let keeper = keepers_of(&server.data_dir)[0];
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(keeper as i32), Signal::SIGKILL).unwrap();
+    eventually("the keeper to be gone", || async {
+        (!process_alive(keeper)).then_some(())
+    })
+    .await;
+    // The server still holds the PTY: input and output go on.
+    server
+        .post(
+            &format!("/sessions/{}/input", session.id),
+            json!({"input": "still-here", "enter": true}),
+        )
+        .await;
+    server.wait_for_screen(&session.id, "still-here").await;
+    // Its end is seen, without a status (its parent is init now), and nothing of it is
+    // signalled any more.
+    server.delete(&format!("/sessions/{}", session.id)).await;
+    assert!(
+        process_alive(session.pid),
+        "DELETE signals nothing without the keeper"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(session.pid as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let ended = server.wait_for_end(&session.id).await;
+    assert_eq!((ended.info.exit_code, ended.info.signal), (None, None));
+    // The next session starts a new keeper.
+    let fresh = server.exec("echo with-a-new-keeper").await;
+    server.wait_for_screen(&fresh.id, "with-a-new-keeper").await;
+    assert_eq!(keepers_of(&server.data_dir).len(), 1);
+}
