@@ -540,6 +540,7 @@ async fn a_crash_of_the_keeper_leaves_the_running_server_serving() {
     // Its end is seen, without a status (its parent is init now), and nothing of it is
     // signalled any more.
     server.delete(&format!("/sessions/{}", session.id)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         process_alive(session.pid),
         "DELETE signals nothing without the keeper"
