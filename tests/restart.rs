@@ -276,8 +276,15 @@ async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
         before.push(seen_running(&first, id).await);
     }
 
+    let printed = first.printed.clone();
     let dir = first.stop_keeping_data(Signal::SIGTERM);
     assert!(process_alive(shell.pid) && process_alive(vim.pid) && process_alive(writer.pid));
+    let printed = printed.lock().unwrap().join("\n");
+    assert!(
+        printed.contains(" session(s) keep running, held by the keeper")
+            && printed.contains("MONKEYPROOF_ON_EXIT=kill"),
+        "{printed}"
+    );
     assert_eq!(keepers_of(&dir).len(), 1, "one keeper holds them");
     tokio::time::sleep(Duration::from_millis(1500)).await;
 

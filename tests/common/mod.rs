@@ -32,6 +32,8 @@ pub struct Server {
     pub announced_data_dir: Option<PathBuf>,
     pub http: reqwest::Client,
     log: Option<PathBuf>,
+    /// What the server printed on stdout after its first two lines.
+    pub printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// How to start a server beyond the defaults (token in `AGENT_WS_TOKEN`, a fresh data dir).
@@ -151,7 +153,13 @@ impl Server {
             .and_then(Result::ok)
             .and_then(|l| l.strip_prefix("data dir: ").map(PathBuf::from));
         // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let for_drain = printed.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                for_drain.lock().unwrap().push(line);
+            }
+        });
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::AUTHORIZATION,
@@ -169,6 +177,7 @@ impl Server {
             announced_data_dir,
             http,
             log,
+            printed,
         }
     }
 
