@@ -564,3 +564,23 @@ async fn a_crash_of_the_keeper_leaves_the_running_server_serving() {
     server.wait_for_screen(&fresh.id, "with-a-new-keeper").await;
     assert_eq!(keepers_of(&server.data_dir).len(), 1);
 }
+
+#[tokio::test]
+async fn a_data_dir_too_long_for_the_keepers_socket_is_refused_at_start() {
+    let dir = std::env::temp_dir().join("d".repeat(110));
+    let out = Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
+        .env("PORT", "0")
+        .env("AGENT_WS_TOKEN", TOKEN)
+        .env("MONKEYPROOF_DATA_DIR", &dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("too long a path for a Unix socket")
+            && stderr.contains("MONKEYPROOF_DATA_DIR"),
+        "{stderr}"
+    );
+}

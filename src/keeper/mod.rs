@@ -87,7 +87,15 @@ struct Exits {
 impl Keeper {
     /// Connects to the keeper of `data_dir`, if one runs. Blocking.
     pub fn connect_running(data_dir: &Path) -> Result<Option<Self>, String> {
-        match connect_socket(&data_dir.join(SOCKET)) {
+        let path = data_dir.join(SOCKET);
+        if UnixAddr::new(path.as_os_str().as_bytes()).is_err() {
+            return Err(format!(
+                "the keeper's socket {} is too long a path for a Unix socket (108 bytes at \
+                 most): choose a shorter MONKEYPROOF_DATA_DIR",
+                path.display()
+            ));
+        }
+        match connect_socket(&path) {
             Ok(socket) => Self::hello(socket).map(Some),
             Err(_) => Ok(None),
         }
@@ -182,15 +190,31 @@ impl Keeper {
         let asking = lock(&self.asking);
         wire::send(self.socket.as_raw_fd(), &request, &[])
             .map_err(|e| failure(format!("cannot ask the keeper: {e}")))?;
-        match asking.recv_timeout(ANSWER_TIMEOUT) {
-            Ok((wire::Reply::Spawned { pid, .. }, fds)) => PtyFds::from_received(fds)
-                .map(|fds| (pid, fds))
-                .ok_or_else(|| failure("the keeper sent no PTY".into())),
-            Ok((wire::Reply::Failed { message, errno, .. }, _)) => {
-                Err(SpawnFailure { message, errno })
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match asking.recv_timeout(left) {
+                Ok((wire::Reply::Spawned { id: started, pid }, fds)) if started == id => {
+                    return PtyFds::from_received(fds)
+                        .map(|fds| (pid, fds))
+                        .ok_or_else(|| failure("the keeper sent no PTY".into()));
+                }
+                Ok((
+                    wire::Reply::Failed {
+                        id: failed,
+                        message,
+                        errno,
+                    },
+                    _,
+                )) if failed == id => {
+                    return Err(SpawnFailure { message, errno });
+                }
+                // The late answer to a spawn that timed out: nobody serves that program, so
+                // the keeper lets it go (hung up, then reaped).
+                Ok((wire::Reply::Spawned { id: stale, .. }, _)) => self.reap(&stale),
+                Ok(_) => {}
+                Err(_) => return Err(failure("the keeper did not answer".into())),
             }
-            Ok(other) => Err(failure(format!("the keeper answered {:?}", other.0))),
-            Err(_) => Err(failure("the keeper did not answer".into())),
         }
     }
 
