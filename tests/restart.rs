@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use futures_util::StreamExt;
 use nix::sys::signal::Signal;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -504,6 +505,23 @@ async fn an_agent_thinking_through_a_restart_is_driven_on_as_before() {
     let dir = first.stop_keeping_data(Signal::SIGTERM);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let second = keep(Some(dir));
+    // The feed announces the takeover.
+    let mut feed = second
+        .http
+        .get(second.url(&format!("/sessions/{id}/events?lastEventId=0")))
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("event: adopted") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), feed.next())
+            .await
+            .expect("no adopted event within 10 s")
+            .expect("the feed ended")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
     let detail = second
         .wait_for_screen(&id, "ANSWER: 3 lines, first='Refactor the parser.'")
         .await;
