@@ -1,4 +1,5 @@
-//! The session engine: programs in real PTYs, their output logs, screens and transcripts.
+//! The session engine: programs in real PTYs (started and held by the keeper), their output
+//! logs, screens, transcripts and records (in the store), across restarts of the server.
 //!
 //! It knows nothing of HTTP. The API layer calls `Engine::spawn`, looks sessions up, and reads
 //! them through `Session`'s methods and `Viewer`s.
@@ -12,6 +13,7 @@ mod output;
 mod plain;
 mod process;
 pub mod recording;
+mod restart;
 mod screen;
 mod session;
 
@@ -29,17 +31,18 @@ pub use events::{ACTIVITY_TICK, EVENT_RING_CAPACITY, Event, EventBus, EventKind,
 pub use keys::{Key, SPECIAL_KEY_NAMES, parse_key, paste_bytes};
 pub use output::RING_BYTES_PER_LINE;
 pub use plain::{plain_text, plain_text_tail, skip_partial_char};
+use restart::EarlierRuns;
 pub use screen::{
     MAX_DIMENSION, MAX_ESCAPE_STRING, MAX_TITLE_CHANGES, SCREEN_SCROLLBACK_ROWS, Screen,
     ScreenText, TermSize,
 };
+use session::Serving;
 pub use session::{
     AttachFrom, AttachStart, DUPLICATE_ANSWER_WINDOW, ExitInfo, FINISHED_TAIL_BYTES, Fired,
     InputError, MAX_OUTPUT_CHUNK, MAX_PATTERN_BYTES, MAX_QUEUED_ANSWER_BYTES,
     MAX_QUEUED_INPUT_BYTES, ReplyFilter, Session, SessionKind, SessionSnapshot, SessionStatus,
     SpawnError, SpawnSpec, Viewer, ViewerEvent, WaitFor, WaitOutcome,
 };
-use session::{Serving, abandon_unrecorded};
 
 /// The engine's settings.
 #[derive(Debug, Clone)]
@@ -107,61 +110,9 @@ impl Engine {
             Timeline::start(store.clone()).map_err(|e| format!("cannot start a thread: {e}"))?,
         );
         let events = Arc::new(EventBus::default());
-        let mut records = store
-            .load()
-            .map_err(|e| format!("cannot read {}: {e}", store.path().display()))?;
-        let sessions = DashMap::new();
-        let keeper = Keeper::connect_running(&config.data_dir)?.map(Arc::new);
-        let mut adopted = Vec::new();
-        if let Some(keeper) = &keeper {
-            let serving = || Serving {
-                ring_capacity: config.output_buffer_lines.max(1) * RING_BYTES_PER_LINE,
-                events: events.clone(),
-                store: Some(store.clone()),
-                keeper: keeper.clone(),
-                timeline: Some(timeline.clone()),
-            };
-            for held in keeper.list()? {
-                let Some(at) = records.iter().position(|r| r.id == held.id) else {
-                    tracing::warn!(session = %held.id, pid = held.pid, "the keeper holds a session nobody recorded: killing it");
-                    abandon_unrecorded(&held, keeper);
-                    continue;
-                };
-                let record = records.remove(at);
-                let (id, pid) = (held.id.clone(), held.pid);
-                match Session::adopt(record, held, serving()) {
-                    Ok((session, start)) => {
-                        sessions.insert(id.clone(), session);
-                        adopted.push((id, start));
-                    }
-                    Err(why) => {
-                        tracing::error!(session = %id, pid, %why, "cannot adopt the session: killing it");
-                        process::signal_session(pid, nix::sys::signal::Signal::SIGKILL);
-                        keeper.reap(&id);
-                    }
-                }
-            }
-        }
-        for record in records {
-            let id = record.id.clone();
-            match Session::restore(record, store.clone(), events.clone()) {
-                Some(session) => {
-                    sessions.insert(id, session);
-                }
-                None => tracing::warn!(session = %id, "unreadable session record: skipped"),
-            }
-        }
-        if !sessions.is_empty() {
-            tracing::info!(
-                count = sessions.len(),
-                running = adopted.len(),
-                "sessions of earlier runs listed again"
-            );
-        }
-        for (id, start) in adopted {
-            events.publish(&id, EventKind::Adopted);
-            start.serve();
-        }
+        let earlier = EarlierRuns::take_over(&config, &store, &events, &timeline)?;
+        let sessions = earlier.sessions;
+        let keeper = earlier.keeper;
         Ok(Self {
             config,
             sessions,
