@@ -16,7 +16,11 @@ async fn delete_kills_a_background_job_that_traps_term() {
     assert_eq!(fds(), 0);
     let (session, bg) = start_stubborn_job(&server).await;
     assert!(process_alive(bg));
-    assert!(fds() >= 3, "master, reader, writer and transcript are open");
+    assert_eq!(
+        fds(),
+        2,
+        "the master (shared by reader, writer and resizes) and the transcript"
+    );
 
     let path = format!("/sessions/{}", session.id);
     let (status, body) = server.delete(&path).await;

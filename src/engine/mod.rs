@@ -67,9 +67,10 @@ pub struct EngineConfig {
     pub max_finished: usize,
 }
 
-/// Descriptors one session holds: the PTY master and its two duplicates (reader, writer), the
-/// output pipe's two ends, the transcript. What the server must keep free per `MAX_SESSIONS`.
-pub const FDS_PER_SESSION: usize = 6;
+/// Descriptors one session holds: the PTY master (shared by the reader, the writer and
+/// resizes), the output pipe's two ends, the transcript. What the server must keep free per
+/// `MAX_SESSIONS`.
+pub const FDS_PER_SESSION: usize = 4;
 
 /// Why a spawn was refused.
 #[derive(Debug)]

@@ -29,10 +29,10 @@ impl Session {
         let recorded = TermSize::new(record.cols, record.rows).ok_or("bad size")?;
         let size = pty_size(&held.fds.master).unwrap_or(recorded);
         // What the last server took from the PTY but had not recorded is recorded first.
-        let recorder = OutputLog::reopen_transcript(&record.transcript)
+        let (recorder, master) = OutputLog::reopen_transcript(&record.transcript)
             .and_then(|file| {
                 let recorded = file.metadata()?.len();
-                Recorder::new(&held.fds, file, recorded)
+                Recorder::new(held.fds, file, recorded)
             })
             .map_err(|e| format!("cannot reopen the transcript: {e}"))?;
         let log = OutputLog::adopt(&record.transcript, serving.ring_capacity)
@@ -76,7 +76,7 @@ impl Session {
                 exit: held.exit,
                 reported,
             },
-            held.fds,
+            master,
             recorder,
             serving,
         )

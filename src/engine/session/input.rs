@@ -82,7 +82,7 @@ struct Queue {
     /// The writer task has an item in hand.
     writing: bool,
     /// The PTY, for writes made at once; gone once the queue is closed.
-    pty: Option<Arc<AsyncFd<OwnedFd>>>,
+    pty: Option<Arc<AsyncFd<Arc<OwnedFd>>>>,
 }
 
 /// One input (or answer): its writes go out whole, in order, with a pause between them.
@@ -97,7 +97,7 @@ struct Item {
 
 impl InputQueue {
     /// A queue writing to `pty`, and the writer task that serves it.
-    pub(super) fn new(pty: AsyncFd<OwnedFd>) -> (Arc<Self>, impl Future<Output = ()>) {
+    pub(super) fn new(pty: AsyncFd<Arc<OwnedFd>>) -> (Arc<Self>, impl Future<Output = ()>) {
         let pty = Arc::new(pty);
         let queue = Self::writing_to(Some(pty.clone()));
         (queue.clone(), write_loop(queue, pty))
@@ -110,7 +110,7 @@ impl InputQueue {
         queue
     }
 
-    fn writing_to(pty: Option<Arc<AsyncFd<OwnedFd>>>) -> Arc<Self> {
+    fn writing_to(pty: Option<Arc<AsyncFd<Arc<OwnedFd>>>>) -> Arc<Self> {
         Arc::new(Self {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -236,7 +236,7 @@ impl InputQueue {
 }
 
 /// The writer task: writes what is queued until the queue is closed, then lets the PTY go.
-async fn write_loop(queue: Arc<InputQueue>, pty: Arc<AsyncFd<OwnedFd>>) {
+async fn write_loop(queue: Arc<InputQueue>, pty: Arc<AsyncFd<Arc<OwnedFd>>>) {
     while let Some(item) = queue.next().await {
         let result = write_all(&pty, &item.writes, item.pause_first, &queue.closed).await;
         queue.written(&item);
@@ -250,7 +250,7 @@ async fn write_loop(queue: Arc<InputQueue>, pty: Arc<AsyncFd<OwnedFd>>) {
 }
 
 /// Writes as much of `bytes` as the PTY takes without waiting.
-fn write_now(pty: &AsyncFd<OwnedFd>, bytes: &[u8]) -> Result<usize, InputError> {
+fn write_now(pty: &AsyncFd<Arc<OwnedFd>>, bytes: &[u8]) -> Result<usize, InputError> {
     let mut written = 0;
     while written < bytes.len() {
         match nix::unistd::write(pty.get_ref(), &bytes[written..]) {
@@ -266,7 +266,7 @@ fn write_now(pty: &AsyncFd<OwnedFd>, bytes: &[u8]) -> Result<usize, InputError> 
 /// Writes each of `writes` as its own write, with a short pause between them (and before the
 /// first when `pause_first`).
 async fn write_all(
-    pty: &AsyncFd<OwnedFd>,
+    pty: &AsyncFd<Arc<OwnedFd>>,
     writes: &[Vec<u8>],
     pause_first: bool,
     closed: &CancellationToken,

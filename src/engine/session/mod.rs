@@ -106,7 +106,7 @@ pub struct Session {
     /// Queries the server answered, for recognising viewers' duplicate answers.
     answered: Mutex<VecDeque<input::Answered>>,
     /// The PTY's master (the keeper holds it too); let go once the session is over.
-    master: Mutex<Option<std::os::fd::OwnedFd>>,
+    master: Mutex<Option<Arc<std::os::fd::OwnedFd>>>,
     processes: lifecycle::Processes,
     stop_reading: AtomicBool,
     viewers: AtomicUsize,

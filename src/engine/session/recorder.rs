@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::fcntl::{SpliceFFlags, splice};
@@ -18,7 +19,8 @@ use crate::keeper::PtyFds;
 
 /// What one session's reader reads through.
 pub(super) struct Recorder {
-    pty: File,
+    /// The PTY's master, shared with the session (input, resize).
+    pty: Arc<OwnedFd>,
     pipe_read: OwnedFd,
     pipe_write: OwnedFd,
     transcript: File,
@@ -41,9 +43,13 @@ pub(super) enum Recorded {
 impl Recorder {
     /// A recorder of the PTY of `fds` (its master is made non-blocking) into `transcript`,
     /// which holds `recorded` bytes already. Whatever an earlier server left in the pipe is
-    /// recorded first.
-    pub(super) fn new(fds: &PtyFds, transcript: File, recorded: u64) -> io::Result<Self> {
-        let pty = File::from(fds.master.try_clone()?);
+    /// recorded first. Returns the master too, for the session's other uses of the PTY.
+    pub(super) fn new(
+        fds: PtyFds,
+        transcript: File,
+        recorded: u64,
+    ) -> io::Result<(Self, Arc<OwnedFd>)> {
+        let pty = Arc::new(fds.master);
         let flags = nix::fcntl::fcntl(pty.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
         nix::fcntl::fcntl(
             pty.as_raw_fd(),
@@ -52,15 +58,15 @@ impl Recorder {
             ),
         )?;
         let mut recorder = Self {
-            pty,
-            pipe_read: fds.pipe_read.try_clone()?,
-            pipe_write: fds.pipe_write.try_clone()?,
+            pty: pty.clone(),
+            pipe_read: fds.pipe_read,
+            pipe_write: fds.pipe_write,
             transcript,
             recorded,
             failed: false,
         };
         recorder.drain()?;
-        Ok(recorder)
+        Ok((recorder, pty))
     }
 
     /// Bytes in the transcript.
@@ -69,7 +75,7 @@ impl Recorder {
     }
 
     /// The PTY, to wait on.
-    pub(super) fn pty(&self) -> &File {
+    pub(super) fn pty(&self) -> &OwnedFd {
         &self.pty
     }
 

@@ -18,7 +18,7 @@ use super::super::screen::{Screen, TermSize};
 use super::input::InputQueue;
 use super::recorder::Recorder;
 use super::{InputError, Session, SessionKind, SessionStatus, State, activity, lifecycle, lock};
-use crate::keeper::{Keeper, PtyFds, child};
+use crate::keeper::{Keeper, child};
 use crate::store::{Mark, MarkKind, Store, Timeline};
 
 /// Everything needed to start a session's program.
@@ -148,7 +148,7 @@ impl Session {
                 }
             })?;
         let keeper = serving.keeper.clone();
-        let recorder = match Recorder::new(&fds, transcript, 0) {
+        let (recorder, master) = match Recorder::new(fds, transcript, 0) {
             Ok(recorder) => recorder,
             Err(err) => {
                 lifecycle::abandon(pid, &keeper, &id);
@@ -175,7 +175,7 @@ impl Session {
                 exit: None,
                 reported: 0,
             },
-            fds,
+            master,
             recorder,
             serving,
         );
@@ -191,29 +191,28 @@ impl Session {
         }
     }
 
-    /// A session serving the program `parts.pid` on the PTY of `fds`, read through `recorder`:
-    /// the reader thread, the input queue's writer and the exit task, all waiting for
-    /// `Start::serve`. An `exit` already known is taken as the program's end at once.
+    /// A session serving the program `parts.pid` on the PTY `master`, read through
+    /// `recorder`: the reader thread, the input queue's writer and the exit task, all waiting
+    /// for `Start::serve`. An `exit` already known is taken as the program's end at once. The
+    /// reader, the writer and resizes share the one descriptor of the master.
     pub(super) fn serve(
         parts: Parts,
-        fds: PtyFds,
+        master: Arc<OwnedFd>,
         recorder: Recorder,
         serving: Serving,
     ) -> Result<(Arc<Session>, Start), (String, std::io::Error)> {
-        let master = fds.master;
         let id = parts.id.clone();
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| (id.clone(), std::io::Error::other("no async runtime")))?;
-        // Our own descriptor (close-on-exec) for writing, so the writer never races the
-        // master's release. The PTY is non-blocking (the recorder made it so): input is written
-        // from async code that must never block.
+        // The PTY is non-blocking (the recorder made it so): input is written from async code
+        // that must never block.
         let descriptors = (|| -> std::io::Result<_> {
-            let writer = master.try_clone()?;
+            let writer = master.clone();
             let _runtime = runtime.enter();
             // Writability only: registered for reading too, every chunk of output would
             // wake the runtime for nothing.
-            // SAFETY: the descriptor is ours alone and stays open while registered: the
-            // `AsyncFd` owns it.
+            // SAFETY: the descriptor stays open while registered: the `AsyncFd` holds a
+            // reference to it.
             let writer = unsafe { AsyncFd::register_with_interest(writer, Interest::WRITABLE)? };
             Ok(writer)
         })();
