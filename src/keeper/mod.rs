@@ -195,15 +195,17 @@ impl Keeper {
             let left = deadline.saturating_duration_since(Instant::now());
             match asking.recv_timeout(left) {
                 Ok((wire::Reply::Spawned { id: started, pid }, fds)) if started == id => {
-                    return PtyFds::from_received(fds).map(|fds| (pid, fds)).ok_or_else(|| {
-                        // The kernel could not give us the descriptors (this server is at
-                        // its open-files limit): the program is let go.
-                        self.reap(id);
-                        SpawnFailure {
-                            message: "cannot receive the PTY from the keeper".into(),
-                            errno: Some(libc::EMFILE),
-                        }
-                    });
+                    return PtyFds::from_received(fds)
+                        .map(|fds| (pid, fds))
+                        .ok_or_else(|| {
+                            // The kernel could not give us the descriptors (this server is at
+                            // its open-files limit): the program is let go.
+                            self.reap(id);
+                            SpawnFailure {
+                                message: "cannot receive the PTY from the keeper".into(),
+                                errno: Some(libc::EMFILE),
+                            }
+                        });
                 }
                 Ok((
                     wire::Reply::Failed {
