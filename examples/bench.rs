@@ -210,17 +210,21 @@ impl Server {
             .0
     }
 
-    /// How many bytes the session's program has written so far.
-    async fn output_bytes(&self, id: &str) -> u64 {
-        let detail: Value = self
-            .http
-            .get(format!("http://{}/sessions/{id}", self.addr))
+    /// GET `path`, as JSON.
+    async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("http://{}{path}", self.addr))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// How many bytes the session's program has written so far.
+    async fn output_bytes(&self, id: &str) -> u64 {
+        let detail = self.get_json(&format!("/sessions/{id}")).await;
         detail["outputBytes"].as_u64().unwrap()
     }
 
@@ -667,15 +671,7 @@ async fn adopt(work: &Path, sizes: &Sizes) {
     );
     // A server listens once it has taken every session over.
     let listening = started.elapsed();
-    let sessions: Value = second
-        .http
-        .get(format!("http://{}/sessions", second.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions = second.get_json("/sessions").await;
     let running = sessions
         .as_array()
         .unwrap()

@@ -460,26 +460,11 @@ async fn a_viewer_resumes_across_a_restart_with_no_gap_and_no_duplicate() {
         (json!(since), json!(false)),
         "{hello}"
     );
-    let mut part2 = Vec::new();
-    loop {
-        match next_frame(&mut viewer).await {
-            Frame::Bytes(b) => part2.extend_from_slice(&b),
-            Frame::Json(msg) if msg["type"] == "exit" || msg["type"] == "event" => {}
-            Frame::Json(msg) => panic!("unexpected {msg}"),
-            Frame::Closed(_) => break,
-        }
-    }
+    let part2 = read_raw_until_closed(&mut viewer).await;
     let mut joined = part1;
     joined.extend_from_slice(&part2);
     assert_eq!(joined, second.transcript(&session.id).await);
-    let text = String::from_utf8(joined).unwrap();
-    for i in 1..=40 {
-        assert_eq!(
-            text.matches(&format!("line-{i}\r\n")).count(),
-            1,
-            "line-{i}"
-        );
-    }
+    assert_each_line_once(&joined, 40);
 }
 
 #[tokio::test]

@@ -119,27 +119,11 @@ async fn resume_with_since_has_no_gap_and_no_duplicate() {
     let hello = next_json(&mut second).await;
     assert_eq!(hello["offset"], since);
     assert_eq!(hello["snapshot"], false);
-    let mut part2 = Vec::new();
-    loop {
-        match next_frame(&mut second).await {
-            Frame::Bytes(b) => part2.extend_from_slice(&b),
-            Frame::Json(msg) if msg["type"] == "exit" => {}
-            Frame::Json(msg) if msg["type"] == "event" => {}
-            Frame::Json(msg) => panic!("unexpected {msg}"),
-            Frame::Closed(_) => break,
-        }
-    }
+    let part2 = read_raw_until_closed(&mut second).await;
     let mut joined = part1;
     joined.extend_from_slice(&part2);
     assert_eq!(joined, server.transcript(&session.id).await);
-    let text = String::from_utf8(joined).unwrap();
-    for i in 1..=40 {
-        assert_eq!(
-            text.matches(&format!("line-{i}\r\n")).count(),
-            1,
-            "line-{i}"
-        );
-    }
+    assert_each_line_once(&joined, 40);
 }
 
 #[tokio::test]

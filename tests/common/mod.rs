@@ -584,3 +584,29 @@ pub fn client_from(ip: &str) -> reqwest::Client {
 pub fn keepers_of(data_dir: &std::path::Path) -> Vec<u32> {
     monkeyproof::keeper::keeper_pids(data_dir)
 }
+
+/// The raw output a viewer receives until the server closes the socket (exit and event messages
+/// skipped).
+pub async fn read_raw_until_closed(ws: &mut Ws) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        match next_frame(ws).await {
+            Frame::Bytes(b) => out.extend_from_slice(&b),
+            Frame::Json(msg) if msg["type"] == "exit" || msg["type"] == "event" => {}
+            Frame::Json(msg) => panic!("unexpected {msg}"),
+            Frame::Closed(_) => return out,
+        }
+    }
+}
+
+/// `output` holds each of `line-1` … `line-{n}` exactly once.
+pub fn assert_each_line_once(output: &[u8], n: usize) {
+    let text = String::from_utf8_lossy(output);
+    for i in 1..=n {
+        assert_eq!(
+            text.matches(&format!("line-{i}\r\n")).count(),
+            1,
+            "line-{i}"
+        );
+    }
+}
