@@ -587,3 +587,35 @@ async fn a_data_dir_too_long_for_the_keepers_socket_is_refused_at_start() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn only_the_server_of_the_data_dir_may_talk_to_the_keeper() {
+    use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
+    let server = keep(None);
+    let session = server.exec("sleep 1; exit 5").await;
+    // Another process of the same user connects and says hello: it is closed at once, and the
+    // server's own connection (which learns the session's exit) is undisturbed.
+    let socket = nix::sys::socket::socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let addr = UnixAddr::new(&server.data_dir.join("keeper.sock")).unwrap();
+    use std::os::fd::AsRawFd;
+    nix::sys::socket::connect(socket.as_raw_fd(), &addr).unwrap();
+    let _ = nix::sys::socket::send(
+        socket.as_raw_fd(),
+        br#"{"type":"hello","version":1}"#,
+        MsgFlags::MSG_NOSIGNAL,
+    );
+    let mut buf = [0u8; 256];
+    let got = nix::sys::socket::recv(socket.as_raw_fd(), &mut buf, MsgFlags::empty());
+    assert!(
+        matches!(got, Ok(0) | Err(_)),
+        "the keeper answered a stranger: {got:?}"
+    );
+    let ended = server.wait_for_end(&session.id).await;
+    assert_eq!(ended.info.exit_code, Some(5));
+}

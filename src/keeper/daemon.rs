@@ -5,8 +5,9 @@
 //! reports each leader's end (leaving it unreaped, so its pid, group and session id cannot be
 //! reused while the server still signals them) and reaps it when the server says so.
 //!
-//! One thread, one `poll`: the listening socket, at most one server connection (a new one
-//! replaces the old: only one server can hold the data directory), and SIGCHLD as a signalfd.
+//! One thread, one `poll`: the listening socket, at most one server connection (the process
+//! holding the data directory's server lock: a new one replaces the old, which is dead), and
+//! SIGCHLD as a signalfd.
 //! It exits when it holds no session and no server is connected.
 
 use std::collections::HashMap;
@@ -96,7 +97,7 @@ pub fn run(data_dir: &Path) -> Result<(), String> {
             notice_exits(&mut held, server.as_ref());
             reap_ended(&mut held);
         }
-        if listener_ready && let Some(conn) = accept_server(&listener) {
+        if listener_ready && let Some(conn) = accept_server(&listener, data_dir) {
             server = Some(conn);
             ever_connected = true;
         }
@@ -280,13 +281,18 @@ fn reap_ended(held: &mut HashMap<String, Held>) {
     });
 }
 
-/// Accepts a connection from a process of this user only.
-fn accept_server(listener: &OwnedFd) -> Option<OwnedFd> {
+/// Accepts a connection from the server of `data_dir` only: a process of this user whose pid is
+/// the one the data directory's server lock names (see `store::lock`). Anything else that
+/// connects (a stray script, a tool) is closed at once, so it can never displace the server.
+fn accept_server(listener: &OwnedFd, data_dir: &Path) -> Option<OwnedFd> {
     let fd = accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC).ok()?;
     // SAFETY: a fresh descriptor from accept4, owned here alone.
     let conn = unsafe { OwnedFd::from_raw_fd(fd) };
     let peer = getsockopt(&conn, sockopt::PeerCredentials).ok()?;
-    (peer.uid() == nix::unistd::geteuid().as_raw()).then_some(conn)
+    let holder = std::fs::read_to_string(data_dir.join(crate::store::lock::LOCK_FILE)).ok()?;
+    let is_server = peer.uid() == nix::unistd::geteuid().as_raw()
+        && holder.trim().parse::<i32>().ok() == Some(peer.pid());
+    is_server.then_some(conn)
 }
 
 /// Listens on `path` (mode 0600), replacing a socket a dead keeper left behind.
