@@ -156,16 +156,8 @@ impl Engine {
         .map_err(EngineError::Spawn)?;
         session.save_record(&self.store);
         // The recording's first size.
-        let size = session.snapshot().size;
-        self.timeline.push(
-            &id,
-            Mark {
-                kind: MarkKind::Resize,
-                offset: 0,
-                at_us: recording::micros(session.created_at),
-                data: format!("{}x{}", size.cols, size.rows),
-            },
-        );
+        let size = recording::size_text(session.snapshot().size);
+        session.mark(MarkKind::Resize, 0, session.created_at, size);
         self.sessions.insert(id.clone(), session.clone());
         // Announced before anything the session does can be reported.
         self.events.publish(&id, EventKind::Created);

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::screen::{after_held, incomplete_char_len};
+use super::screen::{TermSize, after_held, incomplete_char_len};
 use super::session::Session;
 use crate::store::{Mark, MarkKind};
 
@@ -36,12 +36,12 @@ pub fn render(
     let (transcript, total) = session.open_transcript()?;
     let start_us = micros(session.created_at);
     let snapshot = session.snapshot();
-    let first_size = marks
+    let first = marks
         .iter()
         .find(|m| m.kind == MarkKind::Resize)
-        .map(|m| m.data.clone())
-        .unwrap_or_else(|| format!("{}x{}", snapshot.size.cols, snapshot.size.rows));
-    let (cols, rows) = parse_size(&first_size).unwrap_or((snapshot.size.cols, snapshot.size.rows));
+        .and_then(|m| parse_size(&m.data))
+        .unwrap_or(snapshot.size);
+    let (cols, rows) = (first.cols, first.rows);
     let command = shell_words::join(&session.argv);
     let header = match version {
         CastVersion::V3 => json!({
@@ -157,9 +157,15 @@ impl Events<'_> {
     }
 }
 
-fn parse_size(size: &str) -> Option<(u16, u16)> {
-    let (cols, rows) = size.split_once('x')?;
-    Some((cols.parse().ok()?, rows.parse().ok()?))
+/// A terminal size as resize marks and `r` events write it: `COLSxROWS`.
+pub(crate) fn size_text(size: TermSize) -> String {
+    format!("{}x{}", size.cols, size.rows)
+}
+
+/// The size `size_text` wrote.
+pub(crate) fn parse_size(text: &str) -> Option<TermSize> {
+    let (cols, rows) = text.split_once('x')?;
+    TermSize::new(cols.parse().ok()?, rows.parse().ok()?)
 }
 
 fn signal_number(name: &str) -> Option<i32> {

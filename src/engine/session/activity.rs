@@ -5,10 +5,12 @@
 //! the output that came before it). Only what is a matter of time — output, coalesced, and
 //! busy/idle — is published on the engine's activity tick, through `report_activity`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::super::events::EventKind;
+use super::super::recording;
 use super::{Session, lock};
+use crate::store::{Mark, MarkKind};
 
 /// What the feed has been told of this session so far.
 #[derive(Debug, Default)]
@@ -30,6 +32,23 @@ impl Reported {
 }
 
 impl Session {
+    /// Notes for the session's recording that `kind` happened after the output up to `offset`,
+    /// at `at` (see `store::timeline`).
+    pub(crate) fn mark(&self, kind: MarkKind, offset: u64, at: SystemTime, data: String) {
+        if let Some(timeline) = &self.timeline {
+            let at_us = recording::micros(at);
+            timeline.push(
+                &self.id,
+                Mark {
+                    kind,
+                    offset,
+                    at_us,
+                    data,
+                },
+            );
+        }
+    }
+
     /// Publishes `kind` as this session's event.
     pub(super) fn emit(&self, kind: EventKind) {
         self.events.publish(&self.id, kind);

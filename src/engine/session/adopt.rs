@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::super::output::{self, OutputLog};
+use super::super::recording::parse_size;
 use super::super::screen::{Screen, TermSize};
 use super::recorder::Recorder;
 use super::spawn::{Parts, Serving, Start, pty_size};
@@ -45,13 +46,7 @@ impl Session {
             .unwrap_or_default()
             .into_iter()
             .filter(|mark| mark.kind == MarkKind::Resize)
-            .filter_map(|mark| {
-                let (cols, rows) = mark.data.split_once('x')?;
-                Some((
-                    mark.offset,
-                    TermSize::new(cols.parse().ok()?, rows.parse().ok()?)?,
-                ))
-            })
+            .filter_map(|mark| Some((mark.offset, parse_size(&mark.data)?)))
             .collect();
         let screen = replay(&record.transcript, log.total(), &resizes, size)
             .map_err(|e| format!("cannot read the transcript: {e}"))?;

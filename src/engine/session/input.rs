@@ -20,10 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::super::answers::{QueryKind, classify_replies};
 use super::super::keys::{Key, paste_bytes};
-use super::super::recording;
 use super::wait::{Fired, WaitFor};
 use super::{Session, SessionStatus, lock};
-use crate::store::{Mark, MarkKind};
+use crate::store::MarkKind;
 
 /// How long a program must be quiet after start before a typed task is pasted in.
 pub const TASK_DELIVERY_IDLE: Duration = Duration::from_millis(1000);
@@ -333,20 +332,10 @@ impl Session {
 
     /// Notes `bytes` as typed now, for the recording, if the session records input.
     fn mark_input(&self, bytes: &[u8]) {
-        if !self.record_input {
-            return;
-        }
-        if let Some(timeline) = &self.timeline {
+        if self.record_input {
             let offset = self.lock_state().log.total();
-            timeline.push(
-                &self.id,
-                Mark {
-                    kind: MarkKind::Input,
-                    offset,
-                    at_us: recording::micros(SystemTime::now()),
-                    data: String::from_utf8_lossy(bytes).into_owned(),
-                },
-            );
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            self.mark(MarkKind::Input, offset, SystemTime::now(), text);
         }
     }
 

@@ -17,11 +17,10 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::super::events::EventKind;
-use super::super::recording;
 use super::input::{ANSWERED_KEPT, Answered};
 use super::recorder::{Recorded, Recorder};
 use super::{Session, lock};
-use crate::store::{MARK_EVERY, Mark, MarkKind};
+use crate::store::{MARK_EVERY, MarkKind};
 
 /// How often a blocked reader wakes to see whether it was told to stop.
 const READER_POLL_MS: u16 = 250;
@@ -43,8 +42,8 @@ impl Session {
             match recorder.record(&mut buf) {
                 Ok(Recorded::Bytes(n)) => {
                     backlog = self.ingest(&buf[..n]);
-                    if let Some(mark) = timing.read(n) {
-                        self.mark(mark);
+                    if let Some((offset, at)) = timing.read(n) {
+                        self.mark(MarkKind::Output, offset, at, String::new());
                     }
                     unpublished += n;
                     if unpublished >= READ_CHUNK {
@@ -54,8 +53,8 @@ impl Session {
                     continue;
                 }
                 Ok(Recorded::Nothing) => {
-                    if let Some(mark) = timing.paused() {
-                        self.mark(mark);
+                    if let Some((offset, at)) = timing.paused() {
+                        self.mark(MarkKind::Output, offset, at, String::new());
                     }
                 }
                 Ok(Recorded::End) => break,
@@ -85,8 +84,8 @@ impl Session {
                 Err(_) => break,
             }
         }
-        if let Some(mark) = timing.paused() {
-            self.mark(mark);
+        if let Some((offset, at)) = timing.paused() {
+            self.mark(MarkKind::Output, offset, at, String::new());
         }
         recorder.sync();
         self.lock_state().reader_done = true;
@@ -138,23 +137,6 @@ impl Session {
             self.emit(EventKind::Bell { count });
         }
         backlog
-    }
-}
-
-impl Session {
-    /// Notes for the recording that the output up to `offset` was read at `at`.
-    fn mark(&self, (offset, at): (u64, SystemTime)) {
-        if let Some(timeline) = &self.timeline {
-            timeline.push(
-                &self.id,
-                Mark {
-                    kind: MarkKind::Output,
-                    offset,
-                    at_us: recording::micros(at),
-                    data: String::new(),
-                },
-            );
-        }
     }
 }
 

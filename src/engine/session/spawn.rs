@@ -14,12 +14,13 @@ use tokio::sync::watch;
 
 use super::super::events::{EventBus, EventKind};
 use super::super::output::OutputLog;
+use super::super::recording::size_text;
 use super::super::screen::{Screen, TermSize};
 use super::input::InputQueue;
 use super::recorder::Recorder;
 use super::{InputError, Session, SessionKind, SessionStatus, State, activity, lifecycle, lock};
 use crate::keeper::{Keeper, child};
-use crate::store::{Mark, MarkKind, Store, Timeline};
+use crate::store::{MarkKind, Store, Timeline};
 
 /// Everything needed to start a session's program.
 #[derive(Debug, Clone)]
@@ -308,16 +309,9 @@ impl Session {
                 let changed = state.size != size;
                 state.screen.resize(size);
                 state.size = size;
-                if changed && let Some(timeline) = &self.timeline {
-                    timeline.push(
-                        &self.id,
-                        Mark {
-                            kind: MarkKind::Resize,
-                            offset: state.log.total(),
-                            at_us: super::super::recording::micros(SystemTime::now()),
-                            data: format!("{}x{}", size.cols, size.rows),
-                        },
-                    );
+                if changed {
+                    let offset = state.log.total();
+                    self.mark(MarkKind::Resize, offset, SystemTime::now(), size_text(size));
                 }
                 changed
             };
