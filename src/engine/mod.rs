@@ -226,9 +226,9 @@ impl Engine {
         }
     }
 
-    /// Removes sessions whose TTL since their end has passed, and the oldest finished ones
-    /// beyond `max_finished`, with their transcripts and records. Blocking (it deletes files).
-    pub fn purge_expired(&self) {
+    /// Finished sessions whose TTL since their end has passed, and the oldest finished ones
+    /// beyond `max_finished`.
+    fn expired(&self) -> Vec<Arc<Session>> {
         let now = SystemTime::now();
         let mut finished: Vec<(SystemTime, Arc<Session>)> = self
             .sessions
@@ -237,30 +237,17 @@ impl Engine {
             .collect();
         finished.sort_by_key(|(ended, _)| *ended);
         let over = finished.len().saturating_sub(self.config.max_finished);
-        for (i, (ended, session)) in finished.into_iter().enumerate() {
-            let expired = now
-                .duration_since(ended)
-                .is_ok_and(|age| age >= self.ttl(session.kind));
-            if expired || i < over {
-                self.remove(&session);
-            }
-        }
-    }
-
-    /// Whether `purge_expired` has anything to remove.
-    fn has_expired(&self) -> bool {
-        let now = SystemTime::now();
-        let mut finished = 0;
-        self.sessions.iter().any(|s| {
-            let Some(ended) = s.ended_at() else {
-                return false;
-            };
-            finished += 1;
-            finished > self.config.max_finished
-                || now
-                    .duration_since(ended)
-                    .is_ok_and(|age| age >= self.ttl(s.kind))
-        })
+        finished
+            .into_iter()
+            .enumerate()
+            .filter(|(i, (ended, session))| {
+                *i < over
+                    || now
+                        .duration_since(*ended)
+                        .is_ok_and(|age| age >= self.ttl(session.kind))
+            })
+            .map(|(_, (_, session))| session)
+            .collect()
     }
 
     fn remove(&self, session: &Session) {
@@ -297,7 +284,8 @@ impl Engine {
         }
     }
 
-    /// Runs `purge_expired` periodically until the returned task is dropped or aborted.
+    /// Removes the `expired` sessions (with their transcripts and records, off the async
+    /// workers) periodically until the returned task is dropped or aborted.
     pub fn start_purger(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let engine = Arc::downgrade(self);
         let shortest = self.config.session_ttl.min(self.config.interactive_ttl);
@@ -313,9 +301,15 @@ impl Engine {
                 };
                 // Only when there is something to do: a blocking call every tick would keep
                 // every idle blocking-pool thread from ever timing out.
-                if engine.has_expired() {
+                let expired = engine.expired();
+                if !expired.is_empty() {
                     let engine = engine.clone();
-                    let _ = tokio::task::spawn_blocking(move || engine.purge_expired()).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        for session in expired {
+                            engine.remove(&session);
+                        }
+                    })
+                    .await;
                 }
                 let lingering = engine.lingering();
                 if !lingering.is_empty() {
@@ -355,24 +349,12 @@ impl Engine {
         }
     }
 
-    /// Writes the recording marks queued so far.
-    async fn flush_timeline(&self) {
-        let timeline = self.timeline.clone();
-        let _ = tokio::task::spawn_blocking(move || timeline.flush()).await;
-    }
-
     /// Lets go of every session without ending any: readers stop after the read in hand (so each
     /// byte read is in its transcript, and the next server reads on from there), and the
     /// programs run on, held by the keeper. Returns how many sessions keep running.
     pub async fn detach(&self) -> usize {
         let sessions = self.list();
-        for session in &sessions {
-            session.stop_reading();
-        }
-        for session in &sessions {
-            session.reader_stopped().await;
-        }
-        self.flush_timeline().await;
+        self.stop_readers(&sessions).await;
         sessions.iter().filter(|s| s.holds_processes()).count()
     }
 
@@ -386,13 +368,20 @@ impl Engine {
             .filter(|s| s.holds_processes())
             .map(|s| self.kill(s));
         futures_util::future::join_all(kills).await;
-        for session in &sessions {
+        self.stop_readers(&sessions).await;
+    }
+
+    /// Stops the readers of `sessions` after the read in hand (at most a second each) and
+    /// writes the recording marks they left.
+    async fn stop_readers(&self, sessions: &[Arc<Session>]) {
+        for session in sessions {
             session.stop_reading();
         }
-        for session in &sessions {
-            session.reader_stopped().await;
+        for session in sessions {
+            session.reader_done_within(Duration::from_secs(1)).await;
         }
-        self.flush_timeline().await;
+        let timeline = self.timeline.clone();
+        let _ = tokio::task::spawn_blocking(move || timeline.flush()).await;
     }
 }
 

@@ -105,16 +105,7 @@ impl Session {
         };
         lock(&self.processes.leader).exited = true;
         // Output written just before the exit may still be on its way through the PTY.
-        let mut changes = self.subscribe();
-        let deadline = tokio::time::Instant::now() + EXIT_DRAIN;
-        while !self.lock_state().reader_done {
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
+        self.reader_done_within(EXIT_DRAIN).await;
         // Reaped before the exit is visible: whoever sees it may count on the slot being free.
         self.reap_if_alone().await;
         let status = {

@@ -328,10 +328,10 @@ impl Session {
         self.stop_reading.store(true, Ordering::Relaxed);
     }
 
-    /// Returns once the reader has finished (all it read is recorded), or after a second.
-    pub(crate) async fn reader_stopped(&self) {
+    /// Returns once the reader has finished (all it read is recorded), or after `limit`.
+    pub(crate) async fn reader_done_within(&self, limit: std::time::Duration) {
         let mut changes = self.subscribe();
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        let deadline = tokio::time::Instant::now() + limit;
         while !self.lock_state().reader_done {
             if tokio::time::timeout_at(deadline, changes.changed())
                 .await
