@@ -1,13 +1,14 @@
 //! The output log: every byte a session's program writes, addressed by its byte offset from 0.
 //!
 //! Recent output lives in an in-memory ring (bounded, so a chatty program cannot exhaust memory);
-//! the complete output is appended to a transcript file on disk before anything else sees it.
-//! Offsets never reset, so a viewer can say "give me everything after byte N" and get exactly that,
-//! or learn that it has fallen out of the ring.
+//! the complete output is in a transcript file on disk, written by the session's recorder
+//! (`session/recorder.rs`) before anything else sees it. Offsets never reset, so a viewer can say
+//! "give me everything after byte N" and get exactly that, or learn that it has fallen out of the
+//! ring.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 /// (about 1 MB for the default of 2,000 lines).
 pub const RING_BYTES_PER_LINE: usize = 512;
 
-/// The output of one session: an in-memory ring of recent bytes plus the transcript on disk.
+/// The output of one session: an in-memory ring of recent bytes, and where the transcript is.
 #[derive(Debug)]
 pub struct OutputLog {
     ring: VecDeque<u8>,
@@ -26,15 +27,13 @@ pub struct OutputLog {
     total: u64,
     /// Number of `\n` bytes ever appended.
     lines: u64,
-    transcript: Option<File>,
     transcript_path: PathBuf,
-    /// Set once a transcript write failed, so the error is logged once, not per chunk.
-    transcript_failed: bool,
 }
 
 impl OutputLog {
-    /// Creates an empty log whose transcript is written to `transcript_path` (created 0600).
-    pub fn create(transcript_path: &Path, ring_capacity: usize) -> io::Result<Self> {
+    /// Creates an empty log and its transcript at `transcript_path` (created 0600, never
+    /// through a symlink), returned open for the recorder to write and read back.
+    pub fn create(transcript_path: &Path, ring_capacity: usize) -> io::Result<(Self, File)> {
         let transcript = std::fs::OpenOptions::new()
             .create_new(true)
             .read(true)
@@ -42,47 +41,30 @@ impl OutputLog {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(transcript_path)?;
-        Ok(Self {
-            ring: VecDeque::with_capacity(ring_capacity.min(64 * 1024)),
-            ring_capacity: ring_capacity.max(1),
-            total: 0,
-            lines: 0,
-            transcript: Some(transcript),
-            transcript_path: transcript_path.to_path_buf(),
-            transcript_failed: false,
-        })
+        let log = Self::resumed(transcript_path.to_path_buf(), 0, 0, &[], ring_capacity);
+        Ok((log, transcript))
     }
 
-    /// The log of a session that ended before this server started: `total` bytes and `lines`
-    /// newlines in the transcript at `transcript_path`, of which `tail` are the last.
-    pub fn finished(transcript_path: PathBuf, total: u64, lines: u64, tail: &[u8]) -> Self {
+    /// The log of a transcript written before this server started (a session that ended, or
+    /// one taken over): `total` bytes and `lines` newlines, of which `tail` are the last.
+    pub fn resumed(
+        transcript_path: PathBuf,
+        total: u64,
+        lines: u64,
+        tail: &[u8],
+        ring_capacity: usize,
+    ) -> Self {
+        let ring_capacity = ring_capacity.max(1);
         Self {
-            ring: tail.iter().copied().collect(),
-            ring_capacity: tail.len().max(1),
+            ring: tail[tail.len().saturating_sub(ring_capacity)..]
+                .iter()
+                .copied()
+                .collect(),
+            ring_capacity,
             total,
             lines,
-            transcript: None,
             transcript_path,
-            transcript_failed: false,
         }
-    }
-
-    /// The log of a session a server started again takes over: the transcript at
-    /// `transcript_path` (written on by the session's recorder) as it is, its last
-    /// `ring_capacity` bytes in memory.
-    pub fn adopt(transcript_path: &Path, ring_capacity: usize) -> io::Result<Self> {
-        let (total, lines) = count_transcript(transcript_path)?;
-        let from = total.saturating_sub(ring_capacity as u64);
-        let tail = read_transcript(transcript_path, from, (total - from) as usize)?;
-        Ok(Self {
-            ring: tail.into_iter().collect(),
-            ring_capacity: ring_capacity.max(1),
-            total,
-            lines,
-            transcript: None,
-            transcript_path: transcript_path.to_path_buf(),
-            transcript_failed: false,
-        })
     }
 
     /// Opens the transcript at `path` for the recorder of a session taken over (read and
@@ -95,15 +77,8 @@ impl OutputLog {
             .open(path)
     }
 
-    /// Records `bytes`: first to the transcript, then to the ring.
+    /// Counts `bytes` (already in the transcript) and keeps them in the ring.
     pub fn append(&mut self, bytes: &[u8]) {
-        if let Some(file) = self.transcript.as_mut()
-            && let Err(err) = file.write_all(bytes)
-            && !self.transcript_failed
-        {
-            self.transcript_failed = true;
-            tracing::error!(path = %self.transcript_path.display(), %err, "transcript write failed");
-        }
         self.total += bytes.len() as u64;
         self.lines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
         if bytes.len() >= self.ring_capacity {
@@ -187,12 +162,6 @@ impl OutputLog {
         self.ring.shrink_to_fit();
         self.ring_capacity = self.ring_capacity.min(bytes.max(1));
     }
-
-    /// The transcript file, for a writer of its own (the session's recorder); appends then
-    /// go to memory only.
-    pub fn take_transcript(&mut self) -> Option<File> {
-        self.transcript.take()
-    }
 }
 
 /// Opens a transcript for reading, never through a symlink (someone who could swap the file for
@@ -243,18 +212,25 @@ pub fn read_transcript(path: &Path, from: u64, len: usize) -> io::Result<Vec<u8>
 mod tests {
     use super::*;
 
-    fn log(capacity: usize) -> (OutputLog, PathBuf) {
+    fn log(capacity: usize) -> (OutputLog, PathBuf, File) {
         let dir = std::env::temp_dir().join(format!("mp-output-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.log");
-        (OutputLog::create(&path, capacity).unwrap(), path)
+        let (log, transcript) = OutputLog::create(&path, capacity).unwrap();
+        (log, path, transcript)
+    }
+
+    /// What the recorder does with output: into the transcript, then into the log.
+    fn record(log: &mut OutputLog, transcript: &mut File, bytes: &[u8]) {
+        io::Write::write_all(transcript, bytes).unwrap();
+        log.append(bytes);
     }
 
     #[test]
     fn offsets_survive_ring_wraparound() {
-        let (mut log, path) = log(8);
-        log.append(b"0123\n");
-        log.append(b"456789\n");
+        let (mut log, path, mut transcript) = log(8);
+        record(&mut log, &mut transcript, b"0123\n");
+        record(&mut log, &mut transcript, b"456789\n");
         assert_eq!(log.total(), 12);
         assert_eq!(log.lines(), 2);
         assert_eq!(log.ring_start(), 4);
@@ -262,7 +238,7 @@ mod tests {
         assert_eq!(log.read_from(4, 100).unwrap(), b"\n456789\n".to_vec());
         assert_eq!(log.read_from(10, 1).unwrap(), b"9".to_vec());
         assert_eq!(log.read_from(12, 10).unwrap(), Vec::<u8>::new());
-        log.append(b"abcdefghijkl");
+        record(&mut log, &mut transcript, b"abcdefghijkl");
         assert_eq!(log.recent(), (16, b"efghijkl".to_vec()));
         assert_eq!(std::fs::read(&path).unwrap(), b"0123\n456789\nabcdefghijkl");
         assert_eq!(
@@ -278,7 +254,7 @@ mod tests {
 
     #[test]
     fn the_tail_starts_after_its_newline_across_the_ring_seam() {
-        let (mut log, _path) = log(16);
+        let (mut log, _path, _transcript) = log(16);
         log.append(b"aaaa\nbbbb\ncc");
         log.append(b"cc\ndd\nee");
         // In memory: "\nbbbb\ncccc\ndd\nee", wrapped inside the ring's storage.

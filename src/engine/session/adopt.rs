@@ -36,9 +36,7 @@ impl Session {
                 Recorder::new(held.fds, file, recorded)
             })
             .map_err(|e| format!("cannot reopen the transcript: {e}"))?;
-        let log = OutputLog::adopt(&record.transcript, serving.ring_capacity)
-            .map_err(|e| format!("cannot read the transcript: {e}"))?;
-        debug_assert_eq!(log.total(), recorder.recorded());
+        let total = recorder.recorded();
         let resizes: Vec<(u64, TermSize)> = serving
             .store
             .as_ref()
@@ -48,9 +46,23 @@ impl Session {
             .filter(|mark| mark.kind == MarkKind::Resize)
             .filter_map(|mark| Some((mark.offset, parse_size(&mark.data)?)))
             .collect();
-        let screen = replay(&record.transcript, log.total(), &resizes, size)
+        // One pass over the transcript draws the screen and counts its lines.
+        let (screen, log) = replay(&record.transcript, 0, total, &resizes, size)
+            .and_then(|(screen, lines)| {
+                let from = total.saturating_sub(serving.ring_capacity as u64);
+                let tail =
+                    output::read_transcript(&record.transcript, from, (total - from) as usize)?;
+                let log = OutputLog::resumed(
+                    record.transcript.clone(),
+                    total,
+                    lines,
+                    &tail,
+                    serving.ring_capacity,
+                );
+                Ok((screen, log))
+            })
             .map_err(|e| format!("cannot read the transcript: {e}"))?;
-        let reported = log.total();
+        let reported = total;
         Session::serve(
             Parts {
                 id: record.id,
@@ -79,16 +91,17 @@ impl Session {
     }
 }
 
-/// The screen after the first `total` bytes of the transcript, drawn with the sizes the
+/// The screen after the transcript's bytes from `from` to `total`, drawn with the sizes the
 /// terminal had on the way (`resizes`: after which output each size began, the first at 0) and
-/// ending at `size`, the PTY's. The answers and title changes it would report were the earlier
-/// server's to give.
-fn replay(
+/// ending at `size`, the PTY's; and the newlines among those bytes. The answers and title
+/// changes it would report were the earlier server's to give.
+pub(super) fn replay(
     transcript: &std::path::Path,
+    from: u64,
     total: u64,
     resizes: &[(u64, TermSize)],
     size: TermSize,
-) -> std::io::Result<Screen> {
+) -> std::io::Result<(Screen, u64)> {
     let first = resizes
         .first()
         .filter(|(offset, _)| *offset == 0)
@@ -101,7 +114,8 @@ fn replay(
             current = size;
         }
     };
-    let mut offset = 0;
+    let mut offset = from;
+    let mut lines = 0;
     let mut resizes = resizes.iter().peekable();
     loop {
         while let Some((_, size)) = resizes.next_if(|(at, _)| *at <= offset) {
@@ -116,6 +130,7 @@ fn replay(
         if bytes.is_empty() {
             break;
         }
+        lines += memchr::memchr_iter(b'\n', &bytes).count() as u64;
         screen.process(&bytes);
         screen.take_replies();
         screen.take_title_changes();
@@ -123,7 +138,7 @@ fn replay(
     }
     // A resize whose mark was lost (a server killed within the timeline's batch) still counts.
     resize(&mut screen, size);
-    Ok(screen)
+    Ok((screen, lines))
 }
 
 /// The held session nobody has a record of (its server died between starting it and writing

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::super::events::EventBus;
 use super::super::output::{self, OutputLog};
 use super::super::screen::{Screen, TermSize};
+use super::adopt::replay;
 use super::input::InputQueue;
 use super::recent::FINISHED_TAIL_BYTES;
 use super::{ExitInfo, Session, SessionStatus, State, activity, lifecycle};
@@ -112,7 +113,13 @@ impl Session {
             requested_by: record.requested_by,
             record_input: record.record_input,
             state: Mutex::new(State {
-                log: OutputLog::finished(record.transcript, total, record.output_lines, &tail),
+                log: OutputLog::resumed(
+                    record.transcript,
+                    total,
+                    record.output_lines,
+                    &tail,
+                    FINISHED_TAIL_BYTES,
+                ),
                 screen,
                 size,
                 status,
@@ -156,10 +163,8 @@ impl Session {
 fn replayed_screen(record: &SessionRecord, size: TermSize) -> Screen {
     let total = record.output_bytes;
     let from = total.saturating_sub(REPLAYED_TAIL_BYTES);
-    let bytes = output::read_transcript(&record.transcript, from, (total - from) as usize)
-        .unwrap_or_default();
-    let mut screen = Screen::new(size);
-    screen.process(&bytes);
+    let mut screen = replay(&record.transcript, from, total, &[], size)
+        .map_or_else(|_| Screen::new(size), |(screen, _)| screen);
     screen.finish();
     screen
 }

@@ -118,11 +118,8 @@ impl Session {
         let Some(program) = spec.argv.first().cloned() else {
             return Err(SpawnError::Invalid("command is empty".into()));
         };
-        let mut log = OutputLog::create(&transcript_path, serving.ring_capacity)
+        let (log, transcript) = OutputLog::create(&transcript_path, serving.ring_capacity)
             .map_err(|e| SpawnError::from_io("cannot create the transcript", &e))?;
-        let transcript = log
-            .take_transcript()
-            .ok_or_else(|| SpawnError::Internal("the transcript is not open".into()))?;
         // A spawn that fails from here on leaves no transcript behind.
         let mut transcript_guard = RemoveOnDrop(Some(transcript_path.clone()));
         let env = child::environment(env_remove, &spec.env);
