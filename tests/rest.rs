@@ -491,7 +491,7 @@ async fn full_screen_program_shows_in_the_snapshot() {
     std::fs::write(&file, "first line of the file\nsecond line\n").unwrap();
     let session = server
         .create(
-            json!({"task": format!("vim -u NONE -N {}", file.display()), "cols": 80, "rows": 24}),
+            json!({"task": format!("vim -u NONE -i NONE -N {}", file.display()), "cols": 80, "rows": 24}),
         )
         .await;
     let detail = server

@@ -250,7 +250,7 @@ async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
         .await;
     first.wait_for_screen(&shell.id, "before-the-stop").await;
     let vim = first
-        .create(json!({"task": "vim -u NONE -N", "cols": 90, "rows": 30}))
+        .create(json!({"task": "vim -u NONE -i NONE -N", "cols": 90, "rows": 30}))
         .await;
     first.wait_for_screen(&vim.id, "VIM - Vi IMproved").await;
     // Writes while no server runs: more than a PTY buffers, so it blocks until read again.

@@ -160,7 +160,7 @@ async fn full_screen_programs_draw_with_nobody_watching() {
     server.wait_for_end(&less.id).await;
 
     let vim = server
-        .create(json!({"task": "vim -u NONE -N", "cols": 80, "rows": 24}))
+        .create(json!({"task": "vim -u NONE -i NONE -N", "cols": 80, "rows": 24}))
         .await;
     let detail = server.wait_for_screen(&vim.id, "VIM - Vi IMproved").await;
     assert!(detail.screen.alternate_screen);
