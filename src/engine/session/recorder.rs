@@ -99,29 +99,23 @@ impl Recorder {
                 Err(err) => return Err(err.into()),
             }
         };
-        if self.failed {
-            return self.read_pipe(&mut buf[..taken]);
-        }
         let start = self.recorded;
-        if let Err(err) = self.drain() {
+        if !self.failed
+            && let Err(err) = self.drain()
+        {
             tracing::error!(%err, "transcript write failed; output goes on unrecorded");
             self.failed = true;
-            return self.read_pipe(&mut buf[..taken]);
         }
-        let got = (self.recorded - start) as usize;
-        let mut done = 0;
-        while done < got {
-            match self
-                .transcript
-                .read_at(&mut buf[done..got], start + done as u64)
-            {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(Recorded::Bytes(done))
+        // What reached the transcript is read back from it (a drain that failed midway may
+        // have moved part of the chunk); what could not, straight from the pipe.
+        let recorded = (self.recorded - start) as usize;
+        self.transcript.read_exact_at(&mut buf[..recorded], start)?;
+        let piped = if self.failed {
+            self.read_pipe(&mut buf[recorded..taken])?
+        } else {
+            0
+        };
+        Ok(Recorded::Bytes(recorded + piped))
     }
 
     /// Moves everything in the pipe into the transcript.
@@ -144,8 +138,8 @@ impl Recorder {
         }
     }
 
-    /// Without a transcript: the pipe's bytes straight into `buf`.
-    fn read_pipe(&mut self, buf: &mut [u8]) -> io::Result<Recorded> {
+    /// Without a transcript: the pipe's bytes straight into `buf`; how many.
+    fn read_pipe(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut done = 0;
         while done < buf.len() {
             match nix::unistd::read(self.pipe_read.as_raw_fd(), &mut buf[done..]) {
@@ -155,7 +149,7 @@ impl Recorder {
                 Err(err) => return Err(err.into()),
             }
         }
-        Ok(Recorded::Bytes(done))
+        Ok(done)
     }
 
     /// Flushes the transcript to disk.
