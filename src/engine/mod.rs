@@ -182,9 +182,9 @@ impl Engine {
         Serving {
             ring_capacity: self.config.output_buffer_lines.max(1) * RING_BYTES_PER_LINE,
             events: self.events.clone(),
-            store: Some(self.store.clone()),
+            store: self.store.clone(),
             keeper,
-            timeline: Some(self.timeline.clone()),
+            timeline: self.timeline.clone(),
         }
     }
 

@@ -39,9 +39,9 @@ impl EarlierRuns {
             let serving = || Serving {
                 ring_capacity: config.output_buffer_lines.max(1) * RING_BYTES_PER_LINE,
                 events: events.clone(),
-                store: Some(store.clone()),
+                store: store.clone(),
                 keeper: keeper.clone(),
-                timeline: Some(timeline.clone()),
+                timeline: timeline.clone(),
             };
             for held in keeper.list()? {
                 let Some(at) = records.iter().position(|r| r.id == held.id) else {

@@ -71,7 +71,6 @@ pub struct Keeper {
     /// One request at a time: the answers come back in order.
     asking: Mutex<mpsc::Receiver<(wire::Reply, Vec<OwnedFd>)>>,
     exits: Arc<Mutex<Exits>>,
-    pid: u32,
 }
 
 /// Ends reported by the keeper, waiting for their session to ask, or sessions waiting for
@@ -154,13 +153,7 @@ impl Keeper {
             socket,
             asking: Mutex::new(asking),
             exits,
-            pid,
         })
-    }
-
-    /// The keeper's pid.
-    pub fn pid(&self) -> u32 {
-        self.pid
     }
 
     /// Starts `argv` on a new PTY of `cols`×`rows` with exactly the environment `env`. Blocking.

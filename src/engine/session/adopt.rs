@@ -39,8 +39,7 @@ impl Session {
         let total = recorder.recorded();
         let resizes: Vec<(u64, TermSize)> = serving
             .store
-            .as_ref()
-            .and_then(|store| store.marks(&record.id).ok())
+            .marks(&record.id)
             .unwrap_or_default()
             .into_iter()
             .filter(|mark| mark.kind == MarkKind::Resize)

@@ -88,9 +88,9 @@ impl Start {
 pub(crate) struct Serving {
     pub ring_capacity: usize,
     pub events: Arc<EventBus>,
-    pub store: Option<Arc<Store>>,
+    pub store: Arc<Store>,
     pub keeper: Arc<Keeper>,
-    pub timeline: Option<Arc<Timeline>>,
+    pub timeline: Arc<Timeline>,
 }
 
 impl Session {
@@ -204,18 +204,16 @@ impl Session {
             .map_err(|_| (id.clone(), std::io::Error::other("no async runtime")))?;
         // The PTY is non-blocking (the recorder made it so): input is written from async code
         // that must never block.
-        let descriptors = (|| -> std::io::Result<_> {
-            let writer = master.clone();
+        let writer = {
             let _runtime = runtime.enter();
             // Writability only: registered for reading too, every chunk of output would
             // wake the runtime for nothing.
             // SAFETY: the descriptor stays open while registered: the `AsyncFd` holds a
             // reference to it.
-            let writer = unsafe { AsyncFd::register_with_interest(writer, Interest::WRITABLE)? };
-            Ok(writer)
-        })();
-        let writer = descriptors.map_err(|e| (id.clone(), e))?;
-        let exited = match parts.exit.clone() {
+            unsafe { AsyncFd::register_with_interest(master.clone(), Interest::WRITABLE) }
+                .map_err(|e| (id.clone(), e.into()))?
+        };
+        let exited = match parts.exit {
             Some(exit) => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let _ = tx.send(exit);
@@ -258,9 +256,9 @@ impl Session {
             task_delivered_at: Mutex::new(parts.task_delivered_at),
             reported: Mutex::new(activity::Reported::up_to(parts.reported)),
             ring_capacity: serving.ring_capacity,
-            store: serving.store,
+            store: Some(serving.store),
             keeper: Some(serving.keeper),
-            timeline: serving.timeline,
+            timeline: Some(serving.timeline),
         });
 
         let (reader_go, reader_wait) = std::sync::mpsc::channel();
