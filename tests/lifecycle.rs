@@ -18,8 +18,8 @@ async fn delete_kills_a_background_job_that_traps_term() {
     assert!(process_alive(bg));
     assert_eq!(
         fds(),
-        2,
-        "the master (shared by reader, writer and resizes) and the transcript"
+        1,
+        "the master, for input and resizes (the keeper reads it and writes the transcript)"
     );
 
     let path = format!("/sessions/{}", session.id);

@@ -7,8 +7,10 @@ import { copyFile, mkdir } from 'node:fs/promises';
 const outdir = process.argv[2] ?? 'dist';
 await mkdir(outdir, { recursive: true });
 await build({
-  entryPoints: { app: 'src/app.js' },
+  entryPoints: { app: 'src/app.js', player: 'src/player.js' },
   bundle: true,
+  // The page loads the player's bundle only when asked (see app.js).
+  external: ['/assets/*'],
   format: 'esm',
   target: 'es2022',
   minify: true,
@@ -18,7 +20,7 @@ await build({
   logLevel: 'warning',
 });
 await build({
-  entryPoints: { app: 'src/style.css' },
+  entryPoints: { app: 'src/style.css', player: 'src/player.css' },
   bundle: true,
   minify: true,
   outdir,

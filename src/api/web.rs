@@ -1,5 +1,6 @@
-//! The browser page: `index.html`, `app.js` and `app.css`, built from `web/` by `build.rs` and
-//! embedded in the binary. Served without a token (they hold no secrets); the page asks for one.
+//! The browser page: `index.html`, `app.js` and `app.css` (and `player.js`/`player.css`, the
+//! recordings' player, loaded on demand), built from `web/` by `build.rs` and embedded in the
+//! binary. Served without a token (they hold no secrets); the page asks for one.
 
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -14,10 +15,13 @@ use crate::protocol::{Banner, ErrorBody};
 const INDEX_HTML: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/index.html"));
 const APP_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/app.js"));
 const APP_CSS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/app.css"));
+const PLAYER_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/player.js"));
+const PLAYER_CSS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/player.css"));
 
 /// The page's policy: no inline or foreign scripts, no framing, connections to this server only.
-/// Inline styles are allowed because xterm.js sets its theme through `<style>` elements.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+/// Inline styles are allowed because xterm.js sets its theme through `<style>` elements;
+/// WebAssembly compilation (not `eval`) because asciinema-player's terminal is WebAssembly.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
      style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
      frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
@@ -40,11 +44,13 @@ pub async fn index(state: State<AppState>, headers: HeaderMap) -> Response {
 }
 
 /// `GET /assets/:name`.
-#[utoipa::path(get, path = "/assets/{name}", tag = "server", security(()), params(("name" = String, Path, description = "app.js or app.css")), responses((status = 200, description = "The page's bundle", body = String), (status = 404, description = "Not found", body = ErrorBody)))]
+#[utoipa::path(get, path = "/assets/{name}", tag = "server", security(()), params(("name" = String, Path, description = "app.js, app.css, player.js or player.css")), responses((status = 200, description = "The page's bundle", body = String), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn asset(UrlPath(name): UrlPath<String>) -> Response {
     match name.as_str() {
         "app.js" => asset_response("text/javascript; charset=utf-8", APP_JS),
         "app.css" => asset_response("text/css; charset=utf-8", APP_CSS),
+        "player.js" => asset_response("text/javascript; charset=utf-8", PLAYER_JS),
+        "player.css" => asset_response("text/css; charset=utf-8", PLAYER_CSS),
         _ => ApiError::not_found().into_response(),
     }
 }

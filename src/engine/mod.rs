@@ -67,10 +67,10 @@ pub struct EngineConfig {
     pub max_finished: usize,
 }
 
-/// Descriptors one session holds: the PTY master (shared by the reader, the writer and
-/// resizes), the output pipe's two ends, the transcript. What the server must keep free per
+/// Descriptors one session holds in the server: the PTY master (for input and resizes; the
+/// keeper reads it and writes the transcript). What the server must keep free per
 /// `MAX_SESSIONS`.
-pub const FDS_PER_SESSION: usize = 4;
+pub const FDS_PER_SESSION: usize = 1;
 
 /// Why a spawn was refused.
 #[derive(Debug)]
@@ -284,8 +284,21 @@ impl Engine {
         }
     }
 
+    /// Hands the PTYs of `sessions`, whose keeper died, to a new keeper. Blocking.
+    fn rehome(&self, sessions: &[Arc<Session>]) {
+        match self.keeper() {
+            Ok(keeper) => {
+                for session in sessions {
+                    session.rehome(keeper.clone());
+                }
+            }
+            Err(err) => tracing::error!(?err, "cannot start a new keeper; will try again"),
+        }
+    }
+
     /// Removes the `expired` sessions (with their transcripts and records, off the async
-    /// workers) periodically until the returned task is dropped or aborted.
+    /// workers), reaps lingering ones and gives sessions whose keeper died a new one,
+    /// periodically until the returned task is dropped or aborted.
     pub fn start_purger(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let engine = Arc::downgrade(self);
         let shortest = self.config.session_ttl.min(self.config.interactive_ttl);
@@ -310,6 +323,16 @@ impl Engine {
                         }
                     })
                     .await;
+                }
+                let homeless: Vec<Arc<Session>> = engine
+                    .sessions
+                    .iter()
+                    .filter(|s| s.lost_its_keeper())
+                    .map(|s| s.clone())
+                    .collect();
+                if !homeless.is_empty() {
+                    let engine = engine.clone();
+                    let _ = tokio::task::spawn_blocking(move || engine.rehome(&homeless)).await;
                 }
                 let lingering = engine.lingering();
                 if !lingering.is_empty() {

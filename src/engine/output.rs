@@ -1,8 +1,8 @@
 //! The output log: every byte a session's program writes, addressed by its byte offset from 0.
 //!
 //! Recent output lives in an in-memory ring (bounded, so a chatty program cannot exhaust memory);
-//! the complete output is in a transcript file on disk, written by the session's recorder
-//! (`session/recorder.rs`) before anything else sees it. Offsets never reset, so a viewer can say
+//! the complete output is in a transcript file on disk, written by the keeper (`keeper/held.rs`)
+//! before anything else sees it. Offsets never reset, so a viewer can say
 //! "give me everything after byte N" and get exactly that, or learn that it has fallen out of the
 //! ring.
 
@@ -31,18 +31,22 @@ pub struct OutputLog {
 }
 
 impl OutputLog {
-    /// Creates an empty log and its transcript at `transcript_path` (created 0600, never
-    /// through a symlink), returned open for the recorder to write and read back.
-    pub fn create(transcript_path: &Path, ring_capacity: usize) -> io::Result<(Self, File)> {
-        let transcript = std::fs::OpenOptions::new()
+    /// Creates an empty log and its empty transcript at `transcript_path` (created 0600, never
+    /// through a symlink; the keeper appends to it).
+    pub fn create(transcript_path: &Path, ring_capacity: usize) -> io::Result<Self> {
+        std::fs::OpenOptions::new()
             .create_new(true)
-            .read(true)
             .write(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(transcript_path)?;
-        let log = Self::resumed(transcript_path.to_path_buf(), 0, 0, &[], ring_capacity);
-        Ok((log, transcript))
+        Ok(Self::resumed(
+            transcript_path.to_path_buf(),
+            0,
+            0,
+            &[],
+            ring_capacity,
+        ))
     }
 
     /// The log of a transcript written before this server started (a session that ended, or
@@ -65,16 +69,6 @@ impl OutputLog {
             lines,
             transcript_path,
         }
-    }
-
-    /// Opens the transcript at `path` for the recorder of a session taken over (read and
-    /// write, never through a symlink).
-    pub fn reopen_transcript(path: &Path) -> io::Result<File> {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
     }
 
     /// Counts `bytes` (already in the transcript) and keeps them in the ring.
@@ -216,11 +210,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mp-output-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.log");
-        let (log, transcript) = OutputLog::create(&path, capacity).unwrap();
+        let log = OutputLog::create(&path, capacity).unwrap();
+        let transcript = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         (log, path, transcript)
     }
 
-    /// What the recorder does with output: into the transcript, then into the log.
+    /// What the keeper and the session do with output: into the transcript, then into the log.
     fn record(log: &mut OutputLog, transcript: &mut File, bytes: &[u8]) {
         io::Write::write_all(transcript, bytes).unwrap();
         log.append(bytes);

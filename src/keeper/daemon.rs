@@ -1,16 +1,17 @@
 //! The keeper process (`monkeyproof keeper DATA_DIR`, started by the server): it starts each
 //! session's program on a new PTY, so it is the programs' parent, and holds their PTY masters,
-//! so no stop, crash or upgrade of the server closes a PTY or loses an exit status. It never
-//! reads or writes a PTY and parses nothing; it hands each master to the server over the socket,
+//! so no stop, crash or upgrade of the server closes a PTY or loses an exit status or a byte of
+//! output. It reads each watched PTY into the session's transcript and sends the bytes on (see
+//! `held.rs`), parsing nothing; it hands each master to the server too (for input and resizes),
 //! reports each leader's end (leaving it unreaped, so its pid, group and session id cannot be
 //! reused while the server still signals them) and reaps it when the server says so.
 //!
 //! One thread, one `poll`: the listening socket, at most one server connection (the process
-//! holding the data directory's server lock: a new one replaces the old, which is dead), and
-//! SIGCHLD as a signalfd.
+//! holding the data directory's server lock: a new one replaces the old, which is dead),
+//! SIGCHLD as a signalfd, and an epoll set of the watched PTYs — left out while the server has
+//! not taken what was sent, so a slow server slows the programs and nothing piles up here.
 //! It exits when it holds no session and no server is connected.
 
-use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -18,35 +19,22 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::pty::{Winsize, openpty};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, UnixAddr, accept4, bind, getsockopt, listen,
     socket, sockopt,
 };
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
-use nix::unistd::Pid;
 
-use super::child::{self, Program};
-use super::wire::{self, Exit, Reply, Request};
+use super::connection::Connection;
+use super::held::{Sessions, SpawnRequest};
+use super::wire::{self, Reply, Request};
 
 /// How long a keeper that holds nothing waits for its first server.
 const FIRST_SERVER_WAIT: Duration = Duration::from_secs(10);
 
 /// The keeper's lock file, below the data directory: one keeper per data directory.
 pub const LOCK_FILE: &str = "keeper.lock";
-
-struct Held {
-    pid: u32,
-    /// The PTY's master and the pipe the server moves output through on its way to the
-    /// transcript (what a server that died took from the PTY but had not recorded yet waits
-    /// there for the next one). Let go once the server is done with the session.
-    fds: Option<[OwnedFd; 3]>,
-    exit: Option<Exit>,
-    /// The server is done with it: reap it as soon as it has ended.
-    reap_on_exit: bool,
-}
 
 /// Runs the keeper for `data_dir` until it holds nothing and no server is connected.
 pub fn run(data_dir: &Path) -> Result<(), String> {
@@ -61,73 +49,117 @@ pub fn run(data_dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot block SIGCHLD: {e}"))?;
     let mut sigchld = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| format!("cannot watch children: {e}"))?;
+    let mut sessions = Sessions::new().map_err(|e| format!("cannot create an epoll set: {e}"))?;
 
     let started = Instant::now();
     let mut ever_connected = false;
-    let mut server: Option<OwnedFd> = None;
-    let mut held: HashMap<String, Held> = HashMap::new();
+    let mut server: Option<Connection> = None;
     loop {
-        if held.is_empty()
+        if sessions.is_empty()
             && server.is_none()
             && (ever_connected || started.elapsed() > FIRST_SERVER_WAIT)
         {
             return Ok(());
         }
-        let (listener_ready, sigchld_ready, server_ready) = {
+        let ready = {
             let mut fds = vec![
                 PollFd::new(listener.as_fd(), PollFlags::POLLIN),
                 PollFd::new(sigchld.as_fd(), PollFlags::POLLIN),
             ];
+            let reading = server.as_ref().is_some_and(Connection::is_idle);
             if let Some(server) = &server {
-                fds.push(PollFd::new(server.as_fd(), PollFlags::POLLIN));
+                let mut flags = PollFlags::POLLIN;
+                if !server.is_idle() {
+                    flags |= PollFlags::POLLOUT;
+                }
+                fds.push(PollFd::new(server.socket(), flags));
+                if reading {
+                    fds.push(PollFd::new(sessions.readiness(), PollFlags::POLLIN));
+                }
             }
             match poll(&mut fds, PollTimeout::from(1000u16)) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(err) => return Err(format!("poll failed: {err}")),
             }
-            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-            (
-                ready(&fds[0]),
-                ready(&fds[1]),
-                fds.get(2).is_some_and(ready),
-            )
+            let ready = |i: usize| {
+                fds.get(i)
+                    .and_then(|fd| fd.revents())
+                    .is_some_and(|r| !r.is_empty())
+            };
+            Ready {
+                listener: ready(0),
+                sigchld: ready(1),
+                server: ready(2),
+                output: ready(3),
+            }
         };
-        if sigchld_ready {
+        if ready.sigchld {
             while let Ok(Some(_)) = sigchld.read_signal() {}
-            notice_exits(&mut held, server.as_ref());
-            reap_ended(&mut held);
+            sessions.notice_exits(server.as_mut());
+            sessions.reap_ended();
         }
-        if listener_ready && let Some(conn) = accept_server(&listener, data_dir) {
-            server = Some(conn);
+        if ready.listener
+            && let Some(socket) = accept_server(&listener, data_dir)
+        {
+            // The old server is dead (only the lock's holder gets here).
+            sessions.unwatch_all();
+            server = Some(Connection::new(socket));
             ever_connected = true;
         }
-        if server_ready && let Some(conn) = &server {
-            match wire::receive::<Request>(conn.as_raw_fd()) {
-                Ok(Some((request, _))) => {
-                    if !serve(request, conn, &mut held) {
-                        server = None;
-                    }
+        if let Some(conn) = server.as_mut() {
+            if ready.server {
+                conn.flush();
+                if let Some(request) = receive(conn) {
+                    serve(request, conn, &mut sessions);
                 }
-                Ok(None) | Err(_) => server = None,
+            }
+            if ready.output && conn.is_idle() {
+                sessions.read_ready(conn);
+            }
+            if conn.is_broken() {
+                sessions.unwatch_all();
+                server = None;
             }
         }
     }
 }
 
-/// Answers one request; `false` when the server must be dropped.
-fn serve(request: Request, conn: &OwnedFd, held: &mut HashMap<String, Held>) -> bool {
-    let socket = conn.as_raw_fd();
-    let sent = match request {
+/// What `poll` found ready.
+struct Ready {
+    listener: bool,
+    sigchld: bool,
+    server: bool,
+    output: bool,
+}
+
+/// The server's next request, if one is there; a server that has gone or spoke nonsense is
+/// marked broken.
+fn receive(conn: &mut Connection) -> Option<(Request, Vec<OwnedFd>)> {
+    let mut readable = [PollFd::new(conn.socket(), PollFlags::POLLIN)];
+    if !matches!(poll(&mut readable, PollTimeout::ZERO), Ok(1)) {
+        return None;
+    }
+    match wire::receive::<Request>(conn.socket().as_raw_fd()) {
+        Ok(Some(request)) => Some(request),
+        Ok(None) | Err(_) => {
+            conn.mark_broken();
+            None
+        }
+    }
+}
+
+/// Answers one request.
+fn serve((request, fds): (Request, Vec<OwnedFd>), conn: &mut Connection, sessions: &mut Sessions) {
+    match request {
         Request::Hello { version } => {
             let hello = Reply::Hello {
                 version: wire::VERSION,
                 pid: std::process::id(),
             };
-            let sent = wire::send(socket, &hello, &[]);
+            conn.message(&hello, &[]);
             if version != wire::VERSION {
-                return false;
+                conn.mark_broken();
             }
-            sent
         }
         Request::Spawn {
             id,
@@ -136,149 +168,33 @@ fn serve(request: Request, conn: &OwnedFd, held: &mut HashMap<String, Held>) -> 
             env,
             cols,
             rows,
-        } => match spawn(&argv, &cwd, &env, cols, rows) {
-            Ok((pid, master, pipe)) => {
-                let sent = wire::send(
-                    socket,
-                    &Reply::Spawned {
-                        id: id.clone(),
-                        pid,
-                    },
-                    &[wire::raw(&master), wire::raw(&pipe.0), wire::raw(&pipe.1)],
-                );
-                held.insert(
-                    id,
-                    Held {
-                        pid,
-                        fds: Some([master, pipe.0, pipe.1]),
-                        exit: None,
-                        reap_on_exit: false,
-                    },
-                );
-                sent
-            }
-            Err(err) => wire::send(
-                socket,
-                &Reply::Failed {
-                    id,
-                    message: err.to_string(),
-                    errno: err.raw_os_error(),
-                },
-                &[],
-            ),
-        },
-        Request::List => {
-            let mut sent = Ok(());
-            for (id, session) in held.iter() {
-                let Some(fds) = &session.fds else {
-                    // Given up by its server: not to be taken over.
-                    continue;
-                };
-                let reply = Reply::Held {
-                    id: id.clone(),
-                    pid: session.pid,
-                    exit: session.exit.clone(),
-                };
-                sent =
-                    sent.and_then(|()| wire::send(socket, &reply, &fds.each_ref().map(wire::raw)));
-            }
-            sent.and_then(|()| wire::send(socket, &Reply::End, &[]))
-        }
-        Request::Reap { id } => {
-            if let Some(session) = held.get_mut(&id) {
-                session.reap_on_exit = true;
-                // A program still running when its server gave it up is hung up, as by a
-                // terminal closing.
-                session.fds = None;
-            }
-            reap_ended(held);
-            Ok(())
-        }
-    };
-    sent.is_ok()
-}
-
-/// Starts `argv` on a new PTY of `cols`×`rows`; returns its pid, the PTY's master and the
-/// output pipe (read end, write end; non-blocking).
-fn spawn(
-    argv: &[String],
-    cwd: &str,
-    env: &[String],
-    cols: u16,
-    rows: u16,
-) -> std::io::Result<(u32, OwnedFd, (OwnedFd, OwnedFd))> {
-    let pipe = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
-    let env: Vec<Vec<u8>> = env
-        .iter()
-        .filter_map(|pair| wire::decode_env(pair))
-        .collect();
-    let size = Winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    let pty = openpty(&size, None)?;
-    for fd in [&pty.master, &pty.slave] {
-        nix::fcntl::fcntl(
-            fd.as_raw_fd(),
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        )?;
-    }
-    let tty = nix::unistd::ttyname(&pty.slave)?;
-    let pid = child::spawn_on_terminal(
-        &tty,
-        &Program {
-            argv,
-            cwd: Path::new(cwd),
-            env: &env,
-        },
-    )?;
-    // Only the program holds the terminal side: it gets EOF/SIGHUP as a terminal's would.
-    drop(pty.slave);
-    Ok((pid, pty.master, pipe))
-}
-
-/// Records the end of every held leader that has ended (read without reaping it) and tells
-/// the server.
-fn notice_exits(held: &mut HashMap<String, Held>, server: Option<&OwnedFd>) {
-    for (id, session) in held.iter_mut().filter(|(_, s)| s.exit.is_none()) {
-        let pid = Pid::from_raw(session.pid as i32);
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-        let exit = match waitid(Id::Pid(pid), flags) {
-            Ok(WaitStatus::Exited(_, code)) => Exit {
-                code: Some(code),
-                signal: None,
+            transcript,
+        } => sessions.spawn(
+            conn,
+            SpawnRequest {
+                id,
+                argv,
+                cwd,
+                env,
+                cols,
+                rows,
+                transcript,
             },
-            Ok(WaitStatus::Signaled(_, signal, _)) => Exit {
-                code: None,
-                signal: Some(signal.as_str().to_owned()),
-            },
-            _ => continue,
-        };
-        session.exit = Some(exit.clone());
-        if session.reap_on_exit {
-            continue;
-        }
-        if let Some(server) = server {
-            let reply = Reply::Exited {
-                id: id.clone(),
-                exit,
-            };
-            let _ = wire::send(server.as_raw_fd(), &reply, &[]);
-        }
+        ),
+        Request::List => sessions.list(conn),
+        Request::Watch { id } => sessions.watch(conn, &id),
+        Request::Unwatch { id } => sessions.unwatch(conn, &id),
+        Request::Reap { id } => sessions.reap(&id),
+        Request::Adopt {
+            id,
+            pid,
+            transcript,
+            offset,
+        } => match fds.into_iter().next() {
+            Some(master) => sessions.adopt(id, pid, master, transcript, offset),
+            None => tracing::error!("asked to adopt a session without its PTY"),
+        },
     }
-}
-
-/// Reaps the leaders that have ended and that the server is done with, letting their PTYs go.
-fn reap_ended(held: &mut HashMap<String, Held>) {
-    held.retain(|_, session| {
-        let done = session.reap_on_exit && session.exit.is_some();
-        if done {
-            let _ = waitpid(Pid::from_raw(session.pid as i32), None);
-        }
-        !done
-    });
 }
 
 /// Accepts a connection from the server of `data_dir` only: a process of this user whose pid is

@@ -1,14 +1,17 @@
 //! The keeper: a small process, the same binary (`monkeyproof keeper DATA_DIR`), that starts the
-//! sessions' programs and holds their PTYs, so the programs outlive the server (see
-//! `daemon.rs`). This module is the server's side of it: connecting (starting the keeper when
-//! none runs), asking it to start programs, learning of their ends, and listing what it holds
-//! for a server that starts again.
+//! sessions' programs, holds their PTYs and records their output, so the programs outlive the
+//! server (see `daemon.rs`). This module is the server's side of it: connecting (starting the
+//! keeper when none runs), asking it to start programs, taking their output (`dispatch.rs`),
+//! learning of their ends, and listing what it holds for a server that starts again.
 
 pub mod child;
+mod connection;
 pub mod daemon;
+mod dispatch;
+mod held;
+mod transcripts;
 mod wire;
 
-use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
@@ -21,40 +24,29 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
 use tokio::sync::oneshot;
 
+pub use dispatch::{OutputSink, PAUSE};
 pub use wire::{Exit, SOCKET};
+
+use dispatch::Routes;
 
 /// How long the server waits for a keeper it started to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the server waits for the keeper to answer a request.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The server's descriptors of one session's PTY (the keeper holds the same).
-pub struct PtyFds {
-    pub master: OwnedFd,
-    /// The output pipe, non-blocking: PTY → pipe → transcript, all moved by the kernel, so
-    /// output the server took from the PTY survives the server until it is recorded.
-    pub pipe_read: OwnedFd,
-    pub pipe_write: OwnedFd,
-}
-
-impl PtyFds {
-    fn from_received(fds: Vec<OwnedFd>) -> Option<Self> {
-        let [master, pipe_read, pipe_write] = <[OwnedFd; 3]>::try_from(fds).ok()?;
-        Some(Self {
-            master,
-            pipe_read,
-            pipe_write,
-        })
-    }
-}
-
 /// A session the keeper holds, as a server that starts again finds it.
 pub struct HeldSession {
     pub id: String,
     pub pid: u32,
-    pub fds: PtyFds,
+    /// The PTY's master (the keeper reads it; the server writes and resizes).
+    pub master: OwnedFd,
     /// How it ended, if it has (its leader is not reaped yet).
     pub exit: Option<Exit>,
+    /// Bytes of output read so far: where its transcript ends.
+    pub offset: u64,
+    /// Adopted from a keeper that died (see `Keeper::adopt`): not the keeper's child, so its
+    /// end is not reported and it is not to be signalled.
+    pub orphan: bool,
 }
 
 /// Why the keeper could not start a program.
@@ -70,17 +62,7 @@ pub struct Keeper {
     socket: OwnedFd,
     /// One request at a time: the answers come back in order.
     asking: Mutex<mpsc::Receiver<(wire::Reply, Vec<OwnedFd>)>>,
-    exits: Arc<Mutex<Exits>>,
-}
-
-/// Ends reported by the keeper, waiting for their session to ask, or sessions waiting for
-/// their end.
-#[derive(Default)]
-struct Exits {
-    reported: HashMap<String, Exit>,
-    waiting: HashMap<String, oneshot::Sender<Exit>>,
-    /// The keeper is gone: no more ends will be reported.
-    lost: bool,
+    routes: Arc<Routes>,
 }
 
 impl Keeper {
@@ -120,7 +102,7 @@ impl Keeper {
 
     fn hello(socket: OwnedFd) -> Result<Self, String> {
         let (answers, asking) = mpsc::channel();
-        let exits = Arc::new(Mutex::new(Exits::default()));
+        let routes = Arc::new(Routes::default());
         let raw = socket.as_raw_fd();
         wire::send(
             raw,
@@ -144,19 +126,21 @@ impl Keeper {
         let reader = socket
             .try_clone()
             .map_err(|e| format!("cannot talk to the keeper: {e}"))?;
-        let for_reader = exits.clone();
+        let for_reader = routes.clone();
         std::thread::Builder::new()
             .name("keeper-read".into())
-            .spawn(move || read_loop(reader, answers, for_reader))
+            .spawn(move || dispatch::read_loop(reader, answers, for_reader))
             .map_err(|e| format!("cannot talk to the keeper: {e}"))?;
         Ok(Self {
             socket,
             asking: Mutex::new(asking),
-            exits,
+            routes,
         })
     }
 
-    /// Starts `argv` on a new PTY of `cols`×`rows` with exactly the environment `env`. Blocking.
+    /// Starts `argv` on a new PTY of `cols`×`rows` with exactly the environment `env`, its
+    /// output to be appended to `transcript` (an empty file) once watched. Returns its pid and
+    /// the PTY's master. Blocking.
     pub fn spawn(
         &self,
         id: &str,
@@ -164,7 +148,8 @@ impl Keeper {
         cwd: &Path,
         env: &[(std::ffi::OsString, std::ffi::OsString)],
         (cols, rows): (u16, u16),
-    ) -> Result<(u32, PtyFds), SpawnFailure> {
+        transcript: &Path,
+    ) -> Result<(u32, OwnedFd), SpawnFailure> {
         let request = wire::Request::Spawn {
             id: id.to_owned(),
             argv: argv.to_vec(),
@@ -175,6 +160,7 @@ impl Keeper {
                 .collect(),
             cols,
             rows,
+            transcript: transcript.to_string_lossy().into_owned(),
         };
         let failure = |message: String| SpawnFailure {
             message,
@@ -188,8 +174,10 @@ impl Keeper {
             let left = deadline.saturating_duration_since(Instant::now());
             match asking.recv_timeout(left) {
                 Ok((wire::Reply::Spawned { id: started, pid }, fds)) if started == id => {
-                    return PtyFds::from_received(fds)
-                        .map(|fds| (pid, fds))
+                    return fds
+                        .into_iter()
+                        .next()
+                        .map(|master| (pid, master))
                         .ok_or_else(|| {
                             // The kernel could not give us the descriptors (this server is at
                             // its open-files limit): the program is let go.
@@ -227,10 +215,28 @@ impl Keeper {
         let mut held = Vec::new();
         loop {
             match asking.recv_timeout(ANSWER_TIMEOUT) {
-                Ok((wire::Reply::Held { id, pid, exit }, fds)) => {
-                    let fds = PtyFds::from_received(fds)
+                Ok((
+                    wire::Reply::Held {
+                        id,
+                        pid,
+                        exit,
+                        offset,
+                        orphan,
+                    },
+                    fds,
+                )) => {
+                    let master = fds
+                        .into_iter()
+                        .next()
                         .ok_or_else(|| format!("the keeper sent no PTY for {id}"))?;
-                    held.push(HeldSession { id, pid, fds, exit });
+                    held.push(HeldSession {
+                        id,
+                        pid,
+                        master,
+                        exit,
+                        offset,
+                        orphan,
+                    });
                 }
                 Ok((wire::Reply::End, _)) => return Ok(held),
                 Ok((other, _)) => return Err(format!("the keeper answered {other:?}")),
@@ -243,7 +249,7 @@ impl Keeper {
     /// If the keeper is lost first, the sender is dropped.
     pub fn on_exit(&self, id: &str) -> oneshot::Receiver<Exit> {
         let (tx, rx) = oneshot::channel();
-        let mut exits = lock(&self.exits);
+        let mut exits = lock(&self.routes.exits);
         if let Some(exit) = exits.reported.remove(id) {
             let _ = tx.send(exit);
         } else if !exits.lost {
@@ -264,39 +270,54 @@ impl Keeper {
 
     /// Whether the connection to the keeper broke.
     pub fn is_lost(&self) -> bool {
-        lock(&self.exits).lost
+        lock(&self.routes.exits).lost
     }
-}
 
-/// Routes what the keeper says: ends to their sessions, the rest to whoever asked.
-fn read_loop(
-    socket: OwnedFd,
-    answers: mpsc::Sender<(wire::Reply, Vec<OwnedFd>)>,
-    exits: Arc<Mutex<Exits>>,
-) {
-    loop {
-        match wire::receive::<wire::Reply>(socket.as_raw_fd()) {
-            Ok(Some((wire::Reply::Exited { id, exit }, _))) => {
-                let mut exits = lock(&exits);
-                match exits.waiting.remove(&id) {
-                    Some(waiting) => {
-                        let _ = waiting.send(exit);
-                    }
-                    None => {
-                        exits.reported.insert(id, exit);
-                    }
-                }
+    /// Hands this keeper the PTY `master` of session `id` (program `pid`, `offset` bytes of
+    /// output in `transcript`), which the keeper that started it held until it died. Watch it
+    /// next.
+    pub fn adopt(
+        &self,
+        id: &str,
+        pid: u32,
+        transcript: &Path,
+        offset: u64,
+        master: &OwnedFd,
+    ) -> Result<(), String> {
+        let request = wire::Request::Adopt {
+            id: id.to_owned(),
+            pid,
+            transcript: transcript.to_string_lossy().into_owned(),
+            offset,
+        };
+        wire::send(self.socket.as_raw_fd(), &request, &[master.as_raw_fd()])
+            .map_err(|e| format!("cannot hand the PTY to the keeper: {e}"))
+    }
+
+    /// Has the keeper read session `id`'s output and hand it to `sink` from now on, until
+    /// `sink.closed()`. If the keeper is lost already, `sink.closed()` is called at once.
+    pub fn watch(&self, id: &str, sink: std::sync::Weak<dyn OutputSink>) {
+        lock(&self.routes.sinks).insert(id.to_owned(), sink.clone());
+        let request = wire::Request::Watch { id: id.to_owned() };
+        if self.is_lost() || wire::send(self.socket.as_raw_fd(), &request, &[]).is_err() {
+            lock(&self.routes.sinks).remove(id);
+            if let Some(sink) = sink.upgrade() {
+                sink.closed();
             }
-            Ok(Some(answer)) => {
-                let _ = answers.send(answer);
-            }
-            Ok(None) | Err(_) => break,
         }
     }
-    tracing::error!("lost the connection to the keeper");
-    let mut exits = lock(&exits);
-    exits.lost = true;
-    exits.waiting.clear();
+
+    /// Has the keeper stop reading session `id`'s output; its sink hears `closed()` after the
+    /// last output read.
+    pub fn unwatch(&self, id: &str) {
+        let request = wire::Request::Unwatch { id: id.to_owned() };
+        if wire::send(self.socket.as_raw_fd(), &request, &[]).is_err()
+            && let Some(sink) = lock(&self.routes.sinks).remove(id)
+            && let Some(sink) = sink.upgrade()
+        {
+            sink.closed();
+        }
+    }
 }
 
 fn connect_socket(path: &Path) -> std::io::Result<OwnedFd> {

@@ -1,16 +1,17 @@
-//! What the server and the keeper say to each other: one JSON message per `SOCK_SEQPACKET`
-//! packet (boundaries kept by the kernel), with PTY master descriptors riding along as
-//! `SCM_RIGHTS`. The keeper is meant to outlive many servers, so this vocabulary only grows:
-//! `Hello` carries the version, and a keeper refuses a server that speaks another.
+//! What the server and the keeper say to each other: one message per `SOCK_SEQPACKET` packet
+//! (boundaries kept by the kernel) — JSON, with PTY master descriptors riding along as
+//! `SCM_RIGHTS`, except output, which is binary (a small header and the bytes as read). The
+//! keeper is meant to outlive many servers, so this vocabulary only grows: `Hello` carries the
+//! version, and a keeper refuses a server that speaks another.
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use serde::{Deserialize, Serialize};
 
 /// The protocol both sides must speak.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The largest packet either side sends or accepts (a spawn carries the command line and the
 /// whole environment). Linux lets an unprivileged sender buffer about 200 KiB.
@@ -26,7 +27,8 @@ pub enum Request {
     Hello {
         version: u32,
     },
-    /// Start `argv` on a new PTY; answered `Spawned` (with the master) or `Failed`.
+    /// Start `argv` on a new PTY; answered `Spawned` (with the master) or `Failed`. Its
+    /// output is not read before `Watch`.
     #[serde(rename_all = "camelCase")]
     Spawn {
         id: String,
@@ -36,9 +38,29 @@ pub enum Request {
         env: Vec<String>,
         cols: u16,
         rows: u16,
+        /// The file (created by the server) the output is appended to.
+        transcript: String,
     },
     /// Every session held, one `Held` each (with its master), then `End`.
     List,
+    /// Read the session's output from now on: appended to its transcript, then sent as
+    /// `Output` packets, until the PTY has no more (`Closed`) or `Unwatch`.
+    Watch {
+        id: String,
+    },
+    /// Stop reading the session's output; answered `Closed` after the last `Output`.
+    Unwatch {
+        id: String,
+    },
+    /// Hold (and read, once watched) the PTY attached, of a program another keeper started and
+    /// lost (it died): this keeper is not its parent, so it never reports its end. No answer.
+    Adopt {
+        id: String,
+        pid: u32,
+        transcript: String,
+        /// Bytes of output so far.
+        offset: u64,
+    },
     /// The session's processes are gone: reap its leader, close its PTY, forget it. No answer.
     Reap {
         id: String,
@@ -67,13 +89,69 @@ pub enum Reply {
         id: String,
         pid: u32,
         exit: Option<Exit>,
+        /// Bytes of output read so far: where the transcript ends and output goes on.
+        offset: u64,
+        /// Adopted from a keeper that died: its end is not reported.
+        orphan: bool,
     },
     End,
     /// Sent unasked, once, when a session's leader has ended (it stays unreaped until `Reap`).
+    /// Output read before the exit comes before it.
     Exited {
         id: String,
         exit: Exit,
     },
+    /// No more `Output` for the session: every terminal side is closed, or it was unwatched.
+    Closed {
+        id: String,
+    },
+}
+
+/// A chunk of a session's output, in its transcript already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub id: String,
+    /// The chunk's first byte's offset in the session's output.
+    pub offset: u64,
+    /// When it was read, in microseconds since the Unix epoch.
+    pub at_us: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// What the server receives: a message, or output.
+#[derive(Debug)]
+pub enum Incoming {
+    Reply(Reply),
+    Output(Output),
+}
+
+/// The first byte of an `Output` packet (a JSON message starts with `{`).
+const OUTPUT_TAG: u8 = 0;
+
+/// The header of an `Output` packet: tag, id length, id, offset, time. Sent ahead of the bytes
+/// in one packet (see `send_output`).
+pub fn output_header(id: &str, offset: u64, at_us: u64) -> Vec<u8> {
+    let id = &id.as_bytes()[..id.len().min(255)];
+    let mut header = Vec::with_capacity(18 + id.len());
+    header.push(OUTPUT_TAG);
+    header.push(id.len() as u8);
+    header.extend_from_slice(id);
+    header.extend_from_slice(&offset.to_le_bytes());
+    header.extend_from_slice(&at_us.to_le_bytes());
+    header
+}
+
+fn parse_output(packet: &[u8]) -> Option<Output> {
+    let (&id_len, rest) = packet.get(1..)?.split_first()?;
+    let (id, rest) = rest.split_at_checked(id_len as usize)?;
+    let (offset, rest) = rest.split_first_chunk::<8>()?;
+    let (at_us, bytes) = rest.split_first_chunk::<8>()?;
+    Some(Output {
+        id: String::from_utf8(id.to_vec()).ok()?,
+        offset: u64::from_le_bytes(*offset),
+        at_us: u64::from_le_bytes(*at_us),
+        bytes: bytes.to_vec(),
+    })
 }
 
 /// How a program ended.
@@ -84,8 +162,13 @@ pub struct Exit {
     pub signal: Option<String>,
 }
 
-/// Sends `message` with `fds` attached, as one packet.
+/// Sends `message` with `fds` attached, as one packet, waiting for room.
 pub fn send(socket: RawFd, message: &impl Serialize, fds: &[RawFd]) -> std::io::Result<()> {
+    send_packet(socket, &[&encode(message)?], fds, true)
+}
+
+/// `message` as a packet's body.
+pub fn encode(message: &impl Serialize) -> std::io::Result<Vec<u8>> {
     let body = serde_json::to_vec(message).map_err(std::io::Error::other)?;
     if body.len() > MAX_PACKET {
         return Err(std::io::Error::other(format!(
@@ -93,11 +176,27 @@ pub fn send(socket: RawFd, message: &impl Serialize, fds: &[RawFd]) -> std::io::
             body.len()
         )));
     }
-    let iov = [IoSlice::new(&body)];
+    Ok(body)
+}
+
+/// Sends `parts` as one packet with `fds` attached. Unless `wait`, a full socket is
+/// `ErrorKind::WouldBlock` and nothing is sent.
+pub fn send_packet(
+    socket: RawFd,
+    parts: &[&[u8]],
+    fds: &[RawFd],
+    wait: bool,
+) -> std::io::Result<()> {
+    let iov: Vec<IoSlice> = parts.iter().map(|part| IoSlice::new(part)).collect();
     let rights = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    let flags = if wait {
+        MsgFlags::MSG_NOSIGNAL
+    } else {
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT
+    };
     loop {
-        match sendmsg::<()>(socket, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+        match sendmsg::<()>(socket, &iov, cmsgs, flags, None) {
             Ok(_) => return Ok(()),
             Err(nix::errno::Errno::EINTR) => continue,
             Err(err) => return Err(err.into()),
@@ -105,15 +204,48 @@ pub fn send(socket: RawFd, message: &impl Serialize, fds: &[RawFd]) -> std::io::
     }
 }
 
-/// Receives one packet: its message and the descriptors attached (close-on-exec). `Ok(None)`
-/// when the other side has gone.
+/// Receives one message and the descriptors attached (close-on-exec). `Ok(None)` when the
+/// other side has gone.
 pub fn receive<T: for<'de> Deserialize<'de>>(
     socket: RawFd,
 ) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
     let mut body = vec![0u8; MAX_PACKET];
+    let Some((len, fds)) = receive_packet(socket, &mut body)? else {
+        return Ok(None);
+    };
+    let message = serde_json::from_slice(&body[..len]).map_err(std::io::Error::other)?;
+    Ok(Some((message, fds)))
+}
+
+/// Receives one packet from the keeper into `body` (at least `MAX_PACKET` long): a message or
+/// output. `Ok(None)` when the keeper has gone.
+pub fn receive_incoming(
+    socket: RawFd,
+    body: &mut [u8],
+) -> std::io::Result<Option<(Incoming, Vec<OwnedFd>)>> {
+    let Some((len, fds)) = receive_packet(socket, body)? else {
+        return Ok(None);
+    };
+    let packet = &body[..len];
+    let incoming = if packet[0] == OUTPUT_TAG {
+        Incoming::Output(
+            parse_output(packet).ok_or_else(|| std::io::Error::other("bad output packet"))?,
+        )
+    } else {
+        Incoming::Reply(serde_json::from_slice(packet).map_err(std::io::Error::other)?)
+    };
+    Ok(Some((incoming, fds)))
+}
+
+/// Receives one packet into `body`: its length and the descriptors attached. `Ok(None)` when
+/// the other side has gone.
+fn receive_packet(
+    socket: RawFd,
+    body: &mut [u8],
+) -> std::io::Result<Option<(usize, Vec<OwnedFd>)>> {
     let mut space = nix::cmsg_space!([RawFd; 4]);
     let (len, fds) = loop {
-        let mut iov = [IoSliceMut::new(&mut body)];
+        let mut iov = [IoSliceMut::new(body)];
         match recvmsg::<()>(
             socket,
             &mut iov,
@@ -143,8 +275,7 @@ pub fn receive<T: for<'de> Deserialize<'de>>(
     if len == 0 {
         return Ok(None);
     }
-    let message = serde_json::from_slice(&body[..len]).map_err(std::io::Error::other)?;
-    Ok(Some((message, fds)))
+    Ok(Some((len, fds)))
 }
 
 /// A name=value pair of the environment as the wire carries it.
@@ -157,9 +288,4 @@ pub fn encode_env(name: &[u8], value: &[u8]) -> String {
 pub fn decode_env(pair: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(pair).ok()
-}
-
-/// The raw descriptor of `fd`, for `send`.
-pub fn raw(fd: &OwnedFd) -> RawFd {
-    fd.as_raw_fd()
 }

@@ -13,6 +13,8 @@ const $ = (id) => document.getElementById(id);
 let token = null;
 let listTimer = null;
 let attached = null;
+/** The asciinema-player playing a finished session's recording, when one is. */
+let player = null;
 
 // ---- token ----
 
@@ -274,6 +276,7 @@ class AttachedTerminal {
     const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
     $('exit-banner').textContent = `Process ${exit.status === 'killed' ? 'was killed' : how}`;
     $('exit-banner').hidden = false;
+    $('replay').hidden = false;
     this.setState(exit.status);
   }
 
@@ -304,6 +307,8 @@ function openSession(id) {
   history.replaceState(null, '', `${location.pathname}#session=${encodeURIComponent(id)}`);
   show('terminal-view');
   $('exit-banner').hidden = true;
+  $('replay').hidden = true;
+  $('replay-speed').hidden = true;
   $('term-title').textContent = id;
   attached = new AttachedTerminal(id, $('terminal'));
 }
@@ -311,6 +316,34 @@ function openSession(id) {
 function detach() {
   attached?.dispose();
   attached = null;
+  player?.dispose();
+  player = null;
+}
+
+/** Plays the attached (finished) session's recording in place of its terminal. */
+async function replay() {
+  const id = attached?.id;
+  if (!id) return;
+  detach();
+  $('replay').hidden = true;
+  $('exit-banner').hidden = true;
+  if (!document.querySelector('link[href="/assets/player.css"]')) {
+    const css = Object.assign(document.createElement('link'), { rel: 'stylesheet', href: '/assets/player.css' });
+    document.head.append(css);
+  }
+  const { playRecording } = await import('/assets/player.js');
+  const play = (options) => {
+    player?.dispose();
+    $('terminal').replaceChildren();
+    player = playRecording(id, $('terminal'), token, options);
+  };
+  play({ speed: Number($('replay-speed').value) });
+  $('replay-speed').hidden = false;
+  // The player takes its speed when created: a new one goes on from where this one was.
+  $('replay-speed').onchange = async () => {
+    const startAt = await player.getCurrentTime();
+    play({ speed: Number($('replay-speed').value), startAt });
+  };
 }
 
 // ---- start ----
@@ -340,6 +373,7 @@ $('login-form').addEventListener('submit', (event) => {
 $('sign-out').addEventListener('click', () => signOut());
 $('new-session').addEventListener('submit', startSession);
 $('back').addEventListener('click', showList);
+$('replay').addEventListener('click', replay);
 
 // For the end-to-end test and the curious: read-only views of the attached terminal.
 window.monkeyproof = {
@@ -353,6 +387,8 @@ window.monkeyproof = {
   dropConnection: () => attached?.ws.close(),
   size: () => (attached ? { cols: attached.term.cols, rows: attached.term.rows } : null),
   offset: () => attached?.stream.offset ?? null,
+  /** The recording's player (play, pause, seek, getCurrentTime, getDuration), once replaying. */
+  player: () => player,
 };
 
 start();

@@ -220,3 +220,50 @@ test('start, type, resize, full screen, reload, flood, exit', async () => {
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('a finished session plays back with asciinema-player: play, seek, speed', async () => {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 640 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  const session = await api('POST', '/sessions', {
+    task: "printf 'first-line\\n'; sleep 0.8; printf 'second-line\\n'; exit 3",
+  });
+  await page.goto(`${base}/#token=${TOKEN}&session=${session.id}`);
+  await page.waitForSelector('#exit-banner:not([hidden])');
+  await page.click('#replay');
+  await page.waitForSelector('.ap-player');
+  const termText = () => page.evaluate(() => document.querySelector('.ap-term')?.textContent ?? '');
+
+  // The player is what a person sees where the terminal was: on top at its centre, in the window.
+  const box = await page.locator('.ap-player').boundingBox();
+  assert.ok(box.width > 500 && box.height > 200, `player box ${JSON.stringify(box)}`);
+  assert.ok(box.y + box.height <= 640 + 1, `player below the window: ${JSON.stringify(box)}`);
+  const onTop = await page.evaluate(({ x, y }) => !!document.elementFromPoint(x, y)?.closest('.ap-player'), {
+    x: box.x + box.width / 2,
+    y: box.y + box.height / 2,
+  });
+  assert.ok(onTop, 'something covers the player');
+
+  // Play: the output comes back, with its real timing (the 0.8 s pause is in the recording).
+  await page.click('.ap-player');
+  await page.waitForFunction(() => document.querySelector('.ap-term')?.textContent.includes('second-line'));
+  const duration = await page.evaluate(() => window.monkeyproof.player().getDuration());
+  assert.ok(duration >= 0.7 && duration < 5, `duration ${duration}`);
+
+  // Seek back to before the pause: only the first line shows.
+  await page.evaluate(async () => {
+    await window.monkeyproof.player().pause();
+    await window.monkeyproof.player().seek(0.3);
+  });
+  await page.waitForFunction(() => !document.querySelector('.ap-term')?.textContent.includes('second-line'));
+  assert.match(await termText(), /first-line/);
+  await page.screenshot({ path: `${ARTIFACTS}replay.png` });
+
+  // Speed: 4× plays on from where it was, and gets to the end.
+  await page.selectOption('#replay-speed', '4');
+  await page.waitForFunction(() => document.querySelector('.ap-term')?.textContent.includes('second-line'));
+  assert.deepEqual(errors, []);
+  await context.close();
+});

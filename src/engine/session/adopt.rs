@@ -2,17 +2,19 @@
 //! held its PTY while no server did), so the session goes on with the same id and pid, its
 //! transcript and offsets going on where they stopped, and its screen drawn again from the
 //! whole transcript, so it shows what it showed before. Output the program wrote while no
-//! server ran waited in the PTY and is read next, as any other.
+//! server ran waited in the PTY and is read next, as any other; output the keeper read but the
+//! last server never took is in the transcript.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::SystemTime;
 
 use super::super::output::{self, OutputLog};
 use super::super::recording::parse_size;
 use super::super::screen::{Screen, TermSize};
-use super::recorder::Recorder;
+use super::lock;
 use super::spawn::{Parts, Serving, Start, pty_size};
 use super::{Session, record};
-use crate::keeper::HeldSession;
+use crate::keeper::{HeldSession, Keeper, OutputSink};
 use crate::store::{MarkKind, SessionRecord};
 
 /// Transcript read per step while drawing the screen again.
@@ -28,15 +30,16 @@ impl Session {
     ) -> Result<(Arc<Session>, Start), String> {
         let kind = record::from_wire(&record.kind).ok_or("unknown session type")?;
         let recorded = TermSize::new(record.cols, record.rows).ok_or("bad size")?;
-        let size = pty_size(&held.fds.master).unwrap_or(recorded);
-        // What the last server took from the PTY but had not recorded is recorded first.
-        let (recorder, master) = OutputLog::reopen_transcript(&record.transcript)
-            .and_then(|file| {
-                let recorded = file.metadata()?.len();
-                Recorder::new(held.fds, file, recorded)
-            })
-            .map_err(|e| format!("cannot reopen the transcript: {e}"))?;
-        let total = recorder.recorded();
+        let size = pty_size(&held.master).unwrap_or(recorded);
+        let total = held.offset;
+        let written = output::open_transcript(&record.transcript)
+            .and_then(|file| file.metadata())
+            .map_err(|e| format!("cannot open the transcript: {e}"))?
+            .len();
+        if written < total {
+            // The keeper could not write it all (disk full): what is missing stays missing.
+            tracing::warn!(session = %record.id, written, total, "the transcript is short");
+        }
         let resizes: Vec<(u64, TermSize)> = serving
             .store
             .marks(&record.id)
@@ -79,14 +82,61 @@ impl Session {
                 screen,
                 size,
                 task_delivered_at: record.task_delivered_at_ms.map(record::from_millis),
+                orphan: held.orphan,
                 exit: held.exit,
                 reported,
             },
-            master,
-            recorder,
+            held.master,
             serving,
         )
         .map_err(|(_, e)| format!("cannot serve it: {e}"))
+    }
+}
+
+impl Session {
+    /// Whether the keeper holding the PTY died while the session's output was still read: the
+    /// session goes on in a new keeper (`rehome`).
+    pub(crate) fn lost_its_keeper(&self) -> bool {
+        self.holder().is_some_and(|keeper| keeper.is_lost())
+            && !self.lock_state().reader_done
+            && lock(&self.master).is_some()
+    }
+
+    /// Hands the PTY, which this server holds too, to `keeper`, a new one (the one that held it
+    /// died): what the dead one recorded but never handed over is taken from the transcript,
+    /// then the new one reads on. Its program's parent is init now, so its exit status will
+    /// not be known, and it is signalled no more (its pid may be reused unseen). If the PTY
+    /// cannot be handed over, its output ends here. Blocking.
+    pub(crate) fn rehome(self: &Arc<Self>, keeper: Arc<Keeper>) {
+        let master = lock(&self.master)
+            .as_ref()
+            .and_then(|master| master.try_clone().ok());
+        let Some(master) = master else {
+            return self.closed();
+        };
+        let (path, total) = self.transcript();
+        let written = output::open_transcript(&path)
+            .and_then(|file| file.metadata())
+            .map_or(total, |meta| meta.len());
+        if written > total {
+            match output::read_transcript(&path, total, (written - total) as usize) {
+                Ok(bytes) => self.output(total, SystemTime::now(), &bytes),
+                Err(err) => tracing::error!(session = %self.id, %err, "cannot read the transcript"),
+            }
+        }
+        let offset = self.lock_state().log.total();
+        if let Err(err) = keeper.adopt(&self.id, self.pid, &path, offset, &master) {
+            tracing::error!(session = %self.id, %err, "its output is read no more");
+            return self.closed();
+        }
+        *lock(&self.rehomed) = Some(keeper.clone());
+        let sink: Weak<dyn OutputSink> = Arc::downgrade(self) as Weak<dyn OutputSink>;
+        keeper.watch(&self.id, sink);
+        tracing::warn!(
+            session = %self.id,
+            "the keeper holding it died; a new keeper holds its PTY (its exit status will not \
+             be known)"
+        );
     }
 }
 
@@ -143,5 +193,10 @@ pub(super) fn replay(
 /// The held session nobody has a record of (its server died between starting it and writing
 /// its record): it is killed, as a program no client ever learnt of.
 pub(crate) fn abandon_unrecorded(held: &HeldSession, keeper: &crate::keeper::Keeper) {
-    super::lifecycle::abandon(held.pid, keeper, &held.id);
+    if held.orphan {
+        // Not the keeper's child: its pid may be anyone's by now. Only hung up.
+        keeper.reap(&held.id);
+    } else {
+        super::lifecycle::abandon(held.pid, keeper, &held.id);
+    }
 }

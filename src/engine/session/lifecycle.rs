@@ -69,10 +69,8 @@ impl Session {
     /// (see `Engine::abandon_all`).
     pub(crate) fn abandon_to_keeper(&self) {
         let mut leader = lock(&self.processes.leader);
-        if !leader.reaped
-            && let Some(keeper) = &self.keeper
-        {
-            keeper.reap(&self.id);
+        if !leader.reaped && self.holder().is_some() {
+            self.let_go();
             leader.reaped = true;
         }
     }
@@ -156,11 +154,20 @@ impl Session {
         if !leader.exited || !alone(self.pid) {
             return false;
         }
-        if let Some(keeper) = &self.keeper {
-            keeper.reap(&self.id);
-        }
+        self.let_go();
         leader.reaped = true;
         true
+    }
+
+    /// Tells the keepers of the session that the server is done with it: the parent reaps the
+    /// leader, the holder closes the PTY.
+    fn let_go(&self) {
+        for keeper in [self.keeper.clone(), lock(&self.rehomed).clone()]
+            .into_iter()
+            .flatten()
+        {
+            keeper.reap(&self.id);
+        }
     }
 
     /// Once the program is reaped and its output fully read: closes the PTY and keeps only what

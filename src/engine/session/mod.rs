@@ -3,7 +3,7 @@
 //!
 //! Its state is private; each concern is a child module:
 //! - `spawn`: opening the PTY, starting the program on it, resizing it.
-//! - `reader`: the one OS thread per session that moves PTY output into the log and the screen
+//! - `reader`: taking the output the keeper read (and recorded) into the log and the screen
 //!   under one lock (so a snapshot is always "as of byte N").
 //! - `input`: the bounded queue of what is written to the program (input and terminal answers)
 //!   and the task that writes it, so a program that does not read holds up only its writers.
@@ -21,14 +21,13 @@ mod lifecycle;
 mod reader;
 mod recent;
 mod record;
-mod recorder;
 mod spawn;
 mod viewer;
 mod wait;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -108,7 +107,8 @@ pub struct Session {
     /// The PTY's master (the keeper holds it too); let go once the session is over.
     master: Mutex<Option<Arc<std::os::fd::OwnedFd>>>,
     processes: lifecycle::Processes,
-    stop_reading: AtomicBool,
+    /// When output was read, for the recording's marks.
+    timing: Mutex<reader::Timing>,
     viewers: AtomicUsize,
     task_delivered_at: Mutex<Option<SystemTime>>,
     reported: Mutex<activity::Reported>,
@@ -116,9 +116,12 @@ pub struct Session {
     ring_capacity: usize,
     /// Where the session's record is kept (see `record.rs`); `None` in tests of the engine alone.
     store: Option<Arc<crate::store::Store>>,
-    /// The keeper that started the program and holds its PTY; `None` for a session that ended
-    /// before this server started.
+    /// The keeper that started the program (its parent) and holds its PTY; `None` for a
+    /// session that ended before this server started, or whose parent died before this server
+    /// started.
     keeper: Option<Arc<crate::keeper::Keeper>>,
+    /// The keeper holding the PTY since its parent died (see `adopt.rs`).
+    rehomed: Mutex<Option<Arc<crate::keeper::Keeper>>>,
     /// Where the marks of when output was read and of resizes go, for recordings.
     timeline: Option<Arc<crate::store::Timeline>>,
 }
@@ -240,6 +243,11 @@ impl Session {
         SystemTime::now()
             .duration_since(last_output_at.unwrap_or(self.created_at))
             .unwrap_or_default()
+    }
+
+    /// The keeper that holds the PTY and reads it.
+    fn holder(&self) -> Option<Arc<crate::keeper::Keeper>> {
+        lock(&self.rehomed).clone().or_else(|| self.keeper.clone())
     }
 
     /// Counts an attached viewer for as long as the returned guard lives.

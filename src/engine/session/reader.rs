@@ -1,107 +1,86 @@
-//! The reader thread: PTY → transcript (see `recorder.rs`) → ring → screen → wake viewers, one
-//! OS thread per session.
+//! A session's output as the keeper hands it over (see `keeper::dispatch`; the keeper has put
+//! it in the transcript already): into the ring and the screen under one lock (so a snapshot is
+//! always "as of byte N"), then viewers are woken. No thread of the session's own: one thread
+//! of the server takes every session's output from the keeper.
 //!
-//! A PTY buffers only ~12 KB between the program and us, so every read is recorded at once (the
-//! kernel moves the next chunk meanwhile) and the reader is straight back at the PTY; only the
-//! wake-up of viewers is batched, to once per `READ_CHUNK` or whenever the PTY has nothing more on
-//! its way. What the screen model notices on the way (title changes, bells) is published from
-//! here, and the answers it owes the program are queued for the writer task (never written from
-//! this thread: a program that does not read its input must not stop its output being read).
+//! What the screen model notices on the way (title changes, bells) is published from here, and
+//! the answers it owes the program are queued for the writer task (never written from here: a
+//! program that does not read its input must not stop any output being taken). When output
+//! pauses, the screen's backlog is drawn (so reading a quiet screen is instant and its
+//! backlog's memory is given back).
 
-use std::os::fd::AsFd;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
-
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::super::events::EventKind;
 use super::input::{ANSWERED_KEPT, Answered};
-use super::recorder::{Recorded, Recorder};
 use super::{Session, lock};
+use crate::keeper::OutputSink;
 use crate::store::{MARK_EVERY, MarkKind};
 
-/// How often a blocked reader wakes to see whether it was told to stop.
-const READER_POLL_MS: u16 = 250;
-/// The most output recorded before viewers are woken, and the largest single PTY read.
-const READ_CHUNK: usize = 32 * 1024;
-/// How long output must pause before the reader draws the screen's backlog (so reading a quiet
-/// screen is instant and its backlog's memory is given back).
-const DRAW_BACKLOG_AFTER_MS: u16 = 20;
-
-impl Session {
-    pub(super) fn read_loop(self: Arc<Self>, mut recorder: Recorder) {
-        let mut buf = vec![0u8; READ_CHUNK];
-        let mut backlog = false;
-        let mut unpublished = 0;
-        let mut timing = Timing::from(self.lock_state().log.total());
-        while !self.stop_reading.load(Ordering::Relaxed) {
-            // The PTY is non-blocking; a read that finds nothing still waits for output the
-            // kernel is moving to us right now, so EAGAIN means the program has paused.
-            match recorder.record(&mut buf) {
-                Ok(Recorded::Bytes(n)) => {
-                    backlog = self.ingest(&buf[..n]);
-                    if let Some((offset, at)) = timing.read(n) {
-                        self.mark(MarkKind::Output, offset, at, String::new());
-                    }
-                    unpublished += n;
-                    if unpublished >= READ_CHUNK {
-                        self.publish();
-                        unpublished = 0;
-                    }
-                    continue;
-                }
-                Ok(Recorded::Nothing) => {
-                    if let Some((offset, at)) = timing.paused() {
-                        self.mark(MarkKind::Output, offset, at, String::new());
-                    }
-                }
-                Ok(Recorded::End) => break,
-                Err(err) => {
-                    tracing::error!(session = %self.id, %err, "reading the PTY failed");
-                    break;
-                }
-            }
-            if unpublished > 0 {
-                self.publish();
-                unpublished = 0;
-            }
-            let timeout = if backlog {
-                DRAW_BACKLOG_AFTER_MS
-            } else {
-                READER_POLL_MS
-            };
-            match poll(
-                &mut [PollFd::new(recorder.pty().as_fd(), PollFlags::POLLIN)],
-                PollTimeout::from(timeout),
-            ) {
-                Ok(0) if backlog => {
-                    self.lock_state().screen.catch_up();
-                    backlog = false;
-                }
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(_) => break,
-            }
+impl OutputSink for Session {
+    fn output(&self, offset: u64, at: SystemTime, bytes: &[u8]) {
+        let total = self.lock_state().log.total();
+        if offset != total {
+            tracing::error!(session = %self.id, offset, total, "output out of step with the log");
         }
-        if let Some((offset, at)) = timing.paused() {
+        // Bytes before `total` were taken already (never twice).
+        let Some(bytes) = bytes.get(total.saturating_sub(offset) as usize..) else {
+            return;
+        };
+        if bytes.is_empty() {
+            return;
+        }
+        self.ingest(bytes);
+        if let Some((offset, at)) = lock(&self.timing).read(bytes.len(), at) {
             self.mark(MarkKind::Output, offset, at, String::new());
         }
-        recorder.sync();
-        self.lock_state().reader_done = true;
+        self.publish();
+    }
+
+    fn paused(&self) {
+        if let Some((offset, at)) = lock(&self.timing).paused() {
+            self.mark(MarkKind::Output, offset, at, String::new());
+        }
+        let mut state = self.lock_state();
+        if state.screen.has_backlog() {
+            state.screen.catch_up();
+        }
+    }
+
+    fn closed(&self) {
+        if let Some((offset, at)) = lock(&self.timing).paused() {
+            self.mark(MarkKind::Output, offset, at, String::new());
+        }
+        {
+            let mut state = self.lock_state();
+            if state.reader_done {
+                return;
+            }
+            state.reader_done = true;
+        }
         self.publish();
         if self.release_pty_if_done()
             && let Some(store) = &self.store
         {
-            // The end was saved before the last output was read: save the final screen too.
+            // The end was saved before the last output was taken: save the final screen too.
             self.save_record(store);
         }
     }
+}
 
-    /// Records a chunk of output (viewers are woken by the caller); returns whether the screen
-    /// has a backlog to draw.
-    fn ingest(&self, bytes: &[u8]) -> bool {
-        let (replies, titles, bells, backlog) = {
+impl Session {
+    /// Stops taking the session's output (the keeper stops reading its PTY): `reader_done`
+    /// once the last output read is taken.
+    pub(crate) fn stop_reading(&self) {
+        match self.holder() {
+            Some(keeper) if !keeper.is_lost() => keeper.unwatch(&self.id),
+            _ => self.closed(),
+        }
+    }
+
+    /// Takes a chunk of output into the ring and the screen (viewers are woken by the caller).
+    fn ingest(&self, bytes: &[u8]) {
+        let (replies, titles, bells) = {
             let mut state = self.lock_state();
             let bells_before = state.screen.bells();
             state.log.append(bytes);
@@ -112,7 +91,6 @@ impl Session {
                 state.screen.take_replies(),
                 state.screen.take_title_changes(),
                 (bells > bells_before).then_some(bells),
-                state.screen.has_backlog(),
             )
         };
         if !replies.is_empty() {
@@ -136,12 +114,11 @@ impl Session {
         if let Some(count) = bells {
             self.emit(EventKind::Bell { count });
         }
-        backlog
     }
 }
 
 /// When output was read, coalesced to at most one mark per `MARK_EVERY` and one at each pause.
-struct Timing {
+pub(super) struct Timing {
     read: u64,
     marked: u64,
     marked_at: Instant,
@@ -149,7 +126,7 @@ struct Timing {
 }
 
 impl Timing {
-    fn from(offset: u64) -> Self {
+    pub(super) fn from(offset: u64) -> Self {
         Self {
             read: offset,
             marked: offset,
@@ -158,10 +135,10 @@ impl Timing {
         }
     }
 
-    /// `n` more bytes were read now; a mark if one is due.
-    fn read(&mut self, n: usize) -> Option<(u64, SystemTime)> {
+    /// `n` more bytes were read at `at`; a mark if one is due.
+    fn read(&mut self, n: usize, at: SystemTime) -> Option<(u64, SystemTime)> {
         self.read += n as u64;
-        self.last_read_at = SystemTime::now();
+        self.last_read_at = at;
         (self.marked_at.elapsed() >= MARK_EVERY).then(|| self.take())
     }
 

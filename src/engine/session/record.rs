@@ -2,7 +2,7 @@
 //! is visible to anyone), and read back by a restarted server, which shows the sessions that
 //! ended before it as they were: same id, exit, screen and transcript.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,6 +15,7 @@ use super::super::output::{self, OutputLog};
 use super::super::screen::{Screen, TermSize};
 use super::adopt::replay;
 use super::input::InputQueue;
+use super::reader::Timing;
 use super::recent::FINISHED_TAIL_BYTES;
 use super::{ExitInfo, Session, SessionStatus, State, activity, lifecycle};
 use crate::store::{SessionRecord, Store};
@@ -137,13 +138,14 @@ impl Session {
             answered: Mutex::default(),
             master: Mutex::new(None),
             processes: lifecycle::Processes::gone(),
-            stop_reading: AtomicBool::new(true),
+            timing: Mutex::new(Timing::from(total)),
             viewers: AtomicUsize::new(0),
             task_delivered_at: Mutex::new(record.task_delivered_at_ms.map(from_millis)),
             reported: Mutex::new(activity::Reported::up_to(total)),
             ring_capacity: FINISHED_TAIL_BYTES,
             store: Some(store.clone()),
             keeper: None,
+            rehomed: Mutex::new(None),
             timeline: None,
         });
         if unrecorded_end {

@@ -4,8 +4,8 @@
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
 use tokio::io::Interest;
@@ -17,9 +17,9 @@ use super::super::output::OutputLog;
 use super::super::recording::size_text;
 use super::super::screen::{Screen, TermSize};
 use super::input::InputQueue;
-use super::recorder::Recorder;
+use super::reader::Timing;
 use super::{InputError, Session, SessionKind, SessionStatus, State, activity, lifecycle, lock};
-use crate::keeper::{Keeper, child};
+use crate::keeper::{Keeper, OutputSink, child};
 use crate::store::{MarkKind, Store, Timeline};
 
 /// Everything needed to start a session's program.
@@ -69,17 +69,22 @@ impl SpawnError {
     }
 }
 
-/// A started session whose reader and exit task wait for `serve`, so that whoever registers
-/// the session can announce it before anything it does is reported.
+/// A started session whose output and exit wait for `serve`, so that whoever registers the
+/// session can announce it before anything it does is reported.
 pub struct Start {
-    reader: std::sync::mpsc::Sender<()>,
+    session: Weak<Session>,
     exit: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Start {
     /// Lets the session's output be read and its exit be noticed.
     pub fn serve(self) {
-        let _ = self.reader.send(());
+        if let Some(session) = self.session.upgrade()
+            && let Some(keeper) = session.holder()
+        {
+            let sink: Weak<dyn OutputSink> = self.session.clone();
+            keeper.watch(&session.id, sink);
+        }
         let _ = self.exit.send(());
     }
 }
@@ -118,12 +123,12 @@ impl Session {
         let Some(program) = spec.argv.first().cloned() else {
             return Err(SpawnError::Invalid("command is empty".into()));
         };
-        let (log, transcript) = OutputLog::create(&transcript_path, serving.ring_capacity)
+        let log = OutputLog::create(&transcript_path, serving.ring_capacity)
             .map_err(|e| SpawnError::from_io("cannot create the transcript", &e))?;
         // A spawn that fails from here on leaves no transcript behind.
         let mut transcript_guard = RemoveOnDrop(Some(transcript_path.clone()));
         let env = child::environment(env_remove, &spec.env);
-        let (pid, fds) = serving
+        let (pid, master) = serving
             .keeper
             .spawn(
                 &id,
@@ -131,6 +136,7 @@ impl Session {
                 &spec.cwd,
                 &env,
                 (spec.size.cols, spec.size.rows),
+                &transcript_path,
             )
             .map_err(|failure| {
                 let err = failure
@@ -146,13 +152,6 @@ impl Session {
                 }
             })?;
         let keeper = serving.keeper.clone();
-        let (recorder, master) = match Recorder::new(fds, transcript, 0) {
-            Ok(recorder) => recorder,
-            Err(err) => {
-                lifecycle::abandon(pid, &keeper, &id);
-                return Err(SpawnError::from_io("cannot serve the session", &err));
-            }
-        };
         let session = Session::serve(
             Parts {
                 id,
@@ -170,11 +169,11 @@ impl Session {
                 screen: Screen::new(spec.size),
                 size: spec.size,
                 task_delivered_at: (!spec.task_typed).then(SystemTime::now),
+                orphan: false,
                 exit: None,
                 reported: 0,
             },
             master,
-            recorder,
             serving,
         );
         match session {
@@ -189,21 +188,20 @@ impl Session {
         }
     }
 
-    /// A session serving the program `parts.pid` on the PTY `master`, read through
-    /// `recorder`: the reader thread, the input queue's writer and the exit task, all waiting
-    /// for `Start::serve`. An `exit` already known is taken as the program's end at once. The
-    /// reader, the writer and resizes share the one descriptor of the master.
+    /// A session serving the program `parts.pid` on the PTY `master` (non-blocking: the
+    /// keeper made it so): the input queue's writer and the exit task, and the keeper reading
+    /// its output, all waiting for `Start::serve`. An `exit` already known is taken as the
+    /// program's end at once. The writer and resizes share the one descriptor of the master.
     pub(super) fn serve(
         parts: Parts,
-        master: Arc<OwnedFd>,
-        recorder: Recorder,
+        master: OwnedFd,
         serving: Serving,
     ) -> Result<(Arc<Session>, Start), (String, std::io::Error)> {
         let id = parts.id.clone();
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| (id.clone(), std::io::Error::other("no async runtime")))?;
-        // The PTY is non-blocking (the recorder made it so): input is written from async code
-        // that must never block.
+        let master = Arc::new(master);
+        // Input is written from async code that must never block.
         let writer = {
             let _runtime = runtime.enter();
             // Writability only: registered for reading too, every chunk of output would
@@ -219,10 +217,18 @@ impl Session {
                 let _ = tx.send(exit);
                 rx
             }
+            // Nobody will report its end: it is watched for another way (see `wait_for_exit`).
+            None if parts.orphan => tokio::sync::oneshot::channel().1,
             None => serving.keeper.on_exit(&id),
+        };
+        let (parent, rehomed) = if parts.orphan {
+            (None, Some(serving.keeper))
+        } else {
+            (Some(serving.keeper), None)
         };
 
         let (input, writer) = InputQueue::new(writer);
+        let timing = Timing::from(parts.log.total());
         let session = Arc::new(Session {
             id: parts.id,
             kind: parts.kind,
@@ -251,42 +257,29 @@ impl Session {
             answered: Mutex::default(),
             master: Mutex::new(Some(master)),
             processes: lifecycle::Processes::default(),
-            stop_reading: AtomicBool::new(false),
+            timing: Mutex::new(timing),
             viewers: AtomicUsize::new(0),
             task_delivered_at: Mutex::new(parts.task_delivered_at),
             reported: Mutex::new(activity::Reported::up_to(parts.reported)),
             ring_capacity: serving.ring_capacity,
             store: Some(serving.store),
-            keeper: Some(serving.keeper),
+            keeper: parent,
+            rehomed: Mutex::new(rehomed),
             timeline: Some(serving.timeline),
         });
 
-        let (reader_go, reader_wait) = std::sync::mpsc::channel();
         let (exit_go, exit_wait) = tokio::sync::oneshot::channel();
-        let for_reader = session.clone();
-        let short_id: String = session.id.chars().take(8).collect();
-        std::thread::Builder::new()
-            .name(format!("pty-read-{short_id}"))
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                // Whether released or abandoned, the reader then reads.
-                let _ = reader_wait.recv();
-                for_reader.read_loop(recorder);
-            })
-            .map_err(|e| (id.clone(), e))?;
         runtime.spawn(writer);
         let for_exit = session.clone();
         runtime.spawn(async move {
             let _ = exit_wait.await;
             for_exit.wait_for_exit(exited).await;
         });
-        Ok((
-            session,
-            Start {
-                reader: reader_go,
-                exit: exit_go,
-            },
-        ))
+        let start = Start {
+            session: Arc::downgrade(&session),
+            exit: exit_go,
+        };
+        Ok((session, start))
     }
 
     /// Resizes the PTY (the program gets SIGWINCH) and the screen model, and reports it.
@@ -318,12 +311,7 @@ impl Session {
         Ok(())
     }
 
-    /// Tells the reader thread to finish (within its poll interval), releasing the PTY.
-    pub(crate) fn stop_reading(&self) {
-        self.stop_reading.store(true, Ordering::Relaxed);
-    }
-
-    /// Returns once the reader has finished (all it read is recorded), or after `limit`.
+    /// Returns once the session's output is all taken (see `stop_reading`), or after `limit`.
     pub(crate) async fn reader_done_within(&self, limit: std::time::Duration) {
         let mut changes = self.subscribe();
         let deadline = tokio::time::Instant::now() + limit;
@@ -397,6 +385,8 @@ pub(super) struct Parts {
     pub screen: Screen,
     pub size: TermSize,
     pub task_delivered_at: Option<SystemTime>,
+    /// Adopted by a keeper that is not its parent (see `HeldSession::orphan`).
+    pub orphan: bool,
     /// The program's end, when the keeper already knows it.
     pub exit: Option<crate::keeper::Exit>,
     /// Output up to this offset was reported by an earlier server.
