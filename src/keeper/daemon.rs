@@ -27,7 +27,7 @@ use nix::sys::socket::{
 };
 
 use super::connection::Connection;
-use super::held::{Sessions, SpawnRequest};
+use super::held::Sessions;
 use super::wire::{self, Reply, Request};
 
 /// How long a keeper that holds nothing waits for its first server.
@@ -161,26 +161,7 @@ fn serve((request, fds): (Request, Vec<OwnedFd>), conn: &mut Connection, session
                 conn.mark_broken();
             }
         }
-        Request::Spawn {
-            id,
-            argv,
-            cwd,
-            env,
-            cols,
-            rows,
-            transcript,
-        } => sessions.spawn(
-            conn,
-            SpawnRequest {
-                id,
-                argv,
-                cwd,
-                env,
-                cols,
-                rows,
-                transcript,
-            },
-        ),
+        Request::Spawn(spawn) => sessions.spawn(conn, spawn),
         Request::List => sessions.list(conn),
         Request::Watch { id } => sessions.watch(conn, &id),
         Request::Unwatch { id } => sessions.unwatch(conn, &id),

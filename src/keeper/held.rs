@@ -72,17 +72,6 @@ pub(super) struct Sessions {
     buf: Vec<u8>,
 }
 
-/// How to start a program, as the server asked.
-pub(super) struct SpawnRequest {
-    pub id: String,
-    pub argv: Vec<String>,
-    pub cwd: String,
-    pub env: Vec<String>,
-    pub cols: u16,
-    pub rows: u16,
-    pub transcript: String,
-}
-
 impl Sessions {
     pub(super) fn new() -> io::Result<Self> {
         Ok(Self {
@@ -110,7 +99,7 @@ impl Sessions {
     }
 
     /// Starts a program and answers `Spawned` (with the master) or `Failed`.
-    pub(super) fn spawn(&mut self, server: &mut Connection, request: SpawnRequest) {
+    pub(super) fn spawn(&mut self, server: &mut Connection, request: wire::Spawn) {
         let started = spawn(
             &request.argv,
             &request.cwd,

@@ -150,7 +150,7 @@ impl Keeper {
         (cols, rows): (u16, u16),
         transcript: &Path,
     ) -> Result<(u32, OwnedFd), SpawnFailure> {
-        let request = wire::Request::Spawn {
+        let request = wire::Request::Spawn(wire::Spawn {
             id: id.to_owned(),
             argv: argv.to_vec(),
             cwd: cwd.to_string_lossy().into_owned(),
@@ -161,7 +161,7 @@ impl Keeper {
             cols,
             rows,
             transcript: transcript.to_string_lossy().into_owned(),
-        };
+        });
         let failure = |message: String| SpawnFailure {
             message,
             errno: None,

@@ -27,20 +27,9 @@ pub enum Request {
     Hello {
         version: u32,
     },
-    /// Start `argv` on a new PTY; answered `Spawned` (with the master) or `Failed`. Its
+    /// Start a program on a new PTY; answered `Spawned` (with the master) or `Failed`. Its
     /// output is not read before `Watch`.
-    #[serde(rename_all = "camelCase")]
-    Spawn {
-        id: String,
-        argv: Vec<String>,
-        cwd: String,
-        /// The program's whole environment, as `NAME=value` byte strings in base64.
-        env: Vec<String>,
-        cols: u16,
-        rows: u16,
-        /// The file (created by the server) the output is appended to.
-        transcript: String,
-    },
+    Spawn(Spawn),
     /// Every session held, one `Held` each (with its master), then `End`.
     List,
     /// Read the session's output from now on: appended to its transcript, then sent as
@@ -65,6 +54,21 @@ pub enum Request {
     Reap {
         id: String,
     },
+}
+
+/// How to start a program.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spawn {
+    pub id: String,
+    pub argv: Vec<String>,
+    pub cwd: String,
+    /// The program's whole environment, as `NAME=value` byte strings in base64.
+    pub env: Vec<String>,
+    pub cols: u16,
+    pub rows: u16,
+    /// The file (created by the server) the output is appended to.
+    pub transcript: String,
 }
 
 /// Keeper → server.
