@@ -1,5 +1,6 @@
 //! monkeyproof: programs in real pseudo-terminals, driven over the network.
 //!
+//! - `agent`: whether each agent is working, waiting or idle (hooks, notify, screen rules).
 //! - `engine`: sessions (PTY, output log, screen model, transcript); knows nothing of HTTP.
 //! - `api`: REST, WebSocket and auth over the engine's public API.
 //! - `protocol`: every wire message, shared by server, tests and clients.
@@ -7,6 +8,7 @@
 //! - `store`: the session database in the data directory (records that outlive the server).
 //! - `server`: wires config to a running server.
 
+pub mod agent;
 pub mod api;
 pub mod config;
 pub mod engine;

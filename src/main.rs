@@ -1,5 +1,6 @@
 //! The `monkeyproof` binary: parse configuration, run the server; or, as `monkeyproof keeper
-//! DATA_DIR`, the keeper that holds the sessions' PTYs (see `keeper`).
+//! DATA_DIR`, the keeper that holds the sessions' PTYs (see `keeper`); or, as `monkeyproof hook
+//! claude|codex`, an agent's hook reporting its state (see `agent::hook`).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -8,6 +9,15 @@ use std::time::Duration;
 fn main() -> ExitCode {
     // The keeper (started by the server, not by people): no runtime, no configuration.
     let args: Vec<_> = std::env::args_os().collect();
+    // An agent's hook: as fast as it can be, and always exit status 0.
+    if args.get(1).is_some_and(|a| a == "hook") {
+        let rest: Vec<String> = args[2..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        monkeyproof::agent::hook::run(&rest);
+        return ExitCode::SUCCESS;
+    }
     if args.len() == 3 && args[1] == "keeper" {
         return match monkeyproof::keeper::daemon::run(std::path::Path::new(&args[2])) {
             Ok(()) => ExitCode::SUCCESS,

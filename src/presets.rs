@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::agent::rules::{Rules, StateRules};
 use crate::engine::SessionKind;
 
 /// The presets file compiled into the binary.
@@ -32,6 +33,8 @@ pub struct Preset {
     /// How the task reaches the program (interactive presets): `argument` (default) or `typed`.
     #[serde(default, rename = "taskDelivery")]
     pub task_delivery: TaskDelivery,
+    /// Screen rules that tell the agent's state (`[presets.NAME.states]`, see `agent::rules`).
+    pub states: Option<StateRules>,
 }
 
 /// How a session's task reaches its program.
@@ -47,15 +50,21 @@ pub enum TaskDelivery {
 }
 
 /// What to run, and how the task gets there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Launch {
     pub argv: Vec<String>,
     pub delivery: TaskDelivery,
+    /// The preset's screen rules, if it declares any.
+    pub rules: Option<Rules>,
 }
 
 impl Preset {
     fn parts(&self) -> (String, Vec<String>, TaskDelivery) {
         (self.command.clone(), self.args.clone(), self.task_delivery)
+    }
+
+    fn rules(&self) -> Result<Option<Rules>, String> {
+        self.states.as_ref().map(Rules::from_preset).transpose()
     }
 }
 
@@ -96,6 +105,11 @@ impl Presets {
                 "preset {name}: taskDelivery \"typed\" is for interactive presets"
             ));
         }
+        for (name, preset) in &presets.presets {
+            preset
+                .rules()
+                .map_err(|e| format!("preset {name}: states: {e}"))?;
+        }
         Ok(presets)
     }
 
@@ -116,7 +130,9 @@ impl Presets {
         let argument = |argv| Launch {
             argv,
             delivery: TaskDelivery::Argument,
+            rules: None,
         };
+        let mut rules = None;
         let (program, mut args, delivery) = match (kind, req.preset, req.command) {
             (SessionKind::Exec, Some(_), _) => {
                 return Err(
@@ -141,6 +157,7 @@ impl Presets {
                         kind_name(kind)
                     ));
                 }
+                rules = preset.rules()?;
                 preset.parts()
             }
             (_, None, Some(command)) => (
@@ -164,7 +181,11 @@ impl Presets {
         if delivery == TaskDelivery::Argument {
             argv.push(req.task.to_owned());
         }
-        Ok(Launch { argv, delivery })
+        Ok(Launch {
+            argv,
+            delivery,
+            rules,
+        })
     }
 
     fn get(&self, name: &str) -> Result<&Preset, String> {

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+pub use crate::agent::{AgentKind, AgentState, WaitingFor};
 pub use crate::engine::{SessionKind, SessionStatus};
 pub use crate::presets::TaskDelivery;
 
@@ -106,6 +107,27 @@ pub struct SessionInfo {
     pub task_delivered_at: Option<String>,
     /// Whether input is recorded too (`recordInput` at creation).
     pub record_input: bool,
+    /// What the agent is doing, for sessions that run one (Claude Code, Codex, or a preset
+    /// with screen rules); null otherwise.
+    pub agent: Option<AgentInfo>,
+}
+
+/// What an agent is doing (see the README's Agents section).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentInfo {
+    pub kind: AgentKind,
+    pub state: AgentState,
+    /// What a `waiting` agent waits for.
+    pub waiting_for: Option<WaitingFor>,
+    /// The prompt or notification text.
+    pub message: Option<String>,
+    /// The tool being run (or asked permission for).
+    pub tool: Option<String>,
+    /// The agent's last reply, when known.
+    pub last_answer: Option<String>,
+    /// When it entered this state (ISO 8601 UTC with milliseconds).
+    pub since: String,
 }
 
 /// Whether a session is printing.
@@ -174,13 +196,15 @@ pub struct WaitRequest {
     /// Give up after this many milliseconds (default 30000, at most 3600000).
     #[serde(alias = "timeoutMs")]
     pub timeout_ms: Option<u64>,
+    /// The agent reaching one of these states (sessions that run an agent).
+    pub agent: Option<Vec<AgentState>>,
 }
 
 /// How a wait ended.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WaitResult {
-    /// `idle`, `match`, `exit` or `timeout`.
+    /// `idle`, `match`, `exit`, `agent` or `timeout`.
     pub condition: String,
     pub timed_out: bool,
     /// The output offset at that moment.
@@ -191,6 +215,8 @@ pub struct WaitResult {
     #[serde(rename = "match")]
     pub matched: Option<String>,
     pub status: SessionStatus,
+    /// The agent's state at that moment, for sessions that run one.
+    pub agent: Option<AgentInfo>,
 }
 
 /// A zero-based cursor position.
@@ -222,6 +248,9 @@ pub struct InputRequest {
     pub keys: Option<Vec<String>>,
     /// Send Enter after `input` or `text`; defaults to true for interactive sessions.
     pub enter: Option<bool>,
+    /// Answer the permission prompt the agent waits at: yes or no, with the keys its kind
+    /// expects (409 when it waits for no permission).
+    pub approve: Option<bool>,
 }
 
 /// `{"sent": true}`.
@@ -400,6 +429,10 @@ pub enum SessionEventKind {
         signal: Option<String>,
     },
     Removed,
+    /// The agent's state changed.
+    Agent {
+        agent: AgentInfo,
+    },
     /// Sent first when the events after the requested id are no longer kept: events from
     /// `oldest` follow. (A client should re-read the sessions it follows.)
     Reset {

@@ -94,6 +94,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     );
 
     let purger = engine.start_purger();
+    engine.start_hook_channel()?;
     let monitor = engine.start_activity_monitor();
     let stop_accepting = CancellationToken::new();
     let server = tokio::spawn(connections::serve(

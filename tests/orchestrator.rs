@@ -424,7 +424,7 @@ async fn wait_for_a_pattern_idle_exit_or_timeout() {
     assert_eq!(ended.condition, "exit");
 
     for (bad, message) in [
-        (json!({}), "one of idle_ms, match or exit"),
+        (json!({}), "one of idle_ms, match, exit or agent"),
         (json!({"match": "("}), "match"),
         (json!({"exit": true, "timeout_ms": 99999999}), "timeout_ms"),
         (json!({"exit": true, "sometime": 1}), "sometime"),

@@ -4,8 +4,11 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 
+use crate::agent::Agent;
 use crate::engine::{Engine, Event, EventKind, ExitInfo, ScreenText, Session};
-use crate::protocol::{Activity, Cursor, ScreenView, SessionEvent, SessionEventKind, SessionInfo};
+use crate::protocol::{
+    Activity, AgentInfo, Cursor, ScreenView, SessionEvent, SessionEventKind, SessionInfo,
+};
 
 /// Characters of the task shown in `taskPreview`.
 const TASK_PREVIEW_CHARS: usize = 500;
@@ -45,6 +48,20 @@ pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
         title: snap.title,
         bells: snap.bells,
         task_delivered_at: snap.task_delivered_at.map(iso_time),
+        agent: snap.agent.map(agent_info),
+    }
+}
+
+/// An agent's state as the wire shows it.
+pub fn agent_info(agent: Agent) -> AgentInfo {
+    AgentInfo {
+        kind: agent.kind,
+        state: agent.state,
+        waiting_for: agent.waiting_for,
+        message: agent.message,
+        tool: agent.tool,
+        last_answer: agent.last_answer,
+        since: iso_time(agent.since),
     }
 }
 
@@ -97,6 +114,9 @@ pub fn event(engine: &Engine, event: &Event, with_data: bool) -> SessionEvent {
             signal: signal.clone(),
         },
         EventKind::Removed => SessionEventKind::Removed,
+        EventKind::Agent(agent) => SessionEventKind::Agent {
+            agent: agent_info(agent.clone()),
+        },
     };
     SessionEvent {
         id: event.id,

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::convert::screen_view;
+use super::convert::{agent_info, screen_view};
 use super::error::{ApiError, JsonBody};
 use super::params::optional_number;
 use crate::engine::{Fired, MAX_PATTERN_BYTES, WaitFor};
@@ -96,9 +96,15 @@ pub async fn wait(
 ) -> Result<Json<WaitResult>, ApiError> {
     let session = app.session(&id)?;
     let exit = req.exit.unwrap_or(false);
-    if req.idle_ms.is_none() && req.pattern.is_none() && !exit {
+    let agent = req.agent.unwrap_or_default();
+    if req.idle_ms.is_none() && req.pattern.is_none() && !exit && agent.is_empty() {
         return Err(ApiError::bad_request(
-            "one of idle_ms, match or exit is required",
+            "one of idle_ms, match, exit or agent is required",
+        ));
+    }
+    if !agent.is_empty() && session.agent().is_none() {
+        return Err(ApiError::bad_request(
+            "agent: this session runs no agent (see the README's Agents section)",
         ));
     }
     let timeout_ms = req.timeout_ms.unwrap_or(DEFAULT_WAIT_MS);
@@ -131,6 +137,7 @@ pub async fn wait(
             pattern,
             since: req.since,
             exit,
+            agent,
             timeout: Duration::from_millis(timeout_ms),
         })
         .await;
@@ -138,6 +145,7 @@ pub async fn wait(
         Fired::Idle => ("idle", None),
         Fired::Match(text) => ("match", Some(text)),
         Fired::Exit => ("exit", None),
+        Fired::Agent => ("agent", None),
         Fired::Timeout => ("timeout", None),
     };
     Ok(Json(WaitResult {
@@ -147,5 +155,6 @@ pub async fn wait(
         screen: outcome.screen.lines.join("\n").trim_end().to_owned(),
         matched,
         status: session.status(),
+        agent: session.agent().map(agent_info),
     }))
 }

@@ -16,7 +16,7 @@ use super::convert::{display_command, screen_view, session_info};
 use super::error::{ApiError, JsonBody};
 use super::params::{self, SINCE_ERROR, optional_number, term_size};
 use crate::engine::{
-    EngineError, Session, SessionKind, SessionStatus, SpawnError, SpawnSpec, parse_key,
+    AnswerError, EngineError, Session, SessionKind, SessionStatus, SpawnError, SpawnSpec, parse_key,
 };
 use crate::presets::{LaunchRequest, TaskDelivery};
 use crate::protocol::{
@@ -114,18 +114,24 @@ pub async fn create_session(
             "task, command and args must not contain NUL",
         ));
     }
+    let cwd = params::resolve_cwd(req.cwd.as_deref())?;
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let mut argv = launch.argv;
+    let agent = crate::agent::launch::prepare(&mut argv, launch.rules, &cwd, &env)
+        .map_err(ApiError::bad_request)?;
     let spec = SpawnSpec {
         kind,
         task,
-        argv: launch.argv,
+        argv,
         task_typed: launch.delivery == TaskDelivery::Typed,
         requested_by: client.to_string(),
-        cwd: params::resolve_cwd(req.cwd.as_deref())?,
-        env: env.into_iter().collect(),
+        cwd,
+        env,
         owner: params::owner(req.owner)?,
         labels: params::labels(req.labels.unwrap_or_default())?,
         size,
         record_input: req.record_input.unwrap_or(false),
+        agent,
     };
     let engine = app.engine.clone();
     let session = tokio::task::spawn_blocking(move || engine.spawn(spec))
@@ -223,6 +229,24 @@ pub async fn send_input(
     JsonBody(req): JsonBody<InputRequest>,
 ) -> Result<Json<InputSent>, ApiError> {
     let session = app.session(&id)?;
+    if let Some(approve) = req.approve {
+        if req.input.is_some() || req.text.is_some() || req.keys.is_some() {
+            return Err(ApiError::bad_request(
+                "give approve alone, without input, text or keys",
+            ));
+        }
+        session
+            .answer_permission(approve)
+            .await
+            .map_err(|err| match err {
+                AnswerError::NotWaiting => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "no permission prompt is waiting for an answer",
+                ),
+                AnswerError::Input(err) => err.into(),
+            })?;
+        return Ok(Json(InputSent { sent: true }));
+    }
     let enter = req
         .enter
         .unwrap_or(session.kind == SessionKind::Interactive);

@@ -242,8 +242,8 @@ impl Connection {
         }
     }
 
-    /// Raw only: sends the session's activity events after `after` (busy, idle, title, bell;
-    /// resize and exit have messages of their own); returns the id to continue after.
+    /// Raw only: sends the session's activity events after `after` (busy, idle, title, bell,
+    /// agent; resize and exit have messages of their own); returns the id to continue after.
     async fn forward_events(
         &mut self,
         engine: &Engine,
@@ -257,7 +257,11 @@ impl Connection {
         for event in events.iter().filter(|e| {
             matches!(
                 e.kind,
-                EventKind::Busy | EventKind::Idle | EventKind::Title(_) | EventKind::Bell { .. }
+                EventKind::Busy
+                    | EventKind::Idle
+                    | EventKind::Title(_)
+                    | EventKind::Bell { .. }
+                    | EventKind::Agent(_)
             )
         }) {
             let event = Box::new(convert::event(engine, event, false));

@@ -56,6 +56,8 @@ pub enum EventKind {
     },
     /// The record expired and is gone.
     Removed,
+    /// The agent's state changed.
+    Agent(crate::agent::Agent),
 }
 
 /// The events a subscriber asked for are partly gone from the ring, or were never this run's

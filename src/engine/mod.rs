@@ -8,7 +8,7 @@ mod answers;
 mod backlog;
 pub mod data_dir;
 mod events;
-mod keys;
+pub mod keys;
 mod output;
 mod plain;
 mod process;
@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use dashmap::DashMap;
 
+use crate::agent;
 use crate::keeper::Keeper;
 use crate::store::{Mark, MarkKind, Store, Timeline};
 
@@ -38,8 +39,8 @@ pub use screen::{
 };
 use session::Serving;
 pub use session::{
-    AttachFrom, AttachStart, DUPLICATE_ANSWER_WINDOW, ExitInfo, FINISHED_TAIL_BYTES, Fired,
-    InputError, MAX_OUTPUT_CHUNK, MAX_PATTERN_BYTES, MAX_QUEUED_ANSWER_BYTES,
+    AnswerError, AttachFrom, AttachStart, DUPLICATE_ANSWER_WINDOW, ExitInfo, FINISHED_TAIL_BYTES,
+    Fired, InputError, MAX_OUTPUT_CHUNK, MAX_PATTERN_BYTES, MAX_QUEUED_ANSWER_BYTES,
     MAX_QUEUED_INPUT_BYTES, ReplyFilter, Session, SessionKind, SessionSnapshot, SessionStatus,
     SpawnError, SpawnSpec, Viewer, ViewerEvent, WaitFor, WaitOutcome,
 };
@@ -130,7 +131,7 @@ impl Engine {
     }
 
     /// Starts a session. Blocking (it starts a process): call it off the async workers.
-    pub fn spawn(&self, spec: SpawnSpec) -> Result<Arc<Session>, EngineError> {
+    pub fn spawn(&self, mut spec: SpawnSpec) -> Result<Arc<Session>, EngineError> {
         let _gate = self.spawn_gate.lock().unwrap_or_else(|p| p.into_inner());
         let running = self.running_count();
         if running >= self.config.max_sessions {
@@ -146,11 +147,25 @@ impl Engine {
             .join(data_dir::TRANSCRIPTS)
             .join(format!("{id}.log"));
         let keeper = self.keeper().map_err(EngineError::Spawn)?;
+        spec.env.push((agent::SESSION_ID_VAR.into(), id.clone()));
+        let tracker = spec.agent.take().map(|agent| {
+            // The agent's hooks prove with it that their reports are this session's.
+            let secret = new_session_id();
+            let socket = self.config.data_dir.join(agent::channel::SOCKET);
+            spec.env
+                .push((agent::HOOK_SECRET_VAR.into(), secret.clone()));
+            spec.env.push((
+                agent::HOOK_SOCKET_VAR.into(),
+                socket.to_string_lossy().into_owned(),
+            ));
+            agent::Tracker::new(agent.kind, agent.rules, secret)
+        });
         let (session, start) = Session::spawn(
             id.clone(),
             spec,
             transcript,
             &self.config.env_remove,
+            tracker,
             self.serving(keeper),
         )
         .map_err(EngineError::Spawn)?;
@@ -282,6 +297,24 @@ impl Engine {
         for session in lingering {
             session.reap_when(|sid| !live.contains(&sid));
         }
+    }
+
+    /// Listens for the agents' hook reports (`DATA_DIR/hooks.sock`) and hands each to its
+    /// session, for as long as the engine lives.
+    pub fn start_hook_channel(self: &Arc<Self>) -> Result<(), String> {
+        let engine = Arc::downgrade(self);
+        agent::channel::listen(&self.config.data_dir, move |report| {
+            let Some(engine) = engine.upgrade() else {
+                return false;
+            };
+            if let Some(session) = engine.get(&report.session)
+                && !session.agent_report(&report)
+            {
+                tracing::warn!(session = %report.session, "a hook report with a wrong secret");
+            }
+            true
+        })
+        .map(|_| ())
     }
 
     /// Hands the PTYs of `sessions`, whose keeper died, to a new keeper. Blocking.

@@ -17,6 +17,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+mod sse;
+#[allow(unused_imports)] // each test binary uses its own part of the harness
+pub use sse::{Sse, type_of};
+
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
 pub type Ws =

@@ -82,6 +82,7 @@ impl Session {
                 screen,
                 size,
                 task_delivered_at: record.task_delivered_at_ms.map(record::from_millis),
+                agent: None,
                 orphan: held.orphan,
                 exit: held.exit,
                 reported,

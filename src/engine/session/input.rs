@@ -368,6 +368,7 @@ impl Session {
                 pattern: None,
                 since: None,
                 exit: false,
+                agent: Vec::new(),
                 timeout: TASK_DELIVERY_LIMIT,
             })
             .await;

@@ -121,6 +121,7 @@ impl Session {
             state.status
         };
         self.release_pty_if_done();
+        self.agent_exited();
         // On disk before anyone can see the end.
         self.save_record_async().await;
         // The output before the exit is reported before it.

@@ -16,6 +16,7 @@
 
 mod activity;
 mod adopt;
+mod agent;
 mod input;
 mod lifecycle;
 mod reader;
@@ -39,6 +40,7 @@ use super::output::OutputLog;
 use super::screen::{Screen, ScreenText, TermSize};
 
 pub(crate) use adopt::abandon_unrecorded;
+pub use agent::AnswerError;
 pub use input::{
     DUPLICATE_ANSWER_WINDOW, InputError, MAX_QUEUED_ANSWER_BYTES, MAX_QUEUED_INPUT_BYTES,
     ReplyFilter,
@@ -124,6 +126,8 @@ pub struct Session {
     rehomed: Mutex<Option<Arc<crate::keeper::Keeper>>>,
     /// Where the marks of when output was read and of resizes go, for recordings.
     timeline: Option<Arc<crate::store::Timeline>>,
+    /// The agent's state, when the session runs one (see `agent.rs`).
+    agent: Option<Mutex<crate::agent::Tracker>>,
 }
 
 /// The part of a session that the reader changes, under one lock.
@@ -154,6 +158,8 @@ pub struct SessionSnapshot {
     pub task_delivered_at: Option<SystemTime>,
     /// How long since the last output (or since creation, before any).
     pub quiet_for: Duration,
+    /// The agent's state, when the session runs one.
+    pub agent: Option<crate::agent::Agent>,
 }
 
 impl SessionSnapshot {
@@ -195,6 +201,7 @@ impl Session {
             bells: state.screen.bells(),
             task_delivered_at: *lock(&self.task_delivered_at),
             quiet_for: self.quiet_for(state.last_output_at),
+            agent: self.agent(),
         }
     }
 

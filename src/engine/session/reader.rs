@@ -41,10 +41,13 @@ impl OutputSink for Session {
         if let Some((offset, at)) = lock(&self.timing).paused() {
             self.mark(MarkKind::Output, offset, at, String::new());
         }
-        let mut state = self.lock_state();
-        if state.screen.has_backlog() {
-            state.screen.catch_up();
+        {
+            let mut state = self.lock_state();
+            if state.screen.has_backlog() {
+                state.screen.catch_up();
+            }
         }
+        self.agent_reads_screen();
     }
 
     fn closed(&self) {

@@ -146,6 +146,7 @@ impl Session {
             store: Some(store.clone()),
             keeper: None,
             rehomed: Mutex::new(None),
+            agent: None,
             timeline: None,
         });
         if unrecorded_end {

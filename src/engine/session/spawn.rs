@@ -42,6 +42,8 @@ pub struct SpawnSpec {
     pub requested_by: String,
     /// Input is recorded too (`i` marks).
     pub record_input: bool,
+    /// The agent it runs, if any (see `agent::launch`).
+    pub agent: Option<crate::agent::AgentSpec>,
 }
 
 /// Why a session could not be started.
@@ -107,6 +109,7 @@ impl Session {
         spec: SpawnSpec,
         transcript_path: PathBuf,
         env_remove: &[String],
+        agent: Option<crate::agent::Tracker>,
         serving: Serving,
     ) -> Result<(Arc<Session>, Start), SpawnError> {
         if !spec.cwd.is_dir() {
@@ -169,6 +172,7 @@ impl Session {
                 screen: Screen::new(spec.size),
                 size: spec.size,
                 task_delivered_at: (!spec.task_typed).then(SystemTime::now),
+                agent,
                 orphan: false,
                 exit: None,
                 reported: 0,
@@ -265,6 +269,7 @@ impl Session {
             store: Some(serving.store),
             keeper: parent,
             rehomed: Mutex::new(rehomed),
+            agent: parts.agent.map(Mutex::new),
             timeline: Some(serving.timeline),
         });
 
@@ -385,6 +390,8 @@ pub(super) struct Parts {
     pub screen: Screen,
     pub size: TermSize,
     pub task_delivered_at: Option<SystemTime>,
+    /// The agent's tracker, when it runs one.
+    pub agent: Option<crate::agent::Tracker>,
     /// Adopted by a keeper that is not its parent (see `HeldSession::orphan`).
     pub orphan: bool,
     /// The program's end, when the keeper already knows it.

@@ -45,6 +45,8 @@ pub struct WaitFor {
     pub since: Option<u64>,
     /// The program's end.
     pub exit: bool,
+    /// The agent reaching one of these states.
+    pub agent: Vec<crate::agent::AgentState>,
     /// Give up after this long.
     pub timeout: Duration,
 }
@@ -57,6 +59,8 @@ pub enum Fired {
     Match(String),
     /// The program ended (also when only other conditions were asked: nothing else can change).
     Exit,
+    /// The agent reached one of the states asked for.
+    Agent,
     Timeout,
 }
 
@@ -112,6 +116,12 @@ impl Session {
     /// Whether the program ended or has been quiet long enough, and when the idle condition
     /// would hold if nothing is printed.
     fn check(&self, state: &State, wait: &WaitFor) -> (Option<Fired>, Option<Instant>) {
+        if !wait.agent.is_empty()
+            && let Some(agent) = &self.agent
+            && wait.agent.contains(&super::lock(agent).agent().state)
+        {
+            return (Some(Fired::Agent), None);
+        }
         if state.exit.is_some() {
             return (Some(Fired::Exit), None);
         }
