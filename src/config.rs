@@ -85,6 +85,11 @@ pub struct Config {
     #[arg(long, env = "MONKEYPROOF_ON_EXIT", value_enum, default_value_t = OnExit::Keep)]
     pub on_exit: OnExit,
 
+    /// URLs (comma-separated) told when an agent starts waiting or goes idle and when a session
+    /// exits: JSON POSTs, or ntfy's form for `ntfy+https://…` URLs (see the README's Agents).
+    #[arg(long, env = "MONKEYPROOF_WEBHOOK", value_delimiter = ',')]
+    pub webhook: Vec<String>,
+
     /// A session with output within this many ms is `busy`, else `idle`.
     #[arg(long, env = "MONKEYPROOF_BUSY_MS", default_value_t = 1000)]
     pub busy_ms: u64,
@@ -219,7 +224,12 @@ pub enum OnExit {
     Kill,
 }
 
-pub const SECRET_ENV_VARS: &[&str] = &["AGENT_WS_TOKEN", "MONKEYPROOF_TOKEN_FILE"];
+pub const SECRET_ENV_VARS: &[&str] = &[
+    "AGENT_WS_TOKEN",
+    "MONKEYPROOF_TOKEN_FILE",
+    // Webhook URLs often carry a secret (a token in the path or query).
+    "MONKEYPROOF_WEBHOOK",
+];
 
 /// The token in a token file: its first line, trimmed. The file should be readable by its owner
 /// only; a warning says so otherwise.

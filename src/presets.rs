@@ -55,7 +55,7 @@ pub struct Launch {
     pub argv: Vec<String>,
     pub delivery: TaskDelivery,
     /// The preset's screen rules, if it declares any.
-    pub rules: Option<Rules>,
+    pub states: Option<StateRules>,
 }
 
 impl Preset {
@@ -130,9 +130,9 @@ impl Presets {
         let argument = |argv| Launch {
             argv,
             delivery: TaskDelivery::Argument,
-            rules: None,
+            states: None,
         };
-        let mut rules = None;
+        let mut states = None;
         let (program, mut args, delivery) = match (kind, req.preset, req.command) {
             (SessionKind::Exec, Some(_), _) => {
                 return Err(
@@ -157,7 +157,7 @@ impl Presets {
                         kind_name(kind)
                     ));
                 }
-                rules = preset.rules()?;
+                states = preset.states.clone();
                 preset.parts()
             }
             (_, None, Some(command)) => (
@@ -184,7 +184,7 @@ impl Presets {
         Ok(Launch {
             argv,
             delivery,
-            rules,
+            states,
         })
     }
 

@@ -95,6 +95,12 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let purger = engine.start_purger();
     engine.start_hook_channel()?;
+    let webhooks = crate::agent::webhook::Webhooks::start(&config.webhook)?;
+    let notifier = crate::api::notify::start(
+        engine.clone(),
+        webhooks,
+        Duration::from_millis(config.busy_ms),
+    );
     let monitor = engine.start_activity_monitor();
     let stop_accepting = CancellationToken::new();
     let server = tokio::spawn(connections::serve(
@@ -135,6 +141,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     purger.abort();
     monitor.abort();
+    notifier.abort();
     Ok(())
 }
 

@@ -326,3 +326,44 @@ fn the_hook_exits_0_at_once_when_the_server_is_down_or_not_reading() {
     drop(receiver);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn an_agent_is_followed_across_a_restart_with_its_hooks_and_last_answer() {
+    let keep = |data_dir| {
+        Server::launch(Launch {
+            env: &[("MONKEYPROOF_ON_EXIT", "keep")],
+            data_dir,
+            ..Launch::default()
+        })
+    };
+    let server = keep(None);
+    let session = server
+        .create(json!({"type": "interactive", "command": fixture("claude"), "task": "hello"}))
+        .await;
+    let id = session.id.clone();
+    eventually("the first turn's answer", || async {
+        let agent = server.detail(&id).await.info.agent?;
+        agent.last_answer.filter(|a| a == "Answer to: hello")
+    })
+    .await;
+    let data_dir = server.stop_keeping_data(nix::sys::signal::Signal::SIGTERM);
+
+    let server = keep(Some(data_dir));
+    // Its screen says idle; the last answer is the one from before.
+    let agent = server.detail(&id).await.info.agent.expect("still an agent");
+    assert_eq!(agent.kind, AgentKind::Claude);
+    assert_eq!(agent.last_answer.as_deref(), Some("Answer to: hello"));
+    // Its hooks, with the secret they were started with, are heard by the new server.
+    server
+        .post(
+            &format!("/sessions/{id}/input"),
+            json!({"input": "run it", "enter": true}),
+        )
+        .await;
+    let waiting = wait_agent(&server, &id, &["waiting"]).await;
+    assert_eq!(waiting["agent"]["waitingFor"], "permission", "{waiting}");
+    assert_eq!(waiting["agent"]["tool"], "Bash");
+    approve(&server, &id, true).await;
+    let idle = wait_agent(&server, &id, &["idle"]).await;
+    assert_eq!(idle["agent"]["lastAnswer"], "Ran echo hi: it printed hi.");
+}

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::rules::Rules;
+use super::rules::{Rules, StateRules};
 use super::state::AgentKind;
 
 /// The Claude Code hook events followed (see `tracker.rs` for what each means).
@@ -37,20 +37,31 @@ const MATCHED_EVENTS: [&str; 4] = [
 /// How long Claude Code lets a hook run (seconds); ours returns at once.
 const HOOK_TIMEOUT_S: u64 = 5;
 
-/// How a session's agent is followed.
+/// How a session's agent is followed: its kind, and the preset's screen rules if it declares
+/// any (else the kind's built-in ones).
 #[derive(Debug, Clone)]
 pub struct AgentSpec {
     pub kind: AgentKind,
-    pub rules: Rules,
+    pub states: Option<StateRules>,
 }
 
-/// Recognises the agent `argv` runs and adds what makes it report; `preset` is the rules of the
-/// session's preset, if it declares any. `cwd` is where a relative `--settings` file is; `env`
+impl AgentSpec {
+    /// The screen rules it is read with.
+    pub fn rules(&self) -> Rules {
+        self.states
+            .as_ref()
+            .and_then(|states| Rules::from_preset(states).ok())
+            .unwrap_or_else(|| Rules::builtin(self.kind))
+    }
+}
+
+/// Recognises the agent `argv` runs and adds what makes it report; `states` is the screen
+/// rules of the session's preset, if it declares any. `cwd` is where a relative `--settings` file is; `env`
 /// is what the session sets over the server's environment (where the user's Codex
 /// configuration is). `None`: not an agent.
 pub fn prepare(
     argv: &mut Vec<String>,
-    preset: Option<Rules>,
+    states: Option<StateRules>,
     cwd: &Path,
     env: &[(String, String)],
 ) -> Result<Option<AgentSpec>, String> {
@@ -63,9 +74,9 @@ pub fn prepare(
         "claude" => AgentKind::Claude,
         "codex" => AgentKind::Codex,
         _ => {
-            return Ok(preset.map(|rules| AgentSpec {
+            return Ok(states.map(|states| AgentSpec {
                 kind: AgentKind::Custom,
-                rules,
+                states: Some(states),
             }));
         }
     };
@@ -74,10 +85,7 @@ pub fn prepare(
         AgentKind::Claude => add_claude_hooks(argv, &hook, cwd)?,
         _ => add_codex_notify(argv, &hook, env)?,
     }
-    Ok(Some(AgentSpec {
-        kind,
-        rules: preset.unwrap_or_else(|| Rules::builtin(kind)),
-    }))
+    Ok(Some(AgentSpec { kind, states }))
 }
 
 /// This program, which is also the hook.
@@ -263,8 +271,8 @@ mod tests {
     fn other_programs_are_agents_only_with_preset_rules() {
         assert_eq!(prepared(&["bash"]).1, None);
         let mut argv = vec!["aider".to_owned()];
-        let rules = Rules::builtin(AgentKind::Custom);
-        let spec = prepare(&mut argv, Some(rules), Path::new("/"), &[])
+        let states: StateRules = toml::from_str("idle = '^> $'").unwrap();
+        let spec = prepare(&mut argv, Some(states), Path::new("/"), &[])
             .unwrap()
             .unwrap();
         assert_eq!((spec.kind, argv.len()), (AgentKind::Custom, 1));

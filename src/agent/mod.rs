@@ -12,6 +12,7 @@ pub mod report;
 pub mod rules;
 pub mod state;
 pub mod tracker;
+pub mod webhook;
 
 pub use launch::AgentSpec;
 pub use state::{Agent, AgentKind, AgentState, WaitingFor};

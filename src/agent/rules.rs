@@ -5,7 +5,7 @@
 //! text (rows joined by newlines); a waiting rule beats a working one, which beats an idle one.
 
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::state::{AgentKind, AgentState, WaitingFor};
 
@@ -13,7 +13,7 @@ use super::state::{AgentKind, AgentState, WaitingFor};
 const MAX_RULE_BYTES: usize = 32 * 1024;
 
 /// One or several patterns, as a preset writes them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Patterns {
     One(String),
@@ -21,7 +21,7 @@ pub enum Patterns {
 }
 
 /// `[presets.NAME.states]`: a preset's screen rules.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateRules {
     pub working: Option<Patterns>,

@@ -7,11 +7,24 @@
 
 use std::time::SystemTime;
 
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use super::launch::AgentSpec;
 use super::report::Report;
-use super::rules::{Reading, Rules};
+use super::rules::{Reading, Rules, StateRules};
 use super::state::{Agent, AgentKind, AgentState, WaitingFor};
+
+/// What outlives the server (in the session's record): enough to follow the agent again after
+/// a restart — its hooks still hold the same secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentRecord {
+    pub kind: AgentKind,
+    pub secret: String,
+    pub states: Option<StateRules>,
+    pub last_answer: Option<String>,
+}
 
 /// What a report or the screen says the agent does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +68,7 @@ impl From<&Reading> for Doing {
 
 /// One agent session's state.
 pub struct Tracker {
+    spec: AgentSpec,
     rules: Rules,
     secret: String,
     /// The last report's reading, once any came.
@@ -65,9 +79,11 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(kind: AgentKind, rules: Rules, secret: String) -> Self {
+    pub fn new(spec: AgentSpec, secret: String) -> Self {
+        let kind = spec.kind;
         Self {
-            rules,
+            rules: spec.rules(),
+            spec,
             secret,
             reported: None,
             screen: None,
@@ -85,6 +101,28 @@ impl Tracker {
 
     pub fn agent(&self) -> &Agent {
         &self.current
+    }
+
+    /// What the session's record keeps.
+    pub fn record(&self) -> AgentRecord {
+        AgentRecord {
+            kind: self.spec.kind,
+            secret: self.secret.clone(),
+            states: self.spec.states.clone(),
+            last_answer: self.current.last_answer.clone(),
+        }
+    }
+
+    /// The tracker of a session taken over from an earlier server: `starting` until its
+    /// screen or its hooks say more, with the last answer it had.
+    pub fn restore(record: AgentRecord) -> Self {
+        let spec = AgentSpec {
+            kind: record.kind,
+            states: record.states,
+        };
+        let mut tracker = Self::new(spec, record.secret);
+        tracker.current.last_answer = record.last_answer;
+        tracker
     }
 
     /// The session's hook secret.
@@ -253,11 +291,11 @@ mod tests {
 
     #[test]
     fn claude_hooks_drive_the_state_and_login_screens_win() {
-        let mut t = Tracker::new(
-            AgentKind::Claude,
-            Rules::builtin(AgentKind::Claude),
-            "k".into(),
-        );
+        let spec = AgentSpec {
+            kind: AgentKind::Claude,
+            states: None,
+        };
+        let mut t = Tracker::new(spec, "k".into());
         assert_eq!(t.agent().state, AgentState::Starting);
         t.on_screen("Select login method:");
         assert_eq!(t.agent().waiting_for, Some(WaitingFor::Login));
@@ -303,11 +341,11 @@ mod tests {
 
     #[test]
     fn codex_works_again_when_its_screen_says_so() {
-        let mut t = Tracker::new(
-            AgentKind::Codex,
-            Rules::builtin(AgentKind::Codex),
-            "k".into(),
-        );
+        let spec = AgentSpec {
+            kind: AgentKind::Codex,
+            states: None,
+        };
+        let mut t = Tracker::new(spec, "k".into());
         t.on_screen("Working (1s • esc to interrupt)");
         assert_eq!(t.agent().state, AgentState::Working);
         t.on_report(&report(AgentKind::Codex, "agent-turn-complete"));

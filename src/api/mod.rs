@@ -8,6 +8,7 @@ pub mod connections;
 pub mod convert;
 pub mod error;
 pub mod events;
+pub mod notify;
 pub mod orchestrate;
 pub mod params;
 pub mod recording;

@@ -117,7 +117,7 @@ pub async fn create_session(
     let cwd = params::resolve_cwd(req.cwd.as_deref())?;
     let env: Vec<(String, String)> = env.into_iter().collect();
     let mut argv = launch.argv;
-    let agent = crate::agent::launch::prepare(&mut argv, launch.rules, &cwd, &env)
+    let agent = crate::agent::launch::prepare(&mut argv, launch.states, &cwd, &env)
         .map_err(ApiError::bad_request)?;
     let spec = SpawnSpec {
         kind,

@@ -158,7 +158,7 @@ impl Engine {
                 agent::HOOK_SOCKET_VAR.into(),
                 socket.to_string_lossy().into_owned(),
             ));
-            agent::Tracker::new(agent.kind, agent.rules, secret)
+            agent::Tracker::new(agent, secret)
         });
         let (session, start) = Session::spawn(
             id.clone(),

@@ -21,8 +21,8 @@ pub use timeline::{MARK_EVERY, Mark, MarkKind, Timeline};
 /// The database file, below the data directory.
 pub const DATABASE: &str = "sessions.db";
 
-/// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes (`PRAGMA user_version`). 2 added `agent`.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_output_at_ms INTEGER,
     task_delivered_at_ms INTEGER,
     transcript TEXT NOT NULL,
-    final_screen BLOB
+    final_screen BLOB,
+    agent TEXT
 );
 ";
 
@@ -80,6 +81,8 @@ pub struct SessionRecord {
     pub transcript: PathBuf,
     /// The screen as it was last saved (see `Screen::saved`), once the program has ended.
     pub final_screen: Option<Vec<u8>>,
+    /// The agent it runs, as JSON (`agent::tracker::AgentRecord`).
+    pub agent: Option<String>,
 }
 
 /// The session database of one data directory, held by this server alone.
@@ -123,6 +126,10 @@ impl Store {
             )));
         }
         db.execute_batch(SCHEMA)
+            .and_then(|()| match version {
+                1 => db.execute_batch("ALTER TABLE sessions ADD COLUMN agent TEXT"),
+                _ => Ok(()),
+            })
             .and_then(|()| db.execute_batch(timeline::SCHEMA))
             .and_then(|()| db.pragma_update(None, "user_version", SCHEMA_VERSION))
             .map_err(|e| cannot(&e))?;
@@ -145,9 +152,9 @@ impl Store {
             "INSERT OR REPLACE INTO sessions (id, kind, task, argv, cwd, owner, labels,
                 requested_by, created_at_ms, pid, cols, rows, status, exit_code, signal,
                 ended_at_ms, output_bytes, output_lines, last_output_at_ms,
-                task_delivered_at_ms, transcript, final_screen, record_input)
+                task_delivered_at_ms, transcript, final_screen, record_input, agent)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
         )?
         .execute(params![
             record.id,
@@ -173,6 +180,7 @@ impl Store {
             record.transcript.to_string_lossy(),
             record.final_screen,
             record.record_input,
+            record.agent,
         ])?;
         Ok(())
     }
@@ -211,7 +219,7 @@ impl Store {
 
 const COLUMNS: &str = "id, kind, task, argv, cwd, owner, labels, requested_by, created_at_ms, pid,
     cols, rows, status, exit_code, signal, ended_at_ms, output_bytes, output_lines,
-    last_output_at_ms, task_delivered_at_ms, transcript, final_screen, record_input";
+    last_output_at_ms, task_delivered_at_ms, transcript, final_screen, record_input, agent";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
@@ -238,6 +246,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         transcript: PathBuf::from(row.get::<_, String>(20)?),
         final_screen: row.get(21)?,
         record_input: row.get(22)?,
+        agent: row.get(23)?,
     })
 }
 
@@ -278,7 +287,33 @@ mod tests {
             task_delivered_at_ms: Some(1_700_000_000_001),
             transcript: "/tmp/t.log".into(),
             final_screen: None,
+            agent: None,
         }
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_agent_column_and_keeps_its_records() {
+        let dir = std::env::temp_dir().join(format!("mp-store-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let db = Connection::open(dir.join(DATABASE)).unwrap();
+            let v1 = SCHEMA.replace(",\n    agent TEXT", "");
+            db.execute_batch(&v1).unwrap();
+            db.execute_batch(
+                "INSERT INTO sessions VALUES ('old', 'exec', 't', '[]', '/', NULL, '[]', 'x', 0,
+                 1, 2, 80, 24, 'exited', 0, NULL, 3, 0, 0, NULL, NULL, '/t.log', NULL)",
+            )
+            .unwrap();
+            db.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        let old = store.get("old").unwrap().unwrap();
+        assert_eq!((old.status.as_str(), old.agent), ("exited", None));
+        let mut new = record("new");
+        new.agent = Some("{}".into());
+        store.save(&new).unwrap();
+        assert_eq!(store.get("new").unwrap(), Some(new));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

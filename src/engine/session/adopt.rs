@@ -82,7 +82,7 @@ impl Session {
                 screen,
                 size,
                 task_delivered_at: record.task_delivered_at_ms.map(record::from_millis),
-                agent: None,
+                agent: record::agent_tracker(record.agent.as_deref()),
                 orphan: held.orphan,
                 exit: held.exit,
                 reported,
@@ -90,6 +90,11 @@ impl Session {
             held.master,
             serving,
         )
+        .map(|(session, start)| {
+            // What the screen shows now tells the agent's state until it reports again.
+            session.agent_reads_screen();
+            (session, start)
+        })
         .map_err(|(_, e)| format!("cannot serve it: {e}"))
     }
 }

@@ -71,10 +71,17 @@ impl Session {
     ) -> Result<(), ()> {
         let tracker = self.agent.as_ref().ok_or(())?;
         let mut tracker = lock(tracker);
+        let answer_before = tracker.agent().last_answer.clone();
         if let Some(agent) = change(&mut tracker)? {
+            let new_answer = agent.last_answer != answer_before;
             self.emit(EventKind::Agent(agent));
             drop(tracker);
             self.publish();
+            if new_answer && let Some(store) = &self.store {
+                // The last answer outlives the server too. (Called off the async workers:
+                // by the hooks' thread or at a pause of output.)
+                self.save_record(store);
+            }
         }
         Ok(())
     }

@@ -52,6 +52,10 @@ impl Session {
             task_delivered_at_ms: super::lock(&self.task_delivered_at).map(millis),
             transcript: state.log.transcript_path().to_path_buf(),
             final_screen: ended.then(|| state.screen.saved()),
+            agent: self
+                .agent
+                .as_ref()
+                .and_then(|tracker| serde_json::to_string(&super::lock(tracker).record()).ok()),
         }
     }
 
@@ -146,7 +150,10 @@ impl Session {
             store: Some(store.clone()),
             keeper: None,
             rehomed: Mutex::new(None),
-            agent: None,
+            agent: agent_tracker(record.agent.as_deref()).map(|mut tracker| {
+                tracker.on_exit();
+                Mutex::new(tracker)
+            }),
             timeline: None,
         });
         if unrecorded_end {
@@ -159,6 +166,12 @@ impl Session {
         }
         Some(session)
     }
+}
+
+/// The tracker of the agent a record names, if any.
+pub(super) fn agent_tracker(json: Option<&str>) -> Option<crate::agent::Tracker> {
+    let record = serde_json::from_str(json?).ok()?;
+    Some(crate::agent::Tracker::restore(record))
 }
 
 /// The screen drawn from the last `REPLAYED_TAIL_BYTES` of the transcript at the recorded size
