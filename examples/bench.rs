@@ -105,7 +105,64 @@ fn main() {
     if wanted("slow-viewer") {
         runtime.block_on(slow_viewer(&work, &sizes));
     }
+    if wanted("hook") {
+        hook_cost(&work, &sizes);
+    }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// What an agent's hook call costs it: `monkeyproof hook claude` started, fed a Stop hook's JSON
+/// and exited, against a listening hooks socket (`sizes.keys / 10` runs), beside `true`.
+fn hook_cost(work: &Path, sizes: &Sizes) {
+    use std::io::Write;
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("monkeyproof");
+    let socket = work.join("hooks.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+    // Read as the server does, on a thread of its own.
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        let mut delivered = 0;
+        while listener.recv(&mut buf).is_ok_and(|n| n > 1) {
+            delivered += 1;
+        }
+        delivered
+    });
+    let input = br#"{"session_id":"s","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"}}"#;
+    let time = |program: &Path, args: &[&str]| {
+        let started = Instant::now();
+        let mut child = std::process::Command::new(program)
+            .args(args)
+            .env("MONKEYPROOF_SESSION_ID", "s")
+            .env("MONKEYPROOF_HOOK_SECRET", "k")
+            .env("MONKEYPROOF_HOOK_SOCKET", &socket)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(input);
+        assert!(child.wait().unwrap().success());
+        started.elapsed()
+    };
+    let runs = (sizes.keys / 10).max(5);
+    let mut ours: Vec<Duration> = (0..runs).map(|_| time(&bin, &["hook", "claude"])).collect();
+    let mut bare: Vec<Duration> = (0..runs).map(|_| time(Path::new("true"), &[])).collect();
+    let stop = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    stop.send_to(b"x", &socket).unwrap();
+    assert_eq!(
+        reader.join().unwrap(),
+        runs,
+        "every hook call reached the socket"
+    );
+    for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
+        let (o, b) = (percentile(&mut ours, p), percentile(&mut bare, p));
+        row(
+            &format!("hook call {name} (start to exit)"),
+            format!("{:.1} ms", o.as_secs_f64() * 1e3),
+            format!("{:.1} ms", b.as_secs_f64() * 1e3),
+            Some(o.as_secs_f64() / b.as_secs_f64()),
+            "<= 50 ms (baseline: starting `true`)",
+        );
+    }
 }
 
 fn row(figure: &str, ours: String, baseline: String, ratio: Option<f64>, target: &str) {

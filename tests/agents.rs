@@ -367,3 +367,50 @@ async fn an_agent_is_followed_across_a_restart_with_its_hooks_and_last_answer() 
     let idle = wait_agent(&server, &id, &["idle"]).await;
     assert_eq!(idle["agent"]["lastAnswer"], "Ran echo hi: it printed hi.");
 }
+
+/// The real Claude Code CLI, when the test command could install it (`.ci/run` puts it in
+/// `~/.cache/mp-claude`; `MONKEYPROOF_REAL_CLAUDE` names another).
+fn real_claude() -> Option<PathBuf> {
+    let path = std::env::var_os("MONKEYPROOF_REAL_CLAUDE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            Some(
+                Path::new(&std::env::var_os("HOME")?)
+                    .join(".cache/mp-claude/node_modules/.bin/claude"),
+            )
+        })?;
+    path.exists().then_some(path)
+}
+
+#[tokio::test]
+async fn the_real_claude_code_starts_with_the_settings_the_server_passes() {
+    let Some(claude) = real_claude() else {
+        eprintln!("skipped: the Claude Code CLI is not installed (see .ci/run)");
+        return;
+    };
+    let server = Server::start();
+    let home = scratch(&server, "home");
+    let session = server
+        .create(json!({
+            "type": "interactive", "command": claude, "task": "hello", "env": {"HOME": home},
+        }))
+        .await;
+    assert!(
+        session.command.contains("--settings"),
+        "{}",
+        session.command
+    );
+    // It gets past its arguments to its welcome screen (without a network it then says it
+    // cannot connect); a --settings it could not read would stop it with "Error: Settings …".
+    let (_, waited) = server
+        .post(
+            &format!("/sessions/{}/wait", session.id),
+            json!({"match": "Welcome to Claude Code|Error", "timeout_ms": 30000}),
+        )
+        .await;
+    let screen = waited["screen"].as_str().unwrap();
+    assert_eq!(waited["condition"], "match", "{screen}");
+    assert!(screen.contains("Welcome to Claude Code"), "{screen}");
+    assert!(!screen.contains("Settings file not found"), "{screen}");
+    assert!(!screen.contains("Error: Settings"), "{screen}");
+}

@@ -18,6 +18,9 @@ use super::{HOOK_SECRET_VAR, HOOK_SOCKET_VAR, SESSION_ID_VAR};
 
 /// The most hook input read from stdin (tool inputs can hold whole files).
 const MAX_INPUT: u64 = 8 * 1024 * 1024;
+/// How long a report waits for room when the server's queue is full (a Unix datagram socket
+/// queues only `net.unix.max_dgram_qlen`, 10 by default, and a burst of hooks can fill it).
+const ROOM_WAIT_MS: u16 = 40;
 
 /// Runs the hook with `args` (after `hook`); the exit status is always 0.
 pub fn run(args: &[String]) -> i32 {
@@ -54,16 +57,30 @@ pub fn run(args: &[String]) -> i32 {
     0
 }
 
-/// Sends `report` as one datagram, without waiting: a server that is down or not reading
-/// misses it.
+/// Sends `report` as one datagram. A server that is down misses it at once; one whose queue is
+/// full gets `ROOM_WAIT_MS` to make room, then misses it.
 fn send(socket: &str, report: &Report) {
+    use std::os::fd::AsFd;
     let Ok(bytes) = serde_json::to_vec(report) else {
         return;
     };
-    if let Ok(sender) = UnixDatagram::unbound()
-        && sender.set_nonblocking(true).is_ok()
+    let Ok(sender) = UnixDatagram::unbound() else {
+        return;
+    };
+    // Connected, so that writability means room in the server's queue.
+    if sender.connect(socket).is_err() || sender.set_nonblocking(true).is_err() {
+        return;
+    }
+    if let Err(err) = sender.send(&bytes)
+        && err.kind() == std::io::ErrorKind::WouldBlock
     {
-        let _ = sender.send_to(&bytes, socket);
+        let mut room = [nix::poll::PollFd::new(
+            sender.as_fd(),
+            nix::poll::PollFlags::POLLOUT,
+        )];
+        if let Ok(1) = nix::poll::poll(&mut room, nix::poll::PollTimeout::from(ROOM_WAIT_MS)) {
+            let _ = sender.send(&bytes);
+        }
     }
 }
 
