@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-pub use crate::agent::{AgentKind, AgentState, WaitingFor};
+pub use crate::agent::{Agent, AgentKind, AgentState, WaitingFor};
 pub use crate::engine::{SessionKind, SessionStatus};
 pub use crate::presets::TaskDelivery;
 
@@ -109,25 +109,7 @@ pub struct SessionInfo {
     pub record_input: bool,
     /// What the agent is doing, for sessions that run one (Claude Code, Codex, or a preset
     /// with screen rules); null otherwise.
-    pub agent: Option<AgentInfo>,
-}
-
-/// What an agent is doing (see the README's Agents section).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentInfo {
-    pub kind: AgentKind,
-    pub state: AgentState,
-    /// What a `waiting` agent waits for.
-    pub waiting_for: Option<WaitingFor>,
-    /// The prompt or notification text.
-    pub message: Option<String>,
-    /// The tool being run (or asked permission for).
-    pub tool: Option<String>,
-    /// The agent's last reply, when known.
-    pub last_answer: Option<String>,
-    /// When it entered this state (ISO 8601 UTC with milliseconds).
-    pub since: String,
+    pub agent: Option<Agent>,
 }
 
 /// Whether a session is printing.
@@ -216,7 +198,7 @@ pub struct WaitResult {
     pub matched: Option<String>,
     pub status: SessionStatus,
     /// The agent's state at that moment, for sessions that run one.
-    pub agent: Option<AgentInfo>,
+    pub agent: Option<Agent>,
 }
 
 /// A zero-based cursor position.
@@ -431,7 +413,7 @@ pub enum SessionEventKind {
     Removed,
     /// The agent's state changed.
     Agent {
-        agent: AgentInfo,
+        agent: Agent,
     },
     /// Sent first when the events after the requested id are no longer kept: events from
     /// `oldest` follow. (A client should re-read the sessions it follows.)
@@ -449,4 +431,47 @@ pub struct EventsQuery {
     pub data: Option<String>,
     /// Resume after this id (for clients that cannot send `Last-Event-ID`).
     pub last_event_id: Option<String>,
+}
+
+/// Times on the wire: ISO 8601 UTC with milliseconds, like JavaScript's `Date.toISOString()`
+/// (`#[serde(with = "crate::protocol::iso")]` for a `SystemTime` field).
+pub mod iso {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+
+    /// `t` as the wire writes it.
+    pub fn format(t: SystemTime) -> String {
+        time::OffsetDateTime::from(t)
+            .format(FORMAT)
+            .unwrap_or_default()
+    }
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        time::PrimitiveDateTime::parse(&text, FORMAT)
+            .map(|t| t.assume_utc().into())
+            .map_err(serde::de::Error::custom)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn times_look_like_javascript_and_read_back() {
+            let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+            assert_eq!(format(t), "2023-11-14T22:13:20.123Z");
+            let json = serde_json::Value::String(format(t));
+            assert_eq!(deserialize(json).unwrap(), t);
+        }
+    }
 }

@@ -1,5 +1,4 @@
-//! What is known of an agent: which kind it is, what it is doing, and what it waits for. The
-//! wire form is `protocol::AgentInfo` (`SessionInfo.agent`, the `agent` event, agent waits).
+//! What is known of an agent: which kind it is, what it is doing, and what it waits for.
 
 use std::time::SystemTime;
 
@@ -48,8 +47,9 @@ pub enum WaitingFor {
     Trust,
 }
 
-/// An agent's state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An agent's state, as `SessionInfo.agent`, the `agent` event and agent waits show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Agent {
     pub kind: AgentKind,
     pub state: AgentState,
@@ -60,7 +60,9 @@ pub struct Agent {
     pub tool: Option<String>,
     /// The agent's last reply, when known.
     pub last_answer: Option<String>,
-    /// When it entered this state.
+    /// When it entered this state (ISO 8601 UTC with milliseconds).
+    #[serde(with = "crate::protocol::iso")]
+    #[schema(value_type = String)]
     pub since: SystemTime,
 }
 

@@ -1,14 +1,12 @@
 //! Engine values as the wire shows them: sessions, screens, events, times.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine as _;
 
-use crate::agent::Agent;
 use crate::engine::{Engine, Event, EventKind, ExitInfo, ScreenText, Session};
-use crate::protocol::{
-    Activity, AgentInfo, Cursor, ScreenView, SessionEvent, SessionEventKind, SessionInfo,
-};
+pub use crate::protocol::iso::format as iso_time;
+use crate::protocol::{Activity, Cursor, ScreenView, SessionEvent, SessionEventKind, SessionInfo};
 
 /// Characters of the task shown in `taskPreview`.
 const TASK_PREVIEW_CHARS: usize = 500;
@@ -48,20 +46,7 @@ pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
         title: snap.title,
         bells: snap.bells,
         task_delivered_at: snap.task_delivered_at.map(iso_time),
-        agent: snap.agent.map(agent_info),
-    }
-}
-
-/// An agent's state as the wire shows it.
-pub fn agent_info(agent: Agent) -> AgentInfo {
-    AgentInfo {
-        kind: agent.kind,
-        state: agent.state,
-        waiting_for: agent.waiting_for,
-        message: agent.message,
-        tool: agent.tool,
-        last_answer: agent.last_answer,
-        since: iso_time(agent.since),
+        agent: snap.agent,
     }
 }
 
@@ -115,7 +100,7 @@ pub fn event(engine: &Engine, event: &Event, with_data: bool) -> SessionEvent {
         },
         EventKind::Removed => SessionEventKind::Removed,
         EventKind::Agent(agent) => SessionEventKind::Agent {
-            agent: agent_info(agent.clone()),
+            agent: agent.clone(),
         },
     };
     SessionEvent {
@@ -135,25 +120,4 @@ fn output_bytes(engine: &Engine, session: &str, offset: u64, length: u64) -> Opt
 /// `argv` as a shell would need it typed.
 pub fn display_command(argv: &[String]) -> String {
     shell_words::join(argv)
-}
-
-/// ISO 8601 UTC with milliseconds, like JavaScript's `Date.toISOString()`.
-pub fn iso_time(t: SystemTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    time::OffsetDateTime::from(t)
-        .format(&format)
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn iso_time_looks_like_javascript() {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
-        assert_eq!(iso_time(t), "2023-11-14T22:13:20.123Z");
-    }
 }

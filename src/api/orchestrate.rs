@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::convert::{agent_info, screen_view};
+use super::convert::screen_view;
 use super::error::{ApiError, JsonBody};
 use super::params::optional_number;
 use crate::engine::{Fired, MAX_PATTERN_BYTES, WaitFor};
@@ -155,6 +155,6 @@ pub async fn wait(
         screen: outcome.screen.lines.join("\n").trim_end().to_owned(),
         matched,
         status: session.status(),
-        agent: session.agent().map(agent_info),
+        agent: session.agent(),
     }))
 }
