@@ -1,5 +1,6 @@
 //! monkeyproof: programs in real pseudo-terminals, driven over the network.
 //!
+//! - `cli`: subcommands that talk to a running server (the MCP stdio bridge).
 //! - `agent`: whether each agent is working, waiting or idle (hooks, notify, screen rules).
 //! - `engine`: sessions (PTY, output log, screen model, transcript); knows nothing of HTTP.
 //! - `api`: REST, WebSocket and auth over the engine's public API.
@@ -10,6 +11,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod fuzzing;

@@ -6,6 +6,31 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// `monkeyproof mcp ...`: stdout is the MCP channel, so logs (warnings only) go to stderr.
+fn run_mcp_bridge(args: &[std::ffi::OsString]) -> ExitCode {
+    use clap::Parser as _;
+    let args = monkeyproof::cli::mcp::McpArgs::parse_from(args);
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("monkeyproof mcp: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(monkeyproof::cli::mcp::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("monkeyproof mcp: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // The keeper (started by the server, not by people): no runtime, no configuration.
     let args: Vec<_> = std::env::args_os().collect();
@@ -17,6 +42,9 @@ fn main() -> ExitCode {
             .collect();
         monkeyproof::agent::hook::run(&rest);
         return ExitCode::SUCCESS;
+    }
+    if args.get(1).is_some_and(|a| a == "mcp") {
+        return run_mcp_bridge(&args[1..]);
     }
     if args.len() == 3 && args[1] == "keeper" {
         return match monkeyproof::keeper::daemon::run(std::path::Path::new(&args[2])) {

@@ -42,7 +42,7 @@ pub struct Health {
 }
 
 /// `POST /sessions`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSessionRequest {
     pub task: Option<String>,
@@ -161,7 +161,7 @@ pub struct ScreenQuery {
 }
 
 /// `POST /sessions/:id/wait`: any condition that holds ends the wait.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitRequest {
     /// No output for this many milliseconds.
@@ -209,7 +209,9 @@ pub struct Cursor {
 }
 
 /// `GET /sessions` query.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[derive(
+    Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams, schemars::JsonSchema,
+)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub owner: Option<String>,
@@ -218,7 +220,7 @@ pub struct ListQuery {
 }
 
 /// `POST /sessions/:id/input`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InputRequest {
     /// Text to type as it is.
@@ -242,7 +244,7 @@ pub struct InputSent {
 }
 
 /// `POST /sessions/:id/resize`, and the resize control message of both WebSocket protocols.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResizeRequest {
     pub cols: i64,

@@ -8,6 +8,7 @@ pub mod connections;
 pub mod convert;
 pub mod error;
 pub mod events;
+pub mod mcp;
 pub mod notify;
 pub mod orchestrate;
 pub mod params;
@@ -115,6 +116,7 @@ impl utoipa::Modify for BearerAuth {
 /// All routes, behind the token check (but the public ones) and the security headers.
 pub fn router(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
+    let router = router.nest_service("/mcp", mcp::service(state.clone()));
     layered(router, state)
 }
 

@@ -9,7 +9,7 @@ mod backlog;
 pub mod data_dir;
 mod events;
 pub mod keys;
-mod output;
+pub mod output;
 mod plain;
 mod process;
 pub mod recording;
