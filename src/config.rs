@@ -140,10 +140,10 @@ pub struct Token {
 }
 
 impl Config {
-    /// The configuration from the command line and the environment; exits with clap's message
-    /// when they are malformed.
-    pub fn from_command_line() -> Self {
-        let matches = Self::command().get_matches();
+    /// The configuration from `args` (the program's name first) and the environment; exits
+    /// with clap's message when they are malformed.
+    pub fn from_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Self {
+        let matches = Self::command().get_matches_from(args);
         let mut config = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
         config.token_on_command_line =
             matches.value_source("token") == Some(ValueSource::CommandLine);

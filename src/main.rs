@@ -6,6 +6,24 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// `monkeyproof ls|new|...`: a client of a running server; errors in one line on stderr.
+fn run_command(args: &[std::ffi::OsString]) -> ExitCode {
+    use clap::Parser as _;
+    let cli = monkeyproof::cli::commands::Cli::parse_from(args);
+    let status = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .and_then(|runtime| runtime.block_on(monkeyproof::cli::commands::run(cli)));
+    match status {
+        Ok(status) => ExitCode::from(status as u8),
+        Err(message) => {
+            eprintln!("monkeyproof: {message}");
+            ExitCode::from(monkeyproof::cli::commands::exit::ERROR as u8)
+        }
+    }
+}
+
 /// `monkeyproof mcp ...`: stdout is the MCP channel, so logs (warnings only) go to stderr.
 fn run_mcp_bridge(args: &[std::ffi::OsString]) -> ExitCode {
     use clap::Parser as _;
@@ -46,6 +64,13 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "mcp") {
         return run_mcp_bridge(&args[1..]);
     }
+    if args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| monkeyproof::cli::COMMANDS.contains(&a))
+    {
+        return run_command(&args);
+    }
     if args.len() == 3 && args[1] == "keeper" {
         return match monkeyproof::keeper::daemon::run(std::path::Path::new(&args[2])) {
             Ok(()) => ExitCode::SUCCESS,
@@ -65,7 +90,13 @@ fn main() -> ExitCode {
         .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
-    let config = monkeyproof::config::Config::from_command_line();
+    // `monkeyproof serve ...` is `monkeyproof ...`.
+    let config = monkeyproof::config::Config::from_args(
+        args.iter()
+            .enumerate()
+            .filter(|(i, a)| !(*i == 1 && *a == "serve"))
+            .map(|(_, a)| a.clone()),
+    );
     // Idle blocking-pool threads (spawns, input writes) go after 2 s rather than tokio's 10.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,7 +1,14 @@
-//! The binary's client side: subcommands that talk to a running server rather than being one.
-//! For now `monkeyproof mcp`, the MCP stdio bridge (`mcp.rs`).
+//! The binary's client side: subcommands that talk to a running server rather than being one —
+//! the shell's (`commands.rs`: ls, new, send, keys, screen, wait, logs, events, resize, kill)
+//! and the MCP stdio bridge (`mcp.rs`).
 
+pub mod commands;
 pub mod mcp;
+
+/// The subcommands `commands.rs` runs (anything else starts the server).
+pub const COMMANDS: [&str; 10] = [
+    "ls", "new", "send", "keys", "screen", "wait", "logs", "events", "resize", "kill",
+];
 
 use std::path::PathBuf;
 
@@ -12,10 +19,10 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:3200";
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
     /// The server's base URL.
-    #[arg(long, env = "MONKEYPROOF_URL", default_value = DEFAULT_URL)]
+    #[arg(long, env = "MONKEYPROOF_URL", default_value = DEFAULT_URL, global = true)]
     pub url: String,
     /// A file whose first line is the token (else `AGENT_WS_TOKEN`).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub token_file: Option<PathBuf>,
 }
 

@@ -1,0 +1,174 @@
+//! The CLI's subcommands against a live server: their output, and their exit statuses.
+
+mod common;
+
+use std::process::Output;
+
+use common::*;
+use serde_json::Value;
+
+/// Runs `monkeyproof ARGS` against `server` with its token.
+fn cli(server: &Server, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
+        .args(args)
+        .env("MONKEYPROOF_URL", server.url(""))
+        .env("AGENT_WS_TOKEN", TOKEN)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn status(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subcommand_against_a_live_server() {
+    let server = Server::start();
+    // new prints the id; wait's exit status says what fired.
+    // `-- CMD...` is an argv: run exactly, as `sh -c` here asks.
+    let out = cli(
+        &server,
+        &[
+            "new",
+            "--label",
+            "cli",
+            "--",
+            "sh",
+            "-c",
+            "echo hi-cli; exec cat",
+        ],
+    );
+    assert_eq!(status(&out), 0, "{out:?}");
+    let id = stdout(&out).trim().to_owned();
+    let out = cli(
+        &server,
+        &["wait", &id, "--match", "hi-cli", "--timeout", "10s"],
+    );
+    assert_eq!((status(&out), stdout(&out).trim()), (0, "match: hi-cli"));
+    let out = cli(&server, &["wait", &id, "--idle", "300ms"]);
+    assert_eq!((status(&out), stdout(&out).trim()), (10, "idle"));
+    let out = cli(
+        &server,
+        &["wait", &id, "--match", "never", "--timeout", "300ms"],
+    );
+    assert_eq!((status(&out), stdout(&out).trim()), (124, "timeout"));
+
+    // ls: a table, or the API's JSON.
+    let out = cli(&server, &["ls", "--label", "cli"]);
+    let table = stdout(&out);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.contains(&id) && table.contains("running"), "{table}");
+    let out = cli(&server, &["ls", "--json"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+
+    // send, keys, screen.
+    assert_eq!(status(&cli(&server, &["send", &id, "typed-line"])), 0);
+    let out = cli(
+        &server,
+        &[
+            "wait",
+            &id,
+            "--match",
+            "typed-line\ntyped-line",
+            "--timeout",
+            "10s",
+        ],
+    );
+    assert_eq!(status(&out), 0, "{out:?}");
+    assert_eq!(status(&cli(&server, &["keys", &id, "y", "z", "Enter"])), 0);
+    let out = cli(
+        &server,
+        &["wait", &id, "--match", "yz\nyz", "--timeout", "10s"],
+    );
+    assert_eq!(status(&out), 0, "{out:?}");
+    let screen = stdout(&cli(&server, &["screen", &id]));
+    assert!(
+        screen.contains("hi-cli\ntyped-line\ntyped-line\nyz\nyz"),
+        "{screen}"
+    );
+    let json: Value =
+        serde_json::from_slice(&cli(&server, &["screen", &id, "--json"]).stdout).unwrap();
+    assert_eq!(json["cols"], 80);
+
+    // resize, logs.
+    assert_eq!(status(&cli(&server, &["resize", &id, "100x30"])), 0);
+    assert_eq!(server.detail(&id).await.info.cols, 100);
+    assert_eq!(status(&cli(&server, &["resize", &id, "big"])), 1);
+    let logs = stdout(&cli(&server, &["logs", &id]));
+    assert!(logs.starts_with("hi-cli\r\ntyped-line"), "{logs:?}");
+    let tail = stdout(&cli(&server, &["logs", &id, "--since", "8"]));
+    assert!(tail.starts_with("typed-line"), "{tail:?}");
+
+    // events: those kept, one line each.
+    let events = stdout(&cli(&server, &["events", &id]));
+    assert!(
+        events
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(&format!("{id} created")),
+        "{events}"
+    );
+    assert!(
+        events.contains(" resize {\"cols\":100,\"rows\":30}"),
+        "{events}"
+    );
+
+    // kill; then wait says the program ended.
+    assert_eq!(status(&cli(&server, &["kill", &id])), 0);
+    let out = cli(&server, &["wait", &id, "--exit", "--timeout", "10s"]);
+    assert_eq!((status(&out), stdout(&out).trim()), (11, "exit"));
+    assert_eq!(
+        server.detail(&id).await.info.status,
+        monkeyproof::protocol::SessionStatus::Killed
+    );
+
+    // logs -f follows to the end.
+    let out = cli(
+        &server,
+        &[
+            "new",
+            "--",
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo n$i; sleep 0.2; done",
+        ],
+    );
+    let short = stdout(&out).trim().to_owned();
+    let followed = stdout(&cli(&server, &["logs", "-f", &short]));
+    assert_eq!(followed, "n1\r\nn2\r\nn3\r\n");
+
+    // Errors: one line on stderr, status 1.
+    let out = cli(&server, &["screen", "no-such-session"]);
+    assert_eq!(status(&out), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "monkeyproof: Not found (404)\n"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
+        .args(["ls"])
+        .env("MONKEYPROOF_URL", server.url(""))
+        .env("AGENT_WS_TOKEN", "wrong-token-0123456789")
+        .output()
+        .unwrap();
+    assert_eq!(status(&out), 1);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("(401)"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn serve_runs_the_server_as_no_subcommand_does() {
+    let server = Server::launch(Launch {
+        args: &["serve"],
+        ..Launch::default()
+    });
+    let session = server.exec("echo served").await;
+    server.wait_for_screen(&session.id, "served").await;
+}
