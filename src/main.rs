@@ -14,7 +14,12 @@ fn run_command(args: &[std::ffi::OsString]) -> ExitCode {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
-        .and_then(|runtime| runtime.block_on(monkeyproof::cli::commands::run(cli)));
+        .and_then(|runtime| {
+            let status = runtime.block_on(monkeyproof::cli::commands::run(cli));
+            // `attach` may leave a read of stdin blocked; nothing waits for it.
+            runtime.shutdown_background();
+            status
+        });
     match status {
         Ok(status) => ExitCode::from(status as u8),
         Err(message) => {

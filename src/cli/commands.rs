@@ -139,10 +139,15 @@ pub enum Command {
     Resize { id: String, size: String },
     /// Kill a session's whole process tree.
     Kill { id: String },
+    /// This terminal on a session (detach with Ctrl-\).
+    Attach(super::attach::AttachArgs),
 }
 
 /// Runs `cli`; the exit status, or a one-line error.
 pub async fn run(cli: Cli) -> Result<i32, String> {
+    if let Command::Attach(args) = cli.command {
+        return super::attach::run(&cli.target, args).await;
+    }
     let client = Client::new(&cli.target.url, &cli.target.token()?);
     let json = cli.json;
     let fail = |e: crate::client::ClientError| e.to_string();
@@ -308,6 +313,7 @@ pub async fn run(cli: Cli) -> Result<i32, String> {
                 print_json(&info);
             }
         }
+        Command::Attach(_) => unreachable!("handled first"),
         Command::Kill { id } => {
             let killed: Value = client
                 .json(Method::DELETE, &path(&id, ""), None::<&()>)

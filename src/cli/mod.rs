@@ -2,12 +2,13 @@
 //! the shell's (`commands.rs`: ls, new, send, keys, screen, wait, logs, events, resize, kill)
 //! and the MCP stdio bridge (`mcp.rs`).
 
+pub mod attach;
 pub mod commands;
 pub mod mcp;
 
 /// The subcommands `commands.rs` runs (anything else starts the server).
-pub const COMMANDS: [&str; 10] = [
-    "ls", "new", "send", "keys", "screen", "wait", "logs", "events", "resize", "kill",
+pub const COMMANDS: [&str; 11] = [
+    "ls", "new", "attach", "send", "keys", "screen", "wait", "logs", "events", "resize", "kill",
 ];
 
 use std::path::PathBuf;
