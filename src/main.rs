@@ -69,11 +69,7 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "mcp") {
         return run_mcp_bridge(&args[1..]);
     }
-    if args
-        .get(1)
-        .and_then(|a| a.to_str())
-        .is_some_and(|a| monkeyproof::cli::COMMANDS.contains(&a))
-    {
+    if monkeyproof::cli::command_of(&args).is_some() {
         return run_command(&args);
     }
     if args.len() == 3 && args[1] == "keeper" {

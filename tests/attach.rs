@@ -162,3 +162,71 @@ async fn attach_to_an_unknown_session_says_so_and_leaves_the_terminal_alone() {
     assert_eq!(attached.exit_code(), 1);
     attached.expect("Not found (404)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_is_resumed_with_nothing_lost_or_repeated() {
+    if !std::path::Path::new("/usr/bin/ss").exists() && !std::path::Path::new("/bin/ss").exists() {
+        eprintln!("skipped: `ss` (iproute2) cuts the connection in this test");
+        return;
+    }
+    let server = Server::start();
+    let session = server
+        .exec("read go; for i in $(seq 1 200); do echo line-$i; sleep 0.01; done; exec cat")
+        .await;
+    let mut attached = Attached::start(&server, &[&session.id]);
+    attached.expect("detach with");
+    attached.type_(b"\r");
+    attached.expect("line-20\r\n");
+    // Cut every connection to the server's port, as a network failure would.
+    let port = server
+        .url("")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let cut = std::process::Command::new("ss")
+        .args(["-K", "dst", "127.0.0.1", "dport", "=", &format!(":{port}")])
+        .output()
+        .unwrap();
+    assert!(cut.status.success(), "{cut:?}");
+    assert!(
+        String::from_utf8_lossy(&cut.stdout).contains("ESTAB"),
+        "no connection was cut: {cut:?}"
+    );
+    attached.expect("line-200\r\n");
+    let seen = String::from_utf8_lossy(&attached.seen).into_owned();
+    for i in 1..=200 {
+        assert_eq!(
+            seen.matches(&format!("line-{i}\r\n")).count(),
+            1,
+            "line-{i} in {seen:?}"
+        );
+    }
+    attached.type_(&[0x1c]);
+    assert_eq!(attached.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn a_signal_to_attach_restores_the_terminal() {
+    let server = Server::start();
+    let session = server.exec("cat").await;
+    let mut attached = Attached::start(&server, &[&session.id]);
+    attached.expect("detach with");
+    let canonical = |attached: &Attached| {
+        let termios = attached.pair.master.get_termios().expect("termios");
+        termios.local_flags.bits() & libc::ICANON != 0
+    };
+    assert!(
+        !canonical(&attached),
+        "attach puts the terminal in raw mode"
+    );
+    let pid = attached.child.process_id().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(attached.exit_code(), 130);
+    assert!(canonical(&attached), "the terminal is restored");
+}

@@ -172,3 +172,58 @@ async fn serve_runs_the_server_as_no_subcommand_does() {
     let session = server.exec("echo served").await;
     server.wait_for_screen(&session.id, "served").await;
 }
+
+#[tokio::test]
+async fn named_servers_come_from_a_private_config_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start();
+    let config_home = server.data_dir.with_extension("config");
+    std::fs::create_dir_all(config_home.join("monkeyproof")).unwrap();
+    let file = config_home.join("monkeyproof/config.toml");
+    let token_file = config_home.join("box.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "default = \"box\"\n[contexts.box]\nurl = \"{}\"\ntoken_file = \"{}\"\n\
+             [contexts.other]\nurl = \"http://127.0.0.1:9\"\ntoken = \"x\"\n",
+            server.url(""),
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", &config_home)
+            .env_remove("MONKEYPROOF_URL")
+            .env_remove("AGENT_WS_TOKEN")
+            .output()
+            .unwrap()
+    };
+    // Others may read it: refused.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&["ls"]);
+    assert_eq!(status(&out), 1);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("chmod 600"),
+        "{out:?}"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The default context, then a named one.
+    let out = run(&["ls"]);
+    assert_eq!(status(&out), 0, "{out:?}");
+    assert!(stdout(&out).starts_with("ID"));
+    let out = run(&["--context", "other", "ls"]);
+    assert_eq!(status(&out), 1);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach"),
+        "{out:?}"
+    );
+    let out = run(&["--context", "nope", "ls"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no context \"nope\""),
+        "{out:?}"
+    );
+}

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::Target;
+use super::Server;
 use crate::client::escape;
 use crate::protocol::{RAW_SUBPROTOCOL, RawClientMessage, RawServerMessage};
 
@@ -75,10 +75,10 @@ fn detach_byte(name: &str) -> Result<u8, String> {
 }
 
 /// Attaches; the exit status.
-pub async fn run(target: &Target, args: AttachArgs) -> Result<i32, String> {
-    let token = target.token()?;
+pub async fn run(server: &Server, args: AttachArgs) -> Result<i32, String> {
+    let token = &server.token;
     let detach = detach_byte(&args.detach_key)?;
-    let ws_base = target
+    let ws_base = server
         .url
         .trim_end_matches('/')
         .replacen("http://", "ws://", 1)
@@ -136,7 +136,7 @@ pub async fn run(target: &Target, args: AttachArgs) -> Result<i32, String> {
             }
             Err(err) => {
                 drop(raw);
-                return Err(format!("cannot reach {}: {err}", target.url));
+                return Err(format!("cannot reach {}: {err}", server.url));
             }
         };
         backoff = Duration::from_millis(250);

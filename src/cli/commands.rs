@@ -145,10 +145,11 @@ pub enum Command {
 
 /// Runs `cli`; the exit status, or a one-line error.
 pub async fn run(cli: Cli) -> Result<i32, String> {
+    let server = cli.target.resolve()?;
     if let Command::Attach(args) = cli.command {
-        return super::attach::run(&cli.target, args).await;
+        return super::attach::run(&server, args).await;
     }
-    let client = Client::new(&cli.target.url, &cli.target.token()?);
+    let client = Client::new(&server.url, &server.token);
     let json = cli.json;
     let fail = |e: crate::client::ClientError| e.to_string();
     let path = |id: &str, rest: &str| format!("/sessions/{}{rest}", escape(id));

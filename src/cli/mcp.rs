@@ -126,8 +126,9 @@ impl ServerHandler for Bridge {
 
 /// Runs the bridge until stdin closes. `Err` is a one-line message for stderr.
 pub async fn run(args: McpArgs) -> Result<(), String> {
-    let token = args.target.token()?;
-    let url = args.target.endpoint("/mcp");
+    let server = args.target.resolve()?;
+    let token = server.token;
+    let url = format!("{}/mcp", server.url);
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url.clone()).auth_header(token),
     );
