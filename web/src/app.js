@@ -61,6 +61,12 @@ function show(id) {
 
 // ---- session list ----
 
+/** An agent's state in a few words: "working", "waiting: permission", "idle". */
+function agentText(agent) {
+  if (!agent) return '';
+  return agent.waitingFor ? `${agent.state}: ${agent.waitingFor}` : agent.state;
+}
+
 function age(iso) {
   const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
   if (s < 60) return `${s}s`;
@@ -91,7 +97,7 @@ async function refreshList() {
     $('sessions-status').textContent = e.message === 'unauthorized' ? '' : `refresh failed: ${e.message}`;
     return;
   }
-  $('sessions-status').textContent = `${sessions.length} sessions`;
+  $('sessions-status').textContent = `${sessions.length} session${sessions.length === 1 ? '' : 's'}`;
   const body = $('session-table').querySelector('tbody');
   body.replaceChildren(
     ...sessions.reverse().map((s) => {
@@ -105,6 +111,7 @@ async function refreshList() {
         cell(s.taskPreview, 'task'),
         cell(s.type),
         cell(s.status, `status-${s.status}`),
+        cell(agentText(s.agent), s.agent ? `agent-${s.agent.state}` : ''),
         cell(s.exitCode ?? s.signal ?? ''),
         cell(s.owner),
         cell(s.labels.join(', ')),
@@ -278,6 +285,8 @@ class AttachedTerminal {
     $('exit-banner').hidden = false;
     $('replay').hidden = false;
     this.setState(exit.status);
+    // The banner took rows from the terminal's box: fit it again, so its last row shows.
+    this.fit.fit();
   }
 
   setState(text) {
@@ -374,6 +383,12 @@ $('sign-out').addEventListener('click', () => signOut());
 $('new-session').addEventListener('submit', startSession);
 $('back').addEventListener('click', showList);
 $('replay').addEventListener('click', replay);
+// A #token= (or #session=) link pasted into the open page takes effect without a reload.
+window.addEventListener('hashchange', () => {
+  if (tokenFromHash(location.hash) || new URLSearchParams(location.hash.slice(1)).has('session')) {
+    start();
+  }
+});
 
 // For the end-to-end test and the curious: read-only views of the attached terminal.
 window.monkeyproof = {

@@ -217,6 +217,12 @@ test('start, type, resize, full screen, reload, flood, exit', async () => {
   await run(page, 'exit 5');
   await page.waitForSelector('#exit-banner:not([hidden])');
   assert.match(await page.textContent('#exit-banner'), /exited with code 5/);
+  // The banner took rows from the terminal, which was fitted again: its last row still shows.
+  const [bottom, height] = await page.evaluate(() => [
+    document.querySelector('#terminal .xterm-screen').getBoundingClientRect().bottom,
+    window.innerHeight,
+  ]);
+  assert.ok(bottom <= height + 1, `terminal bottom ${bottom} below the window (${height})`);
   assert.deepEqual(errors, []);
   await context.close();
 });
@@ -266,4 +272,33 @@ test('a finished session plays back with asciinema-player: play, seek, speed', a
   await page.waitForFunction(() => document.querySelector('.ap-term')?.textContent.includes('second-line'));
   assert.deepEqual(errors, []);
   await context.close();
+});
+
+test('a pasted #token link signs in without a reload, and rows show agents', async () => {
+  const claude = new URL('../../tests/fixtures/agents/claude', import.meta.url).pathname;
+  const session = await api('POST', '/sessions', { type: 'interactive', command: claude, task: 'please run it' });
+  const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
+  await page.goto(`${base}/`);
+  await page.waitForSelector('#login:not([hidden])');
+  await page.evaluate((token) => { location.hash = `#token=${token}`; }, TOKEN);
+  await page.waitForSelector('#sessions:not([hidden])');
+  // Signed in, the sign-in form is gone from the screen, not only from the DOM's idea of it.
+  assert.equal(await page.isVisible('#login'), false);
+  const box = await page.locator('#session-table').boundingBox();
+  const onTop = await page.evaluate(({ x, y }) => !!document.elementFromPoint(x, y)?.closest('#session-table'), {
+    x: box.x + 20,
+    y: box.y + 10,
+  });
+  assert.ok(onTop, 'something covers the session list');
+  assert.match(await page.textContent('#sessions-status'), /^(1 session|\d+ sessions)$/);
+  // The agent's state is in its row.
+  const row = page.locator(`tr[data-id="${session.id}"]`);
+  await page.waitForFunction(
+    (id) => document.querySelector(`tr[data-id="${id}"]`)?.textContent.includes('waiting: permission'),
+    session.id,
+    { timeout: 15000 },
+  );
+  assert.ok(await row.isVisible());
+  await api('DELETE', `/sessions/${session.id}`);
+  await page.close();
 });
