@@ -12,6 +12,8 @@ const $ = (id) => document.getElementById(id);
 
 let token = null;
 let listTimer = null;
+/** The sessions last listed, newest first (the filter works on them). */
+let listed = [];
 let attached = null;
 /** The asciinema-player playing a finished session's recording, when one is. */
 let player = null;
@@ -98,11 +100,35 @@ async function refreshList() {
     return;
   }
   $('sessions-status').textContent = `${sessions.length} session${sessions.length === 1 ? '' : 's'}`;
+  listed = sessions.reverse();
+  renderList();
+}
+
+/** Whether session `s` matches the filter's words (each in its id, task, type, status, agent,
+ *  owner or labels). */
+function matchesFilter(s) {
+  const words = $('filter').value.toLowerCase().split(/\s+/).filter(Boolean);
+  const text = [s.id, s.task, s.type, s.status, agentText(s.agent), s.owner ?? '', ...s.labels]
+    .join(' ')
+    .toLowerCase();
+  return words.every((w) => text.includes(w));
+}
+
+function renderList() {
   const body = $('session-table').querySelector('tbody');
   body.replaceChildren(
-    ...sessions.reverse().map((s) => {
+    ...listed.filter(matchesFilter).map((s) => {
       const tr = document.createElement('tr');
       tr.dataset.id = s.id;
+      // A row opens its session on a click or, focused, on Enter.
+      tr.tabIndex = 0;
+      tr.setAttribute('aria-label', `session ${s.id.slice(0, 8)}: ${s.taskPreview}`);
+      tr.addEventListener('click', (e) => {
+        if (!e.target.closest('button')) openSession(s.id);
+      });
+      tr.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter' && e.target === tr) openSession(s.id);
+      });
       const actions = document.createElement('td');
       actions.append(button('Attach', () => openSession(s.id)));
       if (s.status === 'running') actions.append(' ', button('Kill', () => api('DELETE', `/sessions/${s.id}`).then(refreshList)));
@@ -201,7 +227,7 @@ class AttachedTerminal {
     });
     this.term.onData((data) => this.send(new TextEncoder().encode(data)));
     this.term.onBinary((data) => this.send(Uint8Array.from(data, (c) => c.charCodeAt(0))));
-    this.term.onResize(({ cols, rows }) => this.sendControl({ type: 'resize', cols, rows }));
+    this.term.onResize(({ cols, rows }) => this.sendResize(cols, rows));
     this.onWindowResize = () => this.fit.fit();
     window.addEventListener('resize', this.onWindowResize);
     this.fit.fit();
@@ -261,7 +287,7 @@ class AttachedTerminal {
     this.backoff.reset();
     this.setState('live');
     // Tell the program our size (the fit may differ from the session's).
-    this.sendControl({ type: 'resize', cols: this.term.cols, rows: this.term.rows });
+    this.sendResize(this.term.cols, this.term.rows);
   }
 
   reconnect() {
@@ -271,8 +297,18 @@ class AttachedTerminal {
     this.timer = setTimeout(() => this.connect(), delay);
   }
 
+  /** Read-only: neither keys nor sizes are sent (acks still are: they are flow control). */
+  get readOnly() {
+    return $('readonly').checked;
+  }
+
   send(bytes) {
+    if (this.readOnly) return;
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(bytes);
+  }
+
+  sendResize(cols, rows) {
+    if (!this.readOnly) this.sendControl({ type: 'resize', cols, rows });
   }
 
   sendControl(message) {
@@ -383,6 +419,9 @@ $('sign-out').addEventListener('click', () => signOut());
 $('new-session').addEventListener('submit', startSession);
 $('back').addEventListener('click', showList);
 $('replay').addEventListener('click', replay);
+$('filter').addEventListener('input', renderList);
+// `?readonly=1` opens every terminal read-only; the bar's checkbox toggles it.
+$('readonly').checked = new URLSearchParams(location.search).get('readonly') === '1';
 // A #token= (or #session=) link pasted into the open page takes effect without a reload.
 window.addEventListener('hashchange', () => {
   if (tokenFromHash(location.hash) || new URLSearchParams(location.hash.slice(1)).has('session')) {

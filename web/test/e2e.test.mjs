@@ -302,3 +302,56 @@ test('a pasted #token link signs in without a reload, and rows show agents', asy
   await api('DELETE', `/sessions/${session.id}`);
   await page.close();
 });
+
+test('rows open on a click or Enter, the filter narrows the list, read-only sends nothing', async () => {
+  const one = await api('POST', '/sessions', { task: 'echo row-one; exec cat', labels: ['alpha'] });
+  const two = await api('POST', '/sessions', { task: 'echo row-two; exec cat', labels: ['beta'] });
+  const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${base}/#token=${TOKEN}`);
+  await page.waitForSelector(`tr[data-id="${two.id}"]`);
+
+  // The filter: only the rows whose words match.
+  await page.fill('#filter', 'beta');
+  const shown = await page.$$eval('#session-table tbody tr', (rows) => rows.map((r) => r.dataset.id));
+  assert.deepEqual(shown, [two.id]);
+  await page.fill('#filter', '');
+
+  // A click on the row (not its buttons) opens the session.
+  await page.click(`tr[data-id="${one.id}"] td.task`);
+  await page.waitForSelector('#terminal-view:not([hidden])');
+  await waitForScreen(page, /^row-one$/m);
+  await page.click('#back');
+
+  // Keyboard: a focused row opens on Enter, with a visible focus ring.
+  await page.waitForSelector(`tr[data-id="${two.id}"]`);
+  await page.focus(`tr[data-id="${two.id}"]`);
+  const outline = await page.$eval(`tr[data-id="${two.id}"]`, (r) => getComputedStyle(r).outlineStyle);
+  assert.notEqual(outline, 'none');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#terminal-view:not([hidden])');
+  await waitForScreen(page, /^row-two$/m);
+
+  // Read-only: keys and sizes go nowhere.
+  await page.check('#readonly');
+  const before = (await api('GET', `/sessions/${two.id}`)).outputBytes;
+  const size = await api('GET', `/sessions/${two.id}`);
+  await page.keyboard.type('typed-while-read-only');
+  await page.keyboard.press('Enter');
+  await page.setViewportSize({ width: 700, height: 400 });
+  await new Promise((r) => setTimeout(r, 500));
+  const after = await api('GET', `/sessions/${two.id}`);
+  assert.equal(after.outputBytes, before, 'read-only sent keys');
+  assert.deepEqual([after.cols, after.rows], [size.cols, size.rows], 'read-only sent a size');
+  // Unchecked, keys go through again.
+  await page.uncheck('#readonly');
+  await page.click('#terminal');
+  await page.keyboard.type('typed-again');
+  await page.keyboard.press('Enter');
+  await waitForScreen(page, /^typed-again$/m);
+  assert.deepEqual(errors, []);
+  await api('DELETE', `/sessions/${one.id}`);
+  await api('DELETE', `/sessions/${two.id}`);
+  await page.close();
+});
