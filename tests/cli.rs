@@ -227,3 +227,26 @@ async fn named_servers_come_from_a_private_config_file() {
         "{out:?}"
     );
 }
+
+#[test]
+fn ids_that_start_with_a_hyphen_are_ids_not_options() {
+    // One id in 64 starts with `-` (URL-safe base64).
+    for args in [
+        vec!["wait", "-Abc", "--exit"],
+        vec!["screen", "-Abc"],
+        vec!["kill", "-Abc"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
+            .args(&args)
+            .env("MONKEYPROOF_URL", "http://127.0.0.1:9")
+            .env("AGENT_WS_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        // Parsed: it got as far as trying to reach the server (1), not a usage error (2).
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot reach"),
+            "{out:?}"
+        );
+    }
+}

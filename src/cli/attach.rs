@@ -23,6 +23,8 @@ use crate::protocol::{RAW_SUBPROTOCOL, RawClientMessage, RawServerMessage};
 /// `monkeyproof attach`'s options.
 #[derive(Debug, clap::Args)]
 pub struct AttachArgs {
+    /// The session's id.
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
     /// Watch only: send no keys and no size.
     #[arg(long)]

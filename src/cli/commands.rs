@@ -78,6 +78,9 @@ pub enum Command {
     },
     /// Type TEXT into a session, then Enter.
     Send {
+        /// The session's id.
+
+        #[arg(allow_hyphen_values = true)]
         id: String,
         text: String,
         /// Paste it (bracketed when the program asks): for multi-line prompts.
@@ -89,12 +92,18 @@ pub enum Command {
     },
     /// Send keys by name (Enter, Escape, C-c, Up, F5, …).
     Keys {
+        /// The session's id.
+
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(required = true)]
         keys: Vec<String>,
     },
     /// Print what is on a session's screen.
     Screen {
+        /// The session's id.
+
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// With the terminal's escape sequences (colours).
         #[arg(long)]
@@ -106,6 +115,9 @@ pub enum Command {
     /// Wait for no output (--idle), a pattern (--match), the end (--exit) or an agent state
     /// (--agent); the exit status says which.
     Wait {
+        /// The session's id.
+
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// e.g. 2s, 500ms.
         #[arg(long)]
@@ -123,6 +135,9 @@ pub enum Command {
     },
     /// Print a session's output (the transcript) from byte --since; -f follows it to the end.
     Logs {
+        /// The session's id.
+
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(short = 'f', long)]
         follow: bool,
@@ -131,14 +146,26 @@ pub enum Command {
     },
     /// Print the events kept (of one session, or all); -f follows new ones.
     Events {
+        /// The session's id.
+
+        #[arg(allow_hyphen_values = true)]
         id: Option<String>,
         #[arg(short = 'f', long)]
         follow: bool,
     },
     /// Resize a session's terminal: COLSxROWS.
-    Resize { id: String, size: String },
+    Resize {
+        /// The session's id.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        size: String,
+    },
     /// Kill a session's whole process tree.
-    Kill { id: String },
+    Kill {
+        /// The session's id.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// This terminal on a session (detach with Ctrl-\).
     Attach(super::attach::AttachArgs),
 }
