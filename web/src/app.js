@@ -7,11 +7,14 @@ import { WebglAddon } from '@xterm/addon-webgl';
 import { Backoff, OutputStream, subprotocols, tokenFromHash } from './stream.js';
 
 const TOKEN_KEY = 'monkeyproof.token';
-const LIST_REFRESH_MS = 2000;
+/** After an event, the list is read again this much later (events come in bursts). */
+const LIST_SETTLE_MS = 150;
 const $ = (id) => document.getElementById(id);
 
 let token = null;
-let listTimer = null;
+/** Stops the list's feed of `/events` (see `followEvents`). */
+let feed = null;
+let settleTimer = null;
 /** The sessions last listed, newest first (the filter works on them). */
 let listed = [];
 let attached = null;
@@ -52,7 +55,7 @@ function signOut(message = '') {
   sessionStorage.removeItem(TOKEN_KEY);
   token = null;
   detach();
-  clearInterval(listTimer);
+  stopFeed();
   show('login');
   $('login-error').textContent = message;
 }
@@ -180,9 +183,60 @@ async function showList() {
   detach();
   show('sessions');
   if (location.hash) history.replaceState(null, '', location.pathname);
-  clearInterval(listTimer);
-  listTimer = setInterval(refreshList, LIST_REFRESH_MS);
+  followEvents();
   await refreshList();
+}
+
+/** Stops following `/events`. */
+function stopFeed() {
+  feed?.abort();
+  feed = null;
+  clearTimeout(settleTimer);
+}
+
+/** Follows `/events` (Server-Sent Events over a streamed fetch: EventSource cannot send the
+ *  token) and reads the list again after any event but output, instead of polling; reconnects
+ *  with backoff. */
+function followEvents() {
+  stopFeed();
+  const controller = new AbortController();
+  feed = controller;
+  const backoff = new Backoff();
+  const settle = () => {
+    clearTimeout(settleTimer);
+    settleTimer = setTimeout(refreshList, LIST_SETTLE_MS);
+  };
+  (async () => {
+    while (!controller.signal.aborted) {
+      try {
+        const res = await fetch('/events', {
+          headers: { authorization: `Bearer ${token}` },
+          signal: controller.signal,
+        });
+        if (res.status === 401) return signOut('Wrong token: the server refused it.');
+        const reader = res.body.getReader();
+        const decoder = new TextDecoder();
+        let buffer = '';
+        backoff.reset();
+        // Events missed while disconnected: read the list once it is back.
+        settle();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true }).replaceAll('\r\n', '\n');
+          let end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            if (/^event: ?(?!output\b)\w/m.test(block)) settle();
+          }
+        }
+      } catch {
+        if (controller.signal.aborted) return;
+      }
+      await new Promise((r) => setTimeout(r, backoff.next()));
+    }
+  })();
 }
 
 // ---- terminal ----
@@ -347,7 +401,7 @@ class AttachedTerminal {
 }
 
 function openSession(id) {
-  clearInterval(listTimer);
+  stopFeed();
   detach();
   history.replaceState(null, '', `${location.pathname}#session=${encodeURIComponent(id)}`);
   show('terminal-view');

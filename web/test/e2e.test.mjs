@@ -355,3 +355,31 @@ test('rows open on a click or Enter, the filter narrows the list, read-only send
   await api('DELETE', `/sessions/${two.id}`);
   await page.close();
 });
+
+test('the list follows the event feed instead of polling', async () => {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
+  const listReads = [];
+  page.on('request', (req) => {
+    if (req.method() === 'GET' && new URL(req.url()).pathname === '/sessions') listReads.push(Date.now());
+  });
+  await page.goto(`${base}/#token=${TOKEN}`);
+  await page.waitForSelector('#sessions:not([hidden])');
+  // Let what earlier tests left settle, then nothing happens: nothing is read.
+  await new Promise((r) => setTimeout(r, 1500));
+  const quietFrom = listReads.length;
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(listReads.length, quietFrom, 'the list was read though nothing happened');
+  // A session starts: its row appears, read once after the event.
+  const started = Date.now();
+  const session = await api('POST', '/sessions', { task: 'sleep 30', labels: ['feed'] });
+  await page.waitForSelector(`tr[data-id="${session.id}"]`, { timeout: 5000 });
+  assert.ok(Date.now() - started < 1500, `row appeared after ${Date.now() - started} ms`);
+  // It ends: the row says so.
+  await api('DELETE', `/sessions/${session.id}`);
+  await page.waitForFunction(
+    (id) => document.querySelector(`tr[data-id="${id}"] .status-killed`),
+    session.id,
+    { timeout: 10000 },
+  );
+  await page.close();
+});
