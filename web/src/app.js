@@ -133,18 +133,20 @@ function renderList() {
         if (e.key === 'Enter' && e.target === tr) openSession(s.id);
       });
       const actions = document.createElement('td');
-      actions.append(button('Attach', () => openSession(s.id)));
+      const attach = button('Attach', () => openSession(s.id));
+      attach.classList.add('wide');
+      actions.append(attach);
       if (s.status === 'running') actions.append(' ', button('Kill', () => api('DELETE', `/sessions/${s.id}`).then(refreshList)));
       tr.append(
-        cell(s.id.slice(0, 8)),
+        cell(s.id.slice(0, 8), 'wide'),
         cell(s.taskPreview, 'task'),
-        cell(s.type),
+        cell(s.type, 'wide'),
         cell(s.status, `status-${s.status}`),
         cell(agentText(s.agent), s.agent ? `agent-${s.agent.state}` : ''),
-        cell(s.exitCode ?? s.signal ?? ''),
-        cell(s.owner),
-        cell(s.labels.join(', ')),
-        cell(age(s.createdAt)),
+        cell(s.exitCode ?? s.signal ?? '', 'wide'),
+        cell(s.owner, 'wide'),
+        cell(s.labels.join(', '), 'wide'),
+        cell(age(s.createdAt), 'wide'),
         actions,
       );
       return tr;
@@ -262,12 +264,16 @@ class AttachedTerminal {
     this.term.unicode.activeVersion = '11';
     this.term.open(element);
     this.leaveQueriesToTheServer();
-    try {
-      const webgl = new WebglAddon();
-      webgl.onContextLoss(() => webgl.dispose());
-      this.term.loadAddon(webgl);
-    } catch {
-      // No WebGL (e.g. headless): xterm's DOM renderer stays.
+    // WebGL only at a devicePixelRatio of 1 with a mouse: at 2 (phones, HiDPI) it drew the
+    // terminal blank or with doubled glyphs in Chromium, where the DOM renderer draws it right.
+    if (window.devicePixelRatio <= 1 && !matchMedia('(pointer: coarse)').matches) {
+      try {
+        const webgl = new WebglAddon();
+        webgl.onContextLoss(() => webgl.dispose());
+        this.term.loadAddon(webgl);
+      } catch {
+        // No WebGL (e.g. headless): xterm's DOM renderer stays.
+      }
     }
     // Ctrl+Shift+C copies the selection and Ctrl+Shift+V pastes, as in Linux terminals (plain
     // Ctrl+C stays the interrupt). Returning false leaves the key to the browser.
@@ -279,7 +285,7 @@ class AttachedTerminal {
       }
       return e.code !== 'KeyV';
     });
-    this.term.onData((data) => this.send(new TextEncoder().encode(data)));
+    this.term.onData((data) => this.send(new TextEncoder().encode(keyBar.apply(data))));
     this.term.onBinary((data) => this.send(Uint8Array.from(data, (c) => c.charCodeAt(0))));
     this.term.onResize(({ cols, rows }) => this.sendResize(cols, rows));
     this.onWindowResize = () => this.fit.fit();
@@ -444,6 +450,48 @@ async function replay() {
     play({ speed: Number($('replay-speed').value), startAt });
   };
 }
+
+// ---- the key bar (phones: keys a soft keyboard lacks) ----
+
+/** The key bar's state: Ctrl is sticky, applying to the next key typed. */
+const keyBar = {
+  ctrl: false,
+  /** `data` typed, as Ctrl makes it (a letter becomes its control character). */
+  apply(data) {
+    if (!this.ctrl || data.length !== 1) return data;
+    this.setCtrl(false);
+    const code = data.toUpperCase().charCodeAt(0);
+    return code >= 0x40 && code <= 0x5f ? String.fromCharCode(code & 0x1f) : data;
+  },
+  setCtrl(on) {
+    this.ctrl = on;
+    $('key-ctrl').setAttribute('aria-pressed', String(on));
+  },
+};
+
+/** The bytes each key-bar button sends (arrows as the program's cursor mode wants them). */
+function keyBytes(name) {
+  const app = attached?.term.modes.applicationCursorKeysMode;
+  const arrow = (c) => (app ? `\x1bO${c}` : `\x1b[${c}`);
+  return { esc: '\x1b', tab: '\t', up: arrow('A'), down: arrow('B'), right: arrow('C'), left: arrow('D'), 'ctrl-c': '\x03' }[name];
+}
+
+document.querySelectorAll('#keybar button[data-key]').forEach((btn) => {
+  btn.addEventListener('click', () => {
+    attached?.send(new TextEncoder().encode(keyBytes(btn.dataset.key)));
+    attached?.term.focus();
+  });
+});
+$('key-ctrl').addEventListener('click', () => {
+  keyBar.setCtrl(!keyBar.ctrl);
+  attached?.term.focus();
+});
+$('key-paste').addEventListener('click', async () => {
+  const text = await navigator.clipboard?.readText().catch(() => '');
+  if (!text || !attached) return;
+  attached.term.paste(text);
+  attached.term.focus();
+});
 
 // ---- start ----
 

@@ -383,3 +383,64 @@ test('the list follows the event feed instead of polling', async () => {
   );
   await page.close();
 });
+
+test('on a phone: the list fits, a tap opens a session, the key bar sends the right bytes', async () => {
+  const keylog = new URL('../../tests/fixtures/keylog.py', import.meta.url).pathname;
+  const session = await api('POST', '/sessions', { task: `python3 ${keylog}`, labels: ['phone'] });
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    isMobile: true,
+    hasTouch: true,
+    deviceScaleFactor: 2,
+  });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${base}/#token=${TOKEN}`);
+  await page.waitForSelector(`tr[data-id="${session.id}"]`);
+  // Nothing wider than the screen; Start and the row's actions are on it.
+  const [scrollWidth, width] = await page.evaluate(() => [document.documentElement.scrollWidth, innerWidth]);
+  assert.ok(scrollWidth <= width, `page is ${scrollWidth} px wide on a ${width} px screen`);
+  const actions = page.locator(`#new-session button[type=submit], #session-table button:visible`);
+  assert.ok((await actions.count()) >= 2);
+  for (const action of await actions.all()) {
+    const box = await action.boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= width, `an action is off-screen: ${JSON.stringify(box)}`);
+  }
+  await page.screenshot({ path: `${ARTIFACTS}phone-list.png` });
+  // One tap opens it.
+  await page.tap(`tr[data-id="${session.id}"] td.task`);
+  await page.waitForSelector('#terminal-view:not([hidden])');
+  await waitForScreen(page, /^ready$/m);
+  // The key bar is shown, below the whole terminal.
+  assert.ok(await page.isVisible('#keybar'));
+  const [termBottom, barTop] = await page.evaluate(() => [
+    document.querySelector('#terminal .xterm-screen').getBoundingClientRect().bottom,
+    document.getElementById('keybar').getBoundingClientRect().top,
+  ]);
+  assert.ok(termBottom <= barTop + 2, `terminal (to ${termBottom}) under the key bar (from ${barTop})`);
+  // Each key reaches the program as the bytes a terminal sends.
+  for (const [key, hex] of [['esc', '1b'], ['tab', '09'], ['up', '1b5b41'], ['ctrl-c', '03']]) {
+    await page.tap(`#keybar button[data-key="${key}"]`);
+    await waitForScreen(page, new RegExp(`^hex:${hex}$`, 'm'));
+  }
+  // Ctrl is sticky: it applies to the next key typed, once.
+  await page.tap('#key-ctrl');
+  assert.equal(await page.getAttribute('#key-ctrl', 'aria-pressed'), 'true');
+  await page.keyboard.type('a');
+  await waitForScreen(page, /^hex:01$/m);
+  assert.equal(await page.getAttribute('#key-ctrl', 'aria-pressed'), 'false');
+  await page.keyboard.type('b');
+  await waitForScreen(page, /^hex:62$/m);
+  // Drawn, not only in xterm's buffer: the DOM renderer's rows hold the text a person sees.
+  await page.waitForFunction(() => document.querySelector('#terminal .xterm-rows')?.textContent.includes('hex:62'));
+  // Every key of the bar is on the screen.
+  for (const button of await page.locator('#keybar button').all()) {
+    const box = await button.boundingBox();
+    assert.ok(box.x >= 0 && box.x + box.width <= width + 1, `key off-screen: ${JSON.stringify(box)}`);
+  }
+  await page.screenshot({ path: `${ARTIFACTS}phone-terminal.png` });
+  assert.deepEqual(errors, []);
+  await api('DELETE', `/sessions/${session.id}`);
+  await context.close();
+});
