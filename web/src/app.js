@@ -139,9 +139,9 @@ function renderList() {
       if (s.status === 'running') actions.append(' ', button('Kill', () => api('DELETE', `/sessions/${s.id}`).then(refreshList)));
       tr.append(
         cell(s.id.slice(0, 8), 'wide'),
-        cell(s.taskPreview, 'task'),
+        cell(s.title ? `${s.taskPreview} — ${s.title}` : s.taskPreview, 'task'),
         cell(s.type, 'wide'),
-        cell(s.status, `status-${s.status}`),
+        cell(s.bells ? `${s.status} 🔔${s.bells}` : s.status, `status-${s.status}`),
         cell(agentText(s.agent), s.agent ? `agent-${s.agent.state}` : ''),
         cell(s.exitCode ?? s.signal ?? '', 'wide'),
         cell(s.owner, 'wide'),
@@ -173,6 +173,9 @@ async function startSession(event) {
   const body = { task: $('new-task').value, type: $('new-type').value };
   if ($('new-cwd').value) body.cwd = $('new-cwd').value;
   if ($('new-preset').value) body.preset = $('new-preset').value;
+  if ($('new-owner').value.trim()) body.owner = $('new-owner').value.trim();
+  const labels = $('new-labels').value.split(',').map((l) => l.trim()).filter(Boolean);
+  if (labels.length) body.labels = labels;
   try {
     const session = await api('POST', '/sessions', body);
     openSession(session.id);

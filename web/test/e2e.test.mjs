@@ -444,3 +444,24 @@ test('on a phone: the list fits, a tap opens a session, the key bar sends the ri
   await api('DELETE', `/sessions/${session.id}`);
   await context.close();
 });
+
+test('labels and owner are given at start; rows show the title and the bell', async () => {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
+  await page.goto(`${base}/#token=${TOKEN}`);
+  await page.waitForSelector('#sessions:not([hidden])');
+  await page.fill('#new-task', "printf '\\033]0;my-title\\007\\a'; exec cat");
+  await page.fill('#new-labels', 'one, two');
+  await page.fill('#new-owner', 'ana');
+  await page.click('#new-session button[type=submit]');
+  await page.waitForSelector('#terminal-view:not([hidden])');
+  const id = new URLSearchParams((await page.evaluate(() => location.hash)).slice(1)).get('session');
+  const info = await api('GET', `/sessions/${id}`);
+  assert.deepEqual([info.labels, info.owner], [['one', 'two'], 'ana']);
+  await page.click('#back');
+  const row = `tr[data-id="${id}"]`;
+  await page.waitForFunction((row) => document.querySelector(row)?.textContent.includes('my-title'), row);
+  const text = await page.textContent(row);
+  assert.ok(text.includes('🔔1') && text.includes('one, two') && text.includes('ana'), text);
+  await api('DELETE', `/sessions/${id}`);
+  await page.close();
+});
