@@ -250,3 +250,20 @@ fn ids_that_start_with_a_hyphen_are_ids_not_options() {
         );
     }
 }
+
+#[test]
+fn attach_without_a_terminal_says_what_to_use_instead() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
+        .args(["attach", "some-id"])
+        .env("MONKEYPROOF_URL", "http://127.0.0.1:9")
+        .env("AGENT_WS_TOKEN", TOKEN)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "monkeyproof: attach needs a terminal (stdin is not one); to read a session from a \
+         script, use `screen`, `logs -f` or `wait`\n"
+    );
+}

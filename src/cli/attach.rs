@@ -48,6 +48,14 @@ struct RawMode;
 
 impl RawMode {
     fn enter() -> Result<Self, String> {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Err(
+                "attach needs a terminal (stdin is not one); to read a session from a script, \
+                 use `screen`, `logs -f` or `wait`"
+                    .into(),
+            );
+        }
         crossterm::terminal::enable_raw_mode()
             .map_err(|e| format!("cannot put the terminal in raw mode: {e}"))?;
         Ok(Self)
