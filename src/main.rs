@@ -69,7 +69,7 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "mcp") {
         return run_mcp_bridge(&args[1..]);
     }
-    if monkeyproof::cli::command_of(&args).is_some() {
+    if monkeyproof::cli::is_command(&args) {
         return run_command(&args);
     }
     if args.len() == 3 && args[1] == "keeper" {

@@ -12,13 +12,6 @@ use monkeyproof::protocol::{AgentKind, SessionEventKind};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn fixture(name: &str) -> String {
-    format!(
-        "{}/tests/fixtures/agents/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
 /// A fresh directory for a stand-in's HOME or CODEX_HOME.
 fn scratch(server: &Server, name: &str) -> PathBuf {
     let dir = server.data_dir.with_extension(name);
@@ -57,7 +50,7 @@ async fn a_claude_turn_with_a_permission_is_followed_exactly_and_the_users_hooks
     let mut feed = Sse::open(&server, "/events", None).await;
     let session = server
         .create(json!({
-            "type": "interactive", "command": fixture("claude"), "task": "please run the tests",
+            "type": "interactive", "command": agent_fixture("claude"), "task": "please run the tests",
             "env": {"HOME": home},
         }))
         .await;
@@ -133,7 +126,9 @@ async fn a_claude_turn_with_a_permission_is_followed_exactly_and_the_users_hooks
 async fn a_question_and_a_denied_permission_are_told_apart() {
     let server = Server::start();
     let session = server
-        .create(json!({"type": "interactive", "command": fixture("claude"), "task": "ask me"}))
+        .create(
+            json!({"type": "interactive", "command": agent_fixture("claude"), "task": "ask me"}),
+        )
         .await;
     let id = &session.id;
     let waiting = wait_agent(&server, id, &["waiting"]).await;
@@ -170,7 +165,7 @@ async fn the_login_screen_is_read_by_the_rules_before_any_hook() {
     let server = Server::start();
     let session = server
         .create(json!({
-            "type": "interactive", "command": fixture("claude"), "task": "hello",
+            "type": "interactive", "command": agent_fixture("claude"), "task": "hello",
             "env": {"STANDIN_LOGIN": "1"},
         }))
         .await;
@@ -209,7 +204,7 @@ async fn codex_is_followed_through_notify_and_its_screen_and_its_users_notify_st
     std::fs::write(codex_home.join("config.toml"), config).unwrap();
     let session = server
         .create(json!({
-            "type": "interactive", "command": fixture("codex"), "task": "run the build",
+            "type": "interactive", "command": agent_fixture("codex"), "task": "run the build",
             "env": {"CODEX_HOME": codex_home},
         }))
         .await;
@@ -338,7 +333,7 @@ async fn an_agent_is_followed_across_a_restart_with_its_hooks_and_last_answer() 
     };
     let server = keep(None);
     let session = server
-        .create(json!({"type": "interactive", "command": fixture("claude"), "task": "hello"}))
+        .create(json!({"type": "interactive", "command": agent_fixture("claude"), "task": "hello"}))
         .await;
     let id = session.id.clone();
     eventually("the first turn's answer", || async {

@@ -56,13 +56,6 @@ async fn start_receiver() -> (Receiver, String) {
     (receiver, format!("http://{addr}"))
 }
 
-fn fixture(name: &str) -> String {
-    format!(
-        "{}/tests/fixtures/agents/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_waiting_and_idle_and_sessions_exiting_are_posted_as_json_and_to_ntfy() {
     let (receiver, base) = start_receiver().await;
@@ -70,7 +63,7 @@ async fn agents_waiting_and_idle_and_sessions_exiting_are_posted_as_json_and_to_
     let server = Server::start_logging(&[("MONKEYPROOF_WEBHOOK", &hooks)]);
     let session = server
         .create(
-            json!({"type": "interactive", "command": fixture("claude"), "task": "please run it"}),
+            json!({"type": "interactive", "command": agent_fixture("claude"), "task": "please run it"}),
         )
         .await;
     let id = session.id.clone();

@@ -1,26 +1,22 @@
 //! The binary's client side: subcommands that talk to a running server rather than being one —
-//! the shell's (`commands.rs`: ls, new, send, keys, screen, wait, logs, events, resize, kill)
-//! and the MCP stdio bridge (`mcp.rs`).
+//! the shell's (`commands.rs`: ls, new, attach, send, keys, screen, wait, logs, events, resize,
+//! kill) and the MCP stdio bridge (`mcp.rs`).
 
 pub mod attach;
 pub mod commands;
 pub mod contexts;
 pub mod mcp;
 
-/// The subcommands `commands.rs` runs (anything else starts the server).
-pub const COMMANDS: [&str; 11] = [
-    "ls", "new", "attach", "send", "keys", "screen", "wait", "logs", "events", "resize", "kill",
-];
-
 use std::path::PathBuf;
 
 /// The server a subcommand talks to when none is named.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:3200";
 
-/// The subcommand of `args` (the program's name first) when it is one of `COMMANDS`, skipping
-/// the global options that may come before it (`--url U`, `--context C`, `--token-file F`,
-/// `--json`).
-pub fn command_of(args: &[std::ffi::OsString]) -> Option<&'static str> {
+/// Whether `args` (the program's name first) name one of `commands::Cli`'s subcommands (else
+/// they start the server), skipping the global options that may come before it (`--url U`,
+/// `--context C`, `--token-file F`, `--json`).
+pub fn is_command(args: &[std::ffi::OsString]) -> bool {
+    use clap::CommandFactory;
     let mut rest = args.iter().skip(1).filter_map(|a| a.to_str());
     while let Some(arg) = rest.next() {
         match arg {
@@ -31,10 +27,14 @@ pub fn command_of(args: &[std::ffi::OsString]) -> Option<&'static str> {
             _ if arg.starts_with("--url=")
                 || arg.starts_with("--context=")
                 || arg.starts_with("--token-file=") => {}
-            _ => return COMMANDS.iter().copied().find(|c| *c == arg),
+            _ => {
+                return commands::Cli::command()
+                    .get_subcommands()
+                    .any(|c| c.get_name() == arg);
+            }
         }
     }
-    None
+    false
 }
 
 /// Where the server is and how to prove we may use it, as given on the command line.

@@ -542,6 +542,14 @@ pub async fn no_zombies_left(server: &Server) {
     .await;
 }
 
+/// A stand-in agent program of `tests/fixtures/agents/` (`claude`, `codex`).
+pub fn agent_fixture(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/agents/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
 /// Count of a process's open descriptors on PTYs (`/dev/ptmx`, `/dev/pts/N`) or on files below
 /// `dir` (transcripts).
 pub fn pty_and_file_fds(pid: u32, dir: &std::path::Path) -> usize {

@@ -19,19 +19,11 @@ use crate::store::{MARK_EVERY, MarkKind};
 
 impl OutputSink for Session {
     fn output(&self, offset: u64, at: SystemTime, bytes: &[u8]) {
-        let total = self.lock_state().log.total();
-        if offset != total {
-            tracing::error!(session = %self.id, offset, total, "output out of step with the log");
-        }
-        // Bytes before `total` were taken already (never twice).
-        let Some(bytes) = bytes.get(total.saturating_sub(offset) as usize..) else {
-            return;
-        };
-        if bytes.is_empty() {
+        let taken = self.ingest(offset, bytes);
+        if taken == 0 {
             return;
         }
-        self.ingest(bytes);
-        if let Some((offset, at)) = lock(&self.timing).read(bytes.len(), at) {
+        if let Some((offset, at)) = lock(&self.timing).read(taken, at) {
             self.mark(MarkKind::Output, offset, at, String::new());
         }
         self.publish();
@@ -81,10 +73,22 @@ impl Session {
         }
     }
 
-    /// Takes a chunk of output into the ring and the screen (viewers are woken by the caller).
-    fn ingest(&self, bytes: &[u8]) {
-        let (replies, titles, bells) = {
+    /// Takes the chunk of output at `offset` into the ring and the screen (viewers are woken by
+    /// the caller); returns how many bytes were new (those before the log's end were taken
+    /// already, and are never taken twice).
+    fn ingest(&self, offset: u64, bytes: &[u8]) -> usize {
+        let (replies, titles, bells, taken) = {
             let mut state = self.lock_state();
+            let total = state.log.total();
+            if offset != total {
+                tracing::error!(session = %self.id, offset, total, "output out of step with the log");
+            }
+            let bytes = bytes
+                .get(total.saturating_sub(offset) as usize..)
+                .unwrap_or_default();
+            if bytes.is_empty() {
+                return 0;
+            }
             let bells_before = state.screen.bells();
             state.log.append(bytes);
             state.screen.process(bytes);
@@ -94,6 +98,7 @@ impl Session {
                 state.screen.take_replies(),
                 state.screen.take_title_changes(),
                 (bells > bells_before).then_some(bells),
+                bytes.len(),
             )
         };
         if !replies.is_empty() {
@@ -117,6 +122,7 @@ impl Session {
         if let Some(count) = bells {
             self.emit(EventKind::Bell { count });
         }
+        taken
     }
 }
 
