@@ -255,6 +255,21 @@ pub struct ResizeRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Killed {
     pub killed: bool,
+    /// Present (true) when `remove=true` forgot the finished session.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
+}
+
+/// `DELETE /sessions/:id` query.
+#[derive(
+    Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams, schemars::JsonSchema,
+)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Forget the session now — its record, transcript and recording — instead of when it
+    /// expires. Only for a finished session (409 while it runs); what is left of its process
+    /// session (background jobs) is killed first.
+    pub remove: Option<bool>,
 }
 
 /// A preset as listed by `GET /presets`: every field of its entry in the presets file.

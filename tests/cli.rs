@@ -127,6 +127,10 @@ async fn every_subcommand_against_a_live_server() {
         server.detail(&id).await.info.status,
         monkeyproof::protocol::SessionStatus::Killed
     );
+    // kill --remove forgets it.
+    assert_eq!(status(&cli(&server, &["kill", "--remove", &id])), 0);
+    let out = cli(&server, &["screen", &id]);
+    assert_eq!(status(&out), 1, "{}", stdout(&out));
 
     // logs -f follows to the end.
     let out = cli(

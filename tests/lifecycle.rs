@@ -101,6 +101,56 @@ async fn finished_sessions_expire_after_their_ttl() {
 }
 
 #[tokio::test]
+async fn remove_forgets_a_finished_session_and_refuses_a_running_one() {
+    let server = Server::start_with(&[("KILL_GRACE_MS", "500")]);
+    let running = server.exec("sleep 30").await;
+    let (status, body) = server
+        .delete(&format!("/sessions/{}?remove=true", running.id))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["error"].as_str().unwrap().contains("kill it first"),
+        "{body}"
+    );
+    assert_eq!(
+        server.detail(&running.id).await.info.status,
+        SessionStatus::Running,
+        "a refused removal leaves the session alone"
+    );
+    let (status, _) = server
+        .delete(&format!("/sessions/{}?remove=maybe", running.id))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A finished session whose background job lives on: the job goes, then the session.
+    let (finished, bg) = start_lingering_job(&server).await;
+    let transcript = std::path::PathBuf::from(server.detail(&finished.id).await.transcript_path);
+    let (status, body) = server
+        .delete(&format!("/sessions/{}?remove=true", finished.id))
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"killed": true, "removed": true}))
+    );
+    assert!(!process_alive(bg), "the job it left was killed first");
+    for path in ["", "/transcript", "/recording"] {
+        let (status, _) = server
+            .get(&format!("/sessions/{}{path}", finished.id))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path} still answers");
+    }
+    assert!(!transcript.exists(), "the transcript goes with the record");
+    let (_, list) = server.get("/sessions").await;
+    assert!(!list.to_string().contains(&finished.id));
+    // Its record went with it (the same removal as expiry, whose restart test covers the disk).
+    let (status, _) = server
+        .delete(&format!("/sessions/{}?remove=true", finished.id))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.delete(&format!("/sessions/{}", running.id)).await;
+}
+
+#[tokio::test]
 async fn max_sessions_counts_running_sessions() {
     let server = Server::start_with(&[("MAX_SESSIONS", "2")]);
     let a = server.exec("sleep 30").await;

@@ -68,6 +68,14 @@ fn check(report: &Value) {
     assert!(report["progress"].as_u64().unwrap() >= 1, "{report}");
     assert_eq!(report["exit"], serde_json::json!(["exit", "exited"]));
     assert_eq!(report["killed"], serde_json::json!({"killed": true}));
+    assert_eq!(
+        report["removed"],
+        serde_json::json!({"killed": true, "removed": true})
+    );
+    assert_eq!(
+        report["gone"], true,
+        "get_session after removal is an error"
+    );
     assert_eq!(report["wrong_token_refused"], true);
 }
 

@@ -26,7 +26,8 @@ use serde_json::{Value, json};
 use super::error::JsonBody;
 use super::{AppState, orchestrate, rest};
 use crate::protocol::{
-    CreateSessionRequest, InputRequest, ListQuery, ResizeRequest, ScreenQuery, WaitRequest,
+    CreateSessionRequest, DeleteQuery, InputRequest, ListQuery, ResizeRequest, ScreenQuery,
+    WaitRequest,
 };
 
 /// The longest a `wait_for` call waits: MCP clients commonly give up on a call after ~60 s.
@@ -91,6 +92,15 @@ pub struct Resize {
     pub id: String,
     #[serde(flatten)]
     pub size: ResizeRequest,
+}
+
+/// `kill_session`'s arguments.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct Kill {
+    /// The session's id.
+    pub id: String,
+    #[serde(flatten)]
+    pub query: DeleteQuery,
 }
 
 /// The tools, over the server's state.
@@ -312,15 +322,18 @@ impl Tools {
 
     #[tool(
         description = "Kill the session's whole process tree (SIGTERM, then SIGKILL after a \
-        grace period). Idempotent; the session stays listed as `killed` until it expires."
+        grace period). Idempotent; the session stays listed as `killed` until it expires. With \
+        `remove: true` a finished session is forgotten now (an error while it runs)."
     )]
     async fn kill_session(
         &self,
-        Parameters(SessionId { id }): Parameters<SessionId>,
+        Parameters(Kill { id, query }): Parameters<Kill>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let client = ConnectInfo(client_address(&context));
-        respond(rest::delete_session(State(self.app.clone()), client, UrlPath(id)).await).await
+        let answer =
+            rest::delete_session(State(self.app.clone()), client, UrlPath(id), Query(query)).await;
+        respond(answer).await
     }
 }
 

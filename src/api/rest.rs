@@ -20,8 +20,8 @@ use crate::engine::{
 };
 use crate::presets::{LaunchRequest, TaskDelivery};
 use crate::protocol::{
-    Banner, CreateSessionRequest, ErrorBody, Health, InputRequest, InputSent, Killed, ListQuery,
-    PresetInfo, ResizeRequest, SessionDetail, SessionInfo,
+    Banner, CreateSessionRequest, DeleteQuery, ErrorBody, Health, InputRequest, InputSent, Killed,
+    ListQuery, PresetInfo, ResizeRequest, SessionDetail, SessionInfo,
 };
 
 pub async fn banner(State(app): State<AppState>) -> Json<Banner> {
@@ -209,17 +209,39 @@ pub async fn get_session(
     }))
 }
 
-#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Killing (idempotent)", body = Killed), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id"), DeleteQuery), responses((status = 200, description = "Killing (idempotent); with remove=true, removed", body = Killed), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "remove=true while the program runs", body = ErrorBody)))]
 pub async fn delete_session(
     State(app): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     UrlPath(id): UrlPath<String>,
+    Query(query): Query<DeleteQuery>,
 ) -> Result<Json<Killed>, ApiError> {
     let session = app.session(&id)?;
     let engine = app.engine.clone();
-    tracing::info!(session = %session.id, client = %client, "audit: session kill requested");
-    tokio::spawn(async move { engine.kill(&session).await });
-    Ok(Json(Killed { killed: true }))
+    if query.remove != Some(true) {
+        tracing::info!(session = %session.id, client = %client, "audit: session kill requested");
+        tokio::spawn(async move { engine.kill(&session).await });
+        return Ok(Json(Killed {
+            killed: true,
+            removed: false,
+        }));
+    }
+    if session.ended_at().is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the session is still running: kill it first (DELETE without remove)",
+        ));
+    }
+    tracing::info!(session = %session.id, client = %client, "audit: session removal requested");
+    // What is left of its process session (background jobs) goes with it.
+    engine.kill(&session).await;
+    let removed = tokio::task::spawn_blocking(move || engine.forget(&session))
+        .await
+        .unwrap_or(false);
+    Ok(Json(Killed {
+        killed: true,
+        removed,
+    }))
 }
 
 #[utoipa::path(post, path = "/sessions/{id}/input", tag = "sessions", params(("id" = String, Path, description = "Session id")), request_body = InputRequest, responses((status = 200, description = "Written", body = InputSent), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not running", body = ErrorBody)))]

@@ -165,6 +165,9 @@ pub enum Command {
         /// The session's id.
         #[arg(allow_hyphen_values = true)]
         id: String,
+        /// Forget the finished session now: its record, transcript and recording.
+        #[arg(long)]
+        remove: bool,
     },
     /// This terminal on a session (detach with Ctrl-\).
     Attach(super::attach::AttachArgs),
@@ -342,9 +345,10 @@ pub async fn run(cli: Cli) -> Result<i32, String> {
             }
         }
         Command::Attach(_) => unreachable!("handled first"),
-        Command::Kill { id } => {
+        Command::Kill { id, remove } => {
+            let query = if remove { "?remove=true" } else { "" };
             let killed: Value = client
-                .json(Method::DELETE, &path(&id, ""), None::<&()>)
+                .json(Method::DELETE, &path(&id, query), None::<&()>)
                 .await
                 .map_err(fail)?;
             if json {

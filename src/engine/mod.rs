@@ -265,8 +265,20 @@ impl Engine {
             .collect()
     }
 
-    fn remove(&self, session: &Session) {
-        self.sessions.remove(&session.id);
+    /// Forgets the finished `session` now, as its expiry would: a person's "remove". False
+    /// (and nothing done) while its program runs. Blocking.
+    pub fn forget(&self, session: &Session) -> bool {
+        if session.ended_at().is_none() {
+            return false;
+        }
+        self.remove(session, "removed on request");
+        true
+    }
+
+    fn remove(&self, session: &Session, why: &'static str) {
+        if self.sessions.remove(&session.id).is_none() {
+            return; // removed meanwhile
+        }
         session.stop_reading();
         if let Err(err) = self.store.remove(&session.id) {
             tracing::error!(session = %session.id, %err, "cannot remove the session's record");
@@ -278,7 +290,7 @@ impl Engine {
             tracing::warn!(%err, path = %path.display(), "cannot remove transcript");
         }
         self.events.publish(&session.id, EventKind::Removed);
-        tracing::info!(session = %session.id, "session expired and removed");
+        tracing::info!(session = %session.id, why, "session removed");
     }
 
     /// Finished sessions whose background jobs may still run.
@@ -352,7 +364,7 @@ impl Engine {
                     let engine = engine.clone();
                     let _ = tokio::task::spawn_blocking(move || {
                         for session in expired {
-                            engine.remove(&session);
+                            engine.remove(&session, "expired");
                         }
                     })
                     .await;
