@@ -439,6 +439,22 @@ pub enum SessionEventKind {
     },
 }
 
+impl SessionEventKind {
+    /// Every `type`, as `?types=` takes them.
+    pub const TYPES: &[&str] = &[
+        "created", "adopted", "output", "busy", "idle", "title", "bell", "resize", "exit",
+        "removed", "agent", "reset",
+    ];
+
+    /// Its `type`.
+    pub fn type_name(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v["type"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
 /// Query of the event routes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -446,6 +462,9 @@ pub enum SessionEventKind {
 pub struct EventsQuery {
     /// `1` to include output bytes in `output` events.
     pub data: Option<String>,
+    /// Only events of these types, comma-separated (e.g. `exit,agent` — or everything but
+    /// `output` for a list that follows sessions); all by default. `reset` is always sent.
+    pub types: Option<String>,
     /// Resume after this id (for clients that cannot send `Last-Event-ID`).
     pub last_event_id: Option<String>,
 }
@@ -490,5 +509,60 @@ pub mod iso {
             let json = serde_json::Value::String(format(t));
             assert_eq!(deserialize(json).unwrap(), t);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_type_is_listed() {
+        use SessionEventKind::*;
+        let agent: crate::agent::Agent = serde_json::from_value(serde_json::json!({
+            "kind": "claude", "state": "idle", "since": "2023-11-14T22:13:20.123Z"
+        }))
+        .unwrap();
+        let samples = [
+            Created,
+            Adopted,
+            Output {
+                offset: 0,
+                length: 0,
+                data: None,
+            },
+            Busy,
+            Idle,
+            Title { title: "t".into() },
+            Bell { count: 1 },
+            Resize { cols: 1, rows: 1 },
+            Exit {
+                status: SessionStatus::Exited,
+                code: None,
+                signal: None,
+            },
+            Removed,
+            Agent { agent },
+            Reset { oldest: 1 },
+        ];
+        for kind in &samples {
+            // A new variant fails to compile here until it is sampled above.
+            match kind {
+                Created
+                | Adopted
+                | Output { .. }
+                | Busy
+                | Idle
+                | Title { .. }
+                | Bell { .. }
+                | Resize { .. }
+                | Exit { .. }
+                | Removed
+                | Agent { .. }
+                | Reset { .. } => {}
+            }
+            assert!(SessionEventKind::TYPES.contains(&kind.type_name().as_str()));
+        }
+        assert_eq!(samples.len(), SessionEventKind::TYPES.len());
     }
 }

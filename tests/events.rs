@@ -60,6 +60,28 @@ async fn the_feed_reports_a_sessions_life_in_order() {
 }
 
 #[tokio::test]
+async fn types_narrows_the_feed_and_an_unknown_type_is_refused() {
+    let server = Server::start();
+    let mut feed = Sse::open(&server, "/events?types=created,exit", None).await;
+    let session = server.exec("echo some-output; exit 2").await;
+    let kinds: Vec<String> = feed
+        .until(&session.id, "exit")
+        .await
+        .iter()
+        .map(type_of)
+        .collect();
+    assert_eq!(kinds, ["created", "exit"], "only the types asked for");
+
+    let (status, body) = server.get("/events?types=exit,outptu").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("\"outptu\"") && error.contains("output"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn a_session_feed_resumes_after_last_event_id() {
     let server = Server::start();
     let session = server

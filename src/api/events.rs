@@ -64,20 +64,46 @@ fn feed(
         },
     };
     let with_data = matches!(query.data.as_deref(), Some("1" | "true"));
+    let types = match wanted_types(query.types.as_deref()) {
+        Ok(types) => types,
+        Err(err) => return err.into_response(),
+    };
     let stream = events_after(app.engine.clone(), session, after, with_data)
+        .filter(move |(name, _)| {
+            std::future::ready(name == "reset" || types.as_ref().is_none_or(|t| t.contains(name)))
+        })
+        .map(|(_, event)| Ok::<_, Infallible>(event))
         .take_until(app.shutdown.clone().cancelled_owned());
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
 }
 
-/// The events after `after`, then live ones as they come.
+/// The `types` asked for (None: all), or 400 naming an unknown one.
+fn wanted_types(types: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(types) = types.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let names: Vec<String> = types.split(',').map(|t| t.trim().to_owned()).collect();
+    match names
+        .iter()
+        .find(|n| !SessionEventKind::TYPES.contains(&n.as_str()))
+    {
+        Some(unknown) => Err(ApiError::bad_request(format!(
+            "unknown event type {unknown:?}; types are {}",
+            SessionEventKind::TYPES.join(", ")
+        ))),
+        None => Ok(Some(names)),
+    }
+}
+
+/// The events after `after`, then live ones as they come, each with its type's name.
 fn events_after(
     engine: Arc<Engine>,
     session: Option<String>,
     after: u64,
     with_data: bool,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+) -> impl Stream<Item = (String, SseEvent)> {
     let changes = engine.events.subscribe();
     stream::unfold(
         (engine, changes, after),
@@ -99,13 +125,13 @@ fn events_after(
                                         oldest: missed.oldest,
                                     },
                                 };
-                                return Some((vec![Ok(to_sse(&reset))], (engine, changes, after)));
+                                return Some((vec![to_sse(&reset)], (engine, changes, after)));
                             }
                         };
                     if !batch.is_empty() {
                         let items = batch
                             .iter()
-                            .map(|e| Ok(to_sse(&convert::event(&engine, e, with_data))))
+                            .map(|e| to_sse(&convert::event(&engine, e, with_data)))
                             .collect();
                         return Some((items, (engine, changes, scanned_to)));
                     }
@@ -120,13 +146,11 @@ fn events_after(
     .flat_map(stream::iter)
 }
 
-fn to_sse(event: &SessionEvent) -> SseEvent {
-    let name = serde_json::to_value(&event.kind)
-        .ok()
-        .and_then(|v| v["type"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    SseEvent::default()
+fn to_sse(event: &SessionEvent) -> (String, SseEvent) {
+    let name = event.kind.type_name();
+    let sse = SseEvent::default()
         .id(event.id.to_string())
-        .event(name)
-        .data(serde_json::to_string(event).unwrap_or_default())
+        .event(&name)
+        .data(serde_json::to_string(event).unwrap_or_default());
+    (name, sse)
 }
