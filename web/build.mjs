@@ -27,3 +27,4 @@ await build({
   logLevel: 'warning',
 });
 await copyFile('src/index.html', `${outdir}/index.html`);
+await copyFile('src/icon.svg', `${outdir}/icon.svg`);

@@ -17,6 +17,7 @@ const APP_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/app.js"));
 const APP_CSS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/app.css"));
 const PLAYER_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/player.js"));
 const PLAYER_CSS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/player.css"));
+const ICON_SVG: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/icon.svg"));
 
 /// The page's policy: no inline or foreign scripts, no framing, connections to this server only.
 /// Inline styles are allowed because xterm.js sets its theme through `<style>` elements;
@@ -44,13 +45,14 @@ pub async fn index(state: State<AppState>, headers: HeaderMap) -> Response {
 }
 
 /// `GET /assets/:name`.
-#[utoipa::path(get, path = "/assets/{name}", tag = "server", security(()), params(("name" = String, Path, description = "app.js, app.css, player.js or player.css")), responses((status = 200, description = "The page's bundle", body = String), (status = 404, description = "Not found", body = ErrorBody)))]
+#[utoipa::path(get, path = "/assets/{name}", tag = "server", security(()), params(("name" = String, Path, description = "app.js, app.css, player.js, player.css or icon.svg")), responses((status = 200, description = "The page's bundle", body = String), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn asset(UrlPath(name): UrlPath<String>) -> Response {
     match name.as_str() {
         "app.js" => asset_response("text/javascript; charset=utf-8", APP_JS),
         "app.css" => asset_response("text/css; charset=utf-8", APP_CSS),
         "player.js" => asset_response("text/javascript; charset=utf-8", PLAYER_JS),
         "player.css" => asset_response("text/css; charset=utf-8", PLAYER_CSS),
+        "icon.svg" => asset_response("image/svg+xml", ICON_SVG),
         _ => ApiError::not_found().into_response(),
     }
 }
