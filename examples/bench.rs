@@ -25,6 +25,8 @@ struct Sizes {
     throughput_bytes: usize,
     keys: usize,
     sessions: usize,
+    /// The second size of the scale figures (growth from `sessions` to it).
+    many_sessions: usize,
     snapshots: usize,
     flood_secs: f64,
     viewers: usize,
@@ -35,6 +37,7 @@ const FULL: Sizes = Sizes {
     throughput_bytes: 200 << 20,
     keys: 2000,
     sessions: 1000,
+    many_sessions: 10_000,
     snapshots: 500,
     flood_secs: 30.0,
     viewers: 100,
@@ -45,6 +48,7 @@ const SMOKE: Sizes = Sizes {
     throughput_bytes: 2 << 20,
     keys: 50,
     sessions: 10,
+    many_sessions: 20,
     snapshots: 20,
     flood_secs: 0.3,
     viewers: 4,
@@ -277,6 +281,23 @@ impl Server {
             .json()
             .await
             .unwrap()
+    }
+
+    /// p99 of `n` reads of `path`, each to its last byte.
+    async fn read_p99(&self, path: &str, n: usize) -> Duration {
+        let mut samples = Vec::new();
+        for _ in 0..n {
+            let started = Instant::now();
+            let res = self
+                .http
+                .get(format!("http://{}{path}", self.addr))
+                .send()
+                .await
+                .unwrap();
+            let _ = res.bytes().await.unwrap();
+            samples.push(started.elapsed());
+        }
+        percentile(&mut samples, 0.99)
     }
 
     /// How many bytes the session's program has written so far.
@@ -755,64 +776,108 @@ async fn adopt(work: &Path, sizes: &Sizes) {
     );
 }
 
+/// Idle sessions, `sizes.sessions` of them and then `sizes.many_sessions`: what each costs the
+/// server, how fast the next one starts and the list reads, and whether any of it grows with N.
 async fn scale(work: &Path, sizes: &Sizes) {
-    let server = Server::start(work, &[]);
+    let (few, many) = (sizes.sessions, sizes.many_sessions);
+    if let Err(why) = allow_ptys(many + 1024) {
+        println!("  (scale: {why}; stopping where the kernel does)");
+    }
+    let limit = (many + 10).to_string();
+    let server = Server::start(work, &[("MAX_SESSIONS", limit.as_str())]);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (rss0, threads0) = (server.rss_kb(), server.threads());
     let mut spawn = Vec::new();
-    for _ in 0..sizes.sessions {
+    let mut at_few = None;
+    for i in 0..many {
         let started = Instant::now();
         // A plain interactive `sh` reading its terminal (an `exec` session would be a login
         // shell, whose profile scripts compete with the server for the CPU).
-        server
-            .create(json!({"command": "sh", "args": ["-is"], "task": "idle"}))
-            .await;
+        let res = server
+            .http
+            .post(format!("http://{}/sessions", server.addr))
+            .json(&json!({"command": "sh", "args": ["-is"], "task": "idle"}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() != 201 {
+            println!(
+                "  (scale: session {} refused: {})",
+                i + 1,
+                res.text().await.unwrap()
+            );
+            break;
+        }
         spawn.push(started.elapsed());
+        if i + 1 == few {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            at_few = Some((server.rss_kb(), server.threads(), list_p99(&server).await));
+        }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let n = sizes.sessions as f64;
-    let rss_per = (server.rss_kb() - rss0) as f64 / n;
-    let threads_per = (server.threads() - threads0) as f64 / n;
+    let reached = spawn.len();
+    let (rss_few, threads_few, list_few) = at_few.expect("the first size was reached");
+    let (rss_many, threads_many, list_many) =
+        (server.rss_kb(), server.threads(), list_p99(&server).await);
     let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
-    let tenth = (spawn.len() / 10).max(1);
-    let first = percentile(&mut spawn[..tenth].to_vec(), 0.5);
-    let last = percentile(&mut spawn[spawn.len() - tenth..].to_vec(), 0.5);
-    let (p50, p99) = (percentile(&mut spawn, 0.5), percentile(&mut spawn, 0.99));
-    row(
-        &format!("spawn p50 over {} sessions", sizes.sessions),
-        ms(p50),
-        "-".into(),
-        None,
-        "",
+    let per = |rss: u64, n: usize| rss.saturating_sub(rss0) as f64 / n as f64;
+    let tenth = (few / 10).max(1);
+    let (early, late) = (
+        percentile(&mut spawn[..few].to_vec(), 0.99),
+        percentile(&mut spawn[reached - tenth..].to_vec(), 0.99),
     );
     row(
-        &format!("spawn p99 over {} sessions", sizes.sessions),
-        ms(p99),
-        "-".into(),
-        None,
-        "p99 <= 10 ms at 1,000 live",
+        &format!("spawn p99, last {tenth} of {reached}"),
+        ms(late),
+        ms(early),
+        Some(late.as_secs_f64() / early.as_secs_f64()),
+        &format!("<= 5 ms at 10,000 (baseline: the first {few})"),
+    );
+    let (per_few, per_many) = (per(rss_few, few), per(rss_many, reached));
+    row(
+        &format!("server RSS per idle session, {reached}"),
+        format!("{per_many:.0} KB"),
+        format!("{per_few:.0} KB"),
+        Some(per_many / per_few),
+        &format!("<= 60 KB, flat (baseline: at {few})"),
     );
     row(
-        "spawn p50, last tenth vs first",
-        ms(last),
-        ms(first),
-        Some(last.as_secs_f64() / first.as_secs_f64()),
-        "no growth with sessions open",
+        &format!("server threads, {reached} sessions"),
+        format!("{threads_many}"),
+        format!("{threads_few}"),
+        Some(
+            threads_many.saturating_sub(threads0) as f64
+                / threads_few.saturating_sub(threads0).max(1) as f64,
+        ),
+        &format!("independent of N (baseline: at {few}; {threads0} with none)"),
     );
     row(
-        "server RSS per idle session",
-        format!("{rss_per:.0} KB"),
-        "-".into(),
-        None,
-        "<= 100 KB",
+        &format!("GET /sessions p99, {reached} sessions"),
+        ms(list_many),
+        ms(list_few),
+        Some(list_many.as_secs_f64() / list_few.as_secs_f64()),
+        &format!("<= 50 ms at 10,000 (baseline: at {few})"),
     );
-    row(
-        "server threads per session",
-        format!("{threads_per:.2}"),
-        "-".into(),
-        None,
-        "",
-    );
+}
+
+/// Lets the kernel hand out at least `n` PTYs (`kernel.pty.max`, as root), or says why not.
+fn allow_ptys(n: usize) -> Result<(), String> {
+    let path = "/proc/sys/kernel/pty/max";
+    let max: usize = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {path}: {e}"))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{path}: {e}"))?;
+    if max >= n {
+        return Ok(());
+    }
+    std::fs::write(path, n.to_string())
+        .map_err(|e| format!("kernel.pty.max is {max} and cannot be raised to {n}: {e}"))
+}
+
+/// p99 of `GET /sessions` over 20 reads.
+async fn list_p99(server: &Server) -> Duration {
+    server.read_p99("/sessions", 20).await
 }
 
 // ---- 5. snapshot under load ----
@@ -826,19 +891,9 @@ async fn snapshot(work: &Path, sizes: &Sizes) {
     let measure = |id: String| {
         let server = &server;
         async move {
-            let mut samples = Vec::new();
-            for _ in 0..sizes.snapshots {
-                let started = Instant::now();
-                let res = server
-                    .http
-                    .get(format!("http://{}/sessions/{id}", server.addr))
-                    .send()
-                    .await
-                    .unwrap();
-                let _ = res.bytes().await.unwrap();
-                samples.push(started.elapsed());
-            }
-            percentile(&mut samples, 0.99)
+            server
+                .read_p99(&format!("/sessions/{id}"), sizes.snapshots)
+                .await
         }
     };
     let quiet = measure(idle["id"].as_str().unwrap().to_owned()).await;

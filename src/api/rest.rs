@@ -179,15 +179,19 @@ pub async fn list_sessions(
         }
     };
     let label = query.label.map(|l| params::label(&l));
-    let infos = app
-        .engine
-        .list()
-        .iter()
-        .filter(|s| query.owner.is_none() || s.owner == query.owner)
-        .filter(|s| label.as_ref().is_none_or(|l| s.labels.contains(l)))
-        .map(|s| app.info(s))
-        .filter(|info| status.is_none_or(|st| info.status == st))
-        .collect();
+    // Off the async workers: with 10,000 sessions this is tens of milliseconds.
+    let infos = tokio::task::spawn_blocking(move || {
+        app.engine
+            .list()
+            .iter()
+            .filter(|s| query.owner.is_none() || s.owner == query.owner)
+            .filter(|s| label.as_ref().is_none_or(|l| s.labels.contains(l)))
+            .map(|s| app.info(s))
+            .filter(|info| status.is_none_or(|st| info.status == st))
+            .collect()
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(infos))
 }
 

@@ -72,6 +72,9 @@ pub struct Missed {
 pub struct EventBus {
     ring: Mutex<Ring>,
     latest: watch::Sender<u64>,
+    /// Sessions with activity for the next tick to report: output since the last tick, or busy
+    /// until they go idle. The tick looks at these only, so idle sessions cost it nothing.
+    stirring: Mutex<Vec<String>>,
 }
 
 struct Ring {
@@ -98,7 +101,22 @@ impl EventBus {
                 next_id: first,
             }),
             latest: watch::channel(first - 1).0,
+            stirring: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Puts session `id` on the next activity tick's list (the session makes sure it is there
+    /// once).
+    pub fn stir(&self, id: &str) {
+        self.stirring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id.to_owned());
+    }
+
+    /// The sessions on the activity tick's list, emptying it.
+    pub fn take_stirring(&self) -> Vec<String> {
+        std::mem::take(&mut *self.stirring.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Records an event and wakes subscribers.

@@ -401,8 +401,10 @@ impl Engine {
                 let Some(engine) = engine.upgrade() else {
                     break;
                 };
-                for session in engine.list() {
-                    session.report_activity(engine.config.busy_window);
+                for id in engine.events.take_stirring() {
+                    if let Some(session) = engine.get(&id) {
+                        session.tick(engine.config.busy_window);
+                    }
                 }
             }
         })

@@ -5,6 +5,7 @@
 //! the output that came before it). Only what is a matter of time — output, coalesced, and
 //! busy/idle — is published on the engine's activity tick, through `report_activity`.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use super::super::events::EventKind;
@@ -69,8 +70,32 @@ impl Session {
         }
     }
 
-    /// The activity tick: new output, and busy/idle (output within `busy_window` or not).
-    pub(crate) fn report_activity(&self, busy_window: Duration) {
+    /// Puts the session on the activity tick's list, unless it is there already (called as
+    /// output arrives).
+    pub(super) fn stir(&self) {
+        if !self.stirred.swap(true, Ordering::AcqRel) {
+            self.events.stir(&self.id);
+        }
+    }
+
+    /// The activity tick, for a session on its list: reports new output and busy/idle, and
+    /// keeps the session on the list while it is busy (until it has gone idle).
+    pub(crate) fn tick(&self, busy_window: Duration) {
+        self.stirred.store(false, Ordering::Release);
+        if self.report_activity(busy_window) {
+            self.stir();
+            return;
+        }
+        // Output that came after the report, whose reader saw the session still listed.
+        // (One lock at a time: `report_output` takes `reported` before the state.)
+        let total = self.lock_state().log.total();
+        if total > lock(&self.reported).offset {
+            self.stir();
+        }
+    }
+
+    /// New output, and busy/idle (output within `busy_window` or not). Returns busy.
+    fn report_activity(&self, busy_window: Duration) -> bool {
         self.report_output();
         let busy = {
             let state = self.lock_state();
@@ -85,5 +110,6 @@ impl Session {
             });
             reported.busy = busy;
         }
+        busy
     }
 }

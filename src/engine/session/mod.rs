@@ -28,7 +28,7 @@ mod wait;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -114,6 +114,8 @@ pub struct Session {
     viewers: AtomicUsize,
     task_delivered_at: Mutex<Option<SystemTime>>,
     reported: Mutex<activity::Reported>,
+    /// On the activity tick's list (see `activity.rs`).
+    stirred: AtomicBool,
     /// Bytes of the output ring (finished sessions read older output from the transcript).
     ring_capacity: usize,
     /// Where the session's record is kept (see `record.rs`); `None` in tests of the engine alone.

@@ -93,6 +93,7 @@ impl Session {
             state.log.append(bytes);
             state.screen.process(bytes);
             state.last_output_at = Some(SystemTime::now());
+            self.stir();
             let bells = state.screen.bells();
             (
                 state.screen.take_replies(),

@@ -2,7 +2,7 @@
 //! is visible to anyone), and read back by a restarted server, which shows the sessions that
 //! ended before it as they were: same id, exit, screen and transcript.
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -146,6 +146,7 @@ impl Session {
             viewers: AtomicUsize::new(0),
             task_delivered_at: Mutex::new(record.task_delivered_at_ms.map(from_millis)),
             reported: Mutex::new(activity::Reported::up_to(total)),
+            stirred: AtomicBool::new(false),
             ring_capacity: FINISHED_TAIL_BYTES,
             store: Some(store.clone()),
             keeper: None,

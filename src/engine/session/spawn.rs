@@ -4,7 +4,7 @@
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
@@ -265,6 +265,7 @@ impl Session {
             viewers: AtomicUsize::new(0),
             task_delivered_at: Mutex::new(parts.task_delivered_at),
             reported: Mutex::new(activity::Reported::up_to(parts.reported)),
+            stirred: AtomicBool::new(false),
             ring_capacity: serving.ring_capacity,
             store: Some(serving.store),
             keeper: parent,
