@@ -53,6 +53,9 @@ pub struct CreateSessionRequest {
     pub command: Option<String>,
     pub args: Option<Vec<String>>,
     pub preset: Option<String>,
+    /// A name for people, shown in lists and tabs (at most 64 characters, no control
+    /// characters; not unique and not an address: ids are).
+    pub name: Option<String>,
     pub max_turns: Option<u32>,
     pub env: Option<std::collections::BTreeMap<String, String>>,
     pub owner: Option<String>,
@@ -88,6 +91,8 @@ pub struct SessionInfo {
     pub output_lines: u64,
     pub output_bytes: u64,
     pub ws_clients: usize,
+    /// The name given at start, if any.
+    pub name: Option<String>,
     pub owner: Option<String>,
     pub labels: Vec<String>,
     pub cols: u16,

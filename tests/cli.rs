@@ -36,6 +36,8 @@ async fn every_subcommand_against_a_live_server() {
             "new",
             "--label",
             "cli",
+            "--name",
+            "the-cli-one",
             "--",
             "sh",
             "-c",
@@ -62,6 +64,10 @@ async fn every_subcommand_against_a_live_server() {
     let table = stdout(&out);
     assert!(table.starts_with("ID"), "{table}");
     assert!(table.contains(&id) && table.contains("running"), "{table}");
+    assert!(
+        table.contains("[the-cli-one] "),
+        "the name beside the task: {table}"
+    );
     let out = cli(&server, &["ls", "--json"]);
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed[0]["id"], id.as_str());

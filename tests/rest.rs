@@ -778,4 +778,21 @@ async fn labels_are_bounded_and_handled_in_linear_time() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // A name: trimmed, shown; too long or with control characters refused.
+    let named = server
+        .create(json!({"task": "true", "name": "  nightly build  "}))
+        .await;
+    assert_eq!(named.name.as_deref(), Some("nightly build"));
+    let (_, listed) = server.get("/sessions").await;
+    assert!(listed.to_string().contains("\"name\":\"nightly build\""));
+    for bad in ["n".repeat(65), "two\nlines".into(), "\u{1b}[31mred".into()] {
+        let (status, body) = server
+            .post("/sessions", json!({"task": "true", "name": bad}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().starts_with("name:"),
+            "{body}"
+        );
+    }
 }

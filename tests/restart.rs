@@ -63,7 +63,10 @@ async fn finished_sessions_are_listed_after_a_restart_as_they_were() {
         )
         .await;
     let killed = first
-        .create(json!({"task": "echo killed-soon; sleep 30", "owner": "me", "labels": ["x"]}))
+        .create(
+            json!({"task": "echo killed-soon; sleep 30", "owner": "me", "labels": ["x"],
+            "name": "the build"}),
+        )
         .await;
     first.wait_for_screen(&killed.id, "killed-soon").await;
     first.delete(&format!("/sessions/{}", killed.id)).await;
@@ -80,6 +83,7 @@ async fn finished_sessions_are_listed_after_a_restart_as_they_were() {
         before[1]
     );
     assert_eq!(before[2]["detail"]["status"], "killed");
+    assert_eq!(before[2]["detail"]["name"], "the build");
 
     let second = restart_in(first.stop_keeping_data(Signal::SIGTERM), &[]);
     let (_, list_after) = second.get("/sessions").await;

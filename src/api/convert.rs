@@ -35,6 +35,7 @@ pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
         output_lines: snap.output_lines,
         output_bytes: snap.output_bytes,
         ws_clients: snap.viewers,
+        name: session.name.clone(),
         owner: session.owner.clone(),
         labels: session.labels.clone(),
         record_input: session.record_input,

@@ -14,6 +14,8 @@ pub const SINCE_ERROR: &str = "since must be a non-negative byte offset";
 pub const MAX_LABELS: usize = 64;
 /// Longest label kept, in characters (longer ones are cut).
 pub const MAX_LABEL_CHARS: usize = 64;
+/// Longest name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
 /// Longest owner accepted, in characters.
 pub const MAX_OWNER_CHARS: usize = 256;
 
@@ -91,6 +93,24 @@ pub fn owner(owner: Option<String>) -> Result<Option<String>, ApiError> {
         ))),
         owner => Ok(owner),
     }
+}
+
+/// The name, trimmed, if not empty: at most `MAX_NAME_CHARS`, no control characters.
+pub fn name(name: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(name) = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "name: at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "name: no control characters (newlines, escapes)",
+        ));
+    }
+    Ok(Some(name))
 }
 
 #[cfg(test)]

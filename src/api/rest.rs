@@ -127,6 +127,7 @@ pub async fn create_session(
         requested_by: client.to_string(),
         cwd,
         env,
+        name: params::name(req.name)?,
         owner: params::owner(req.owner)?,
         labels: params::labels(req.labels.unwrap_or_default())?,
         size,

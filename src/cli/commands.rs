@@ -73,6 +73,9 @@ pub enum Command {
         label: Vec<String>,
         #[arg(long)]
         owner: Option<String>,
+        /// A name for people, shown by `ls` and the page (ids stay the address).
+        #[arg(long)]
+        name: Option<String>,
         #[arg(trailing_var_arg = true, required = true, num_args = 1..)]
         cmd: Vec<String>,
     },
@@ -212,6 +215,7 @@ pub async fn run(cli: Cli) -> Result<i32, String> {
             cwd,
             label,
             owner,
+            name,
             cmd,
         } => {
             let exec = kind.as_deref().is_none_or(|k| k == "exec");
@@ -221,7 +225,7 @@ pub async fn run(cli: Cli) -> Result<i32, String> {
                 cmd.join(" ")
             };
             let body = json!({"task": task, "type": kind, "preset": preset, "cwd": cwd,
-                "labels": label, "owner": owner});
+                "labels": label, "owner": owner, "name": name});
             let info: SessionInfo = client.post("/sessions", &body).await.map_err(fail)?;
             if json {
                 print_json(&info);
@@ -459,7 +463,7 @@ fn print_json(value: &impl serde::Serialize) {
     );
 }
 
-/// Sessions as a table: id, status, type, activity, agent, task.
+/// Sessions as a table: id, status, type, activity, agent, [name] task.
 fn print_table(sessions: &[SessionInfo]) {
     println!(
         "{:<22}  {:<8}  {:<11}  {:<5}  {:<9}  TASK",
@@ -470,7 +474,11 @@ fn print_table(sessions: &[SessionInfo]) {
         let kind = serde_json::to_value(s.kind).unwrap_or_default();
         let activity = serde_json::to_value(s.activity).unwrap_or_default();
         let agent = s.agent.as_ref().map_or("-", |a| a.state.name());
-        let task: String = s.task_preview.chars().take(60).collect();
+        let named = s.name.as_ref().map_or(String::new(), |n| format!("[{n}] "));
+        let task: String = format!("{named}{}", s.task_preview)
+            .chars()
+            .take(60)
+            .collect();
         println!(
             "{:<22}  {:<8}  {:<11}  {:<5}  {:<9}  {}",
             s.id,

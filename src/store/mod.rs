@@ -21,8 +21,8 @@ pub use timeline::{MARK_EVERY, Mark, MarkKind, Timeline};
 /// The database file, below the data directory.
 pub const DATABASE: &str = "sessions.db";
 
-/// The schema version this build writes (`PRAGMA user_version`). 2 added `agent`.
-const SCHEMA_VERSION: i64 = 2;
+/// The schema version this build writes (`PRAGMA user_version`). 2 added `agent`, 3 `name`.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     task_delivered_at_ms INTEGER,
     transcript TEXT NOT NULL,
     final_screen BLOB,
-    agent TEXT
+    agent TEXT,
+    name TEXT
 );
 ";
 
@@ -83,6 +84,8 @@ pub struct SessionRecord {
     pub final_screen: Option<Vec<u8>>,
     /// The agent it runs, as JSON (`agent::tracker::AgentRecord`).
     pub agent: Option<String>,
+    /// The name given at start.
+    pub name: Option<String>,
 }
 
 /// The session database of one data directory, held by this server alone.
@@ -127,7 +130,11 @@ impl Store {
         }
         db.execute_batch(SCHEMA)
             .and_then(|()| match version {
-                1 => db.execute_batch("ALTER TABLE sessions ADD COLUMN agent TEXT"),
+                1 => db.execute_batch(
+                    "ALTER TABLE sessions ADD COLUMN agent TEXT;
+                     ALTER TABLE sessions ADD COLUMN name TEXT",
+                ),
+                2 => db.execute_batch("ALTER TABLE sessions ADD COLUMN name TEXT"),
                 _ => Ok(()),
             })
             .and_then(|()| db.execute_batch(timeline::SCHEMA))
@@ -152,9 +159,9 @@ impl Store {
             "INSERT OR REPLACE INTO sessions (id, kind, task, argv, cwd, owner, labels,
                 requested_by, created_at_ms, pid, cols, rows, status, exit_code, signal,
                 ended_at_ms, output_bytes, output_lines, last_output_at_ms,
-                task_delivered_at_ms, transcript, final_screen, record_input, agent)
+                task_delivered_at_ms, transcript, final_screen, record_input, agent, name)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+                ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
         )?
         .execute(params![
             record.id,
@@ -181,6 +188,7 @@ impl Store {
             record.final_screen,
             record.record_input,
             record.agent,
+            record.name,
         ])?;
         Ok(())
     }
@@ -219,7 +227,7 @@ impl Store {
 
 const COLUMNS: &str = "id, kind, task, argv, cwd, owner, labels, requested_by, created_at_ms, pid,
     cols, rows, status, exit_code, signal, ended_at_ms, output_bytes, output_lines,
-    last_output_at_ms, task_delivered_at_ms, transcript, final_screen, record_input, agent";
+    last_output_at_ms, task_delivered_at_ms, transcript, final_screen, record_input, agent, name";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
@@ -247,6 +255,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         final_screen: row.get(21)?,
         record_input: row.get(22)?,
         agent: row.get(23)?,
+        name: row.get(24)?,
     })
 }
 
@@ -288,32 +297,47 @@ mod tests {
             transcript: "/tmp/t.log".into(),
             final_screen: None,
             agent: None,
+            name: Some("build".into()),
         }
     }
 
     #[test]
-    fn a_version_1_database_gains_the_agent_column_and_keeps_its_records() {
-        let dir = std::env::temp_dir().join(format!("mp-store-{}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        {
-            let db = Connection::open(dir.join(DATABASE)).unwrap();
-            let v1 = SCHEMA.replace(",\n    agent TEXT", "");
-            db.execute_batch(&v1).unwrap();
-            db.execute_batch(
-                "INSERT INTO sessions VALUES ('old', 'exec', 't', '[]', '/', NULL, '[]', 'x', 0,
-                 1, 2, 80, 24, 'exited', 0, NULL, 3, 0, 0, NULL, NULL, '/t.log', NULL)",
-            )
-            .unwrap();
-            db.pragma_update(None, "user_version", 1).unwrap();
+    fn older_databases_gain_the_new_columns_and_keep_their_records() {
+        // Version 1 had neither `agent` nor `name`; version 2 had `agent`.
+        for (version, schema, agent) in [
+            (
+                1,
+                SCHEMA.replace(",\n    agent TEXT,\n    name TEXT", ""),
+                "",
+            ),
+            (2, SCHEMA.replace(",\n    name TEXT", ""), ", NULL"),
+        ] {
+            let dir = std::env::temp_dir().join(format!("mp-store-{}", rand::random::<u64>()));
+            std::fs::create_dir_all(&dir).unwrap();
+            {
+                let db = Connection::open(dir.join(DATABASE)).unwrap();
+                db.execute_batch(&schema).unwrap();
+                db.execute_batch(&format!(
+                    "INSERT INTO sessions VALUES ('old', 'exec', 't', '[]', '/', NULL, '[]', 'x', \
+                     0, 1, 2, 80, 24, 'exited', 0, NULL, 3, 0, 0, NULL, NULL, '/t.log', NULL\
+                     {agent})"
+                ))
+                .unwrap();
+                db.pragma_update(None, "user_version", version).unwrap();
+            }
+            let store = Store::open(&dir).unwrap();
+            let old = store.get("old").unwrap().unwrap();
+            assert_eq!(
+                (old.status.as_str(), old.agent, old.name),
+                ("exited", None, None),
+                "from version {version}"
+            );
+            let mut new = record("new");
+            new.agent = Some("{}".into());
+            store.save(&new).unwrap();
+            assert_eq!(store.get("new").unwrap(), Some(new));
+            let _ = std::fs::remove_dir_all(&dir);
         }
-        let store = Store::open(&dir).unwrap();
-        let old = store.get("old").unwrap().unwrap();
-        assert_eq!((old.status.as_str(), old.agent), ("exited", None));
-        let mut new = record("new");
-        new.agent = Some("{}".into());
-        store.save(&new).unwrap();
-        assert_eq!(store.get("new").unwrap(), Some(new));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -104,6 +104,7 @@ async function startSession(event) {
   if ($('new-cwd').value) body.cwd = $('new-cwd').value;
   if ($('new-preset').value) body.preset = $('new-preset').value;
   if ($('new-owner').value.trim()) body.owner = $('new-owner').value.trim();
+  if ($('new-name').value.trim()) body.name = $('new-name').value.trim();
   const labels = $('new-labels').value.split(',').map((l) => l.trim()).filter(Boolean);
   if (labels.length) body.labels = labels;
   try {

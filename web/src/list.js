@@ -1,7 +1,7 @@
 // The session list: rows kept in place by id (a re-read never replaces a row under a click),
 // narrowed by the filter, and read again when /events says something changed — no polling.
 import { api, auth } from './api.js';
-import { age, agentText, finished, matches, parseSse, statusText } from './model.js';
+import { age, agentText, finished, matches, parseSse, statusText, taskText } from './model.js';
 import { Backoff } from './stream.js';
 
 /** After an event, the list is read again this much later (events come in bursts). */
@@ -98,9 +98,9 @@ export class SessionList {
       const className = extra ? `${td.dataset.base} ${extra}` : td.dataset.base;
       if (td.className !== className) td.className = className;
     };
-    row.setAttribute('aria-label', `session ${s.id.slice(0, 8)}: ${s.taskPreview}`);
+    row.setAttribute('aria-label', `session ${s.name ?? s.id.slice(0, 8)}: ${s.taskPreview}`);
     set('id', s.id.slice(0, 8));
-    set('task', s.title ? `${s.taskPreview} — ${s.title}` : s.taskPreview);
+    set('task', taskText(s));
     set('type', s.type);
     set('status', statusText(s), `status-${s.status}`);
     set('agent', agentText(s.agent), s.agent ? `agent-${s.agent.state}` : '');

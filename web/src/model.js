@@ -7,6 +7,12 @@ export function agentText(agent) {
   return agent.waitingFor ? `${agent.state}: ${agent.waitingFor}` : agent.state;
 }
 
+/** What the list's task cell says: the name (if any), the task, and the title the program set. */
+export function taskText(s) {
+  const task = s.title ? `${s.taskPreview} — ${s.title}` : s.taskPreview;
+  return s.name ? `${s.name}: ${task}` : task;
+}
+
 /** A duration in ms as people say it: "42s", "5m", "2h3m". */
 export function duration(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -32,20 +38,21 @@ export function statusText(s) {
 export const finished = (s) => s.status !== 'running';
 
 /** Whether session `s` passes the filter: `status` ('', 'running' or 'finished') and every word
- *  of `text` found in its id, task, title, type, status, agent, owner or labels. */
+ *  of `text` found in its id, name, task, title, type, status, agent, owner or labels. */
 export function matches(s, text, status) {
   if (status === 'running' && finished(s)) return false;
   if (status === 'finished' && !finished(s)) return false;
   const words = text.toLowerCase().split(/\s+/).filter(Boolean);
-  const haystack = [s.id, s.task, s.title ?? '', s.type, s.status, agentText(s.agent), s.owner ?? '', ...s.labels]
+  const haystack = [s.id, s.name ?? '', s.task, s.title ?? '', s.type, s.status, agentText(s.agent), s.owner ?? '', ...s.labels]
     .join(' ')
     .toLowerCase();
   return words.every((w) => haystack.includes(w));
 }
 
-/** A tab's label: the task's first words, at most `max` characters. */
+/** A tab's label: the session's name, else its title, else the task's first words; at most
+ *  `max` characters. */
 export function tabLabel(s, max = 24) {
-  const text = (s.title || s.taskPreview || s.task || s.id).replace(/\s+/g, ' ').trim();
+  const text = (s.name || s.title || s.taskPreview || s.task || s.id).replace(/\s+/g, ' ').trim();
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 

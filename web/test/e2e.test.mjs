@@ -310,18 +310,20 @@ test('the list follows the event feed instead of polling', async () => {
   await page.close();
 });
 
-test('labels and owner are given at start; rows show the title and the bell', async () => {
+test('name, labels and owner are given at start; rows show the title and the bell', async () => {
   const page = await env.browser.newPage({ viewport: { width: 1100, height: 700 } });
   await page.goto(`${env.base}/#token=${TOKEN}`);
   await page.waitForSelector('#workspace:not([hidden])');
   await page.fill('#new-task', "printf '\\033]0;my-title\\007\\a'; exec cat");
   await page.fill('#new-labels', 'one, two');
   await page.fill('#new-owner', 'ana');
+  await page.fill('#new-name', 'titled one');
   await page.click('#new-session button[type=submit]');
   await page.waitForSelector(`${FRONT} .xterm`);
   const id = await frontId(page);
   const info = await api('GET', `/sessions/${id}`);
-  assert.deepEqual([info.labels, info.owner], [['one', 'two'], 'ana']);
+  assert.deepEqual([info.labels, info.owner, info.name], [['one', 'two'], 'ana', 'titled one']);
+  assert.equal(await page.textContent('#tabs .front .tab-open'), 'titled one');
   // The list is beside the terminal; the wide columns (labels, owner) show once it is closed.
   await page.click('#tabs .tab-close');
   const row = `tr[data-id="${id}"]`;

@@ -1,7 +1,7 @@
 // Unit tests of what the page shows of a session and of its event-feed parser (no browser).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentText, age, duration, matches, parseSse, statusText, tabLabel } from '../src/model.js';
+import { agentText, age, duration, matches, parseSse, statusText, tabLabel, taskText } from '../src/model.js';
 
 const session = (over = {}) => ({
   id: 'abc123', task: 'npm test', taskPreview: 'npm test', title: '', type: 'exec', status: 'running',
@@ -34,8 +34,11 @@ test('the filter takes every word, anywhere, and a status', () => {
   assert.ok(matches(session({ status: 'killed' }), '', 'finished'));
 });
 
-test('tab labels prefer the title and stay short', () => {
+test('tab labels prefer the name, then the title, and stay short; the task cell says all three', () => {
   assert.equal(tabLabel(session({ title: 'vim notes.md' })), 'vim notes.md');
+  assert.equal(tabLabel(session({ name: 'docs', title: 'vim notes.md' })), 'docs');
+  assert.equal(taskText(session({ name: 'docs', title: 'vim' })), 'docs: npm test — vim');
+  assert.ok(matches(session({ name: 'Nightly' }), 'nightly', ''));
   assert.equal(tabLabel(session({ taskPreview: 'a'.repeat(40) }), 10), `${'a'.repeat(9)}…`);
 });
 

@@ -72,6 +72,7 @@ impl Session {
                 task: record.task,
                 argv: record.argv,
                 cwd: record.cwd,
+                name: record.name,
                 owner: record.owner,
                 labels: record.labels,
                 created_at: record::from_millis(record.created_at_ms),

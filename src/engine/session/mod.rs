@@ -90,6 +90,8 @@ pub struct Session {
     pub task: String,
     pub argv: Vec<String>,
     pub cwd: PathBuf,
+    /// A name for people (not an address: ids are).
+    pub name: Option<String>,
     pub owner: Option<String>,
     pub labels: Vec<String>,
     pub created_at: SystemTime,

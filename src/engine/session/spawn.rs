@@ -33,6 +33,8 @@ pub struct SpawnSpec {
     pub cwd: PathBuf,
     /// Variables set over the server's environment.
     pub env: Vec<(String, String)>,
+    /// A name for people (not an address: ids are).
+    pub name: Option<String>,
     pub owner: Option<String>,
     pub labels: Vec<String>,
     pub size: TermSize,
@@ -162,6 +164,7 @@ impl Session {
                 task: spec.task,
                 argv: spec.argv,
                 cwd: spec.cwd,
+                name: spec.name,
                 owner: spec.owner,
                 labels: spec.labels,
                 created_at: SystemTime::now(),
@@ -239,6 +242,7 @@ impl Session {
             task: parts.task,
             argv: parts.argv,
             cwd: parts.cwd,
+            name: parts.name,
             owner: parts.owner,
             labels: parts.labels,
             created_at: parts.created_at,
@@ -381,6 +385,7 @@ pub(super) struct Parts {
     pub task: String,
     pub argv: Vec<String>,
     pub cwd: PathBuf,
+    pub name: Option<String>,
     pub owner: Option<String>,
     pub labels: Vec<String>,
     pub created_at: SystemTime,
