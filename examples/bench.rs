@@ -610,15 +610,16 @@ async fn websocket_keystrokes(
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
     keys: usize,
+    framing: Framing,
 ) -> Vec<Duration> {
     let mut samples = Vec::new();
     for i in 0..keys + 100 {
         let key = b'a' + (i % 26) as u8;
         let started = Instant::now();
-        ws.send(Message::Binary(vec![key].into())).await.unwrap();
+        ws.send(framing.input(&[key])).await.unwrap();
         while let Some(Ok(msg)) = ws.next().await {
             if let Message::Binary(b) = msg
-                && b.contains(&key)
+                && framing.output(&b).is_some_and(|out| out.contains(&key))
             {
                 break;
             }
@@ -627,12 +628,84 @@ async fn websocket_keystrokes(
             samples.push(started.elapsed());
         }
         if i % 50 == 49 {
-            ws.send(Message::Binary(b"\x15".to_vec().into()))
-                .await
-                .unwrap();
+            ws.send(framing.input(b"\x15")).await.unwrap();
         }
     }
     samples
+}
+
+/// How a WebSocket terminal server frames keystrokes and output.
+#[derive(Clone, Copy)]
+enum Framing {
+    /// monkeyproof's raw protocol: bytes as they are, both ways.
+    Raw,
+    /// ttyd's: `'0'` and the bytes, both ways (other first bytes are titles and settings).
+    Ttyd,
+}
+
+impl Framing {
+    fn input(self, bytes: &[u8]) -> Message {
+        match self {
+            Framing::Raw => Message::Binary(bytes.to_vec().into()),
+            Framing::Ttyd => Message::Binary([b"0", bytes].concat().into()),
+        }
+    }
+
+    fn output(self, frame: &[u8]) -> Option<&[u8]> {
+        match self {
+            Framing::Raw => Some(frame),
+            Framing::Ttyd => frame.strip_prefix(b"0"),
+        }
+    }
+}
+
+/// Keystroke echo through ttyd (the C peer, `TTYD=/path/to/ttyd`) running the same bash;
+/// `None` without the variable.
+async fn ttyd_keystrokes(keys: usize) -> Option<Vec<Duration>> {
+    let binary = std::env::var_os("TTYD")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut ttyd = Command::new(&binary)
+        .args([
+            "-p",
+            &port.to_string(),
+            "-i",
+            "lo",
+            "-W",
+            "bash",
+            "--norc",
+            "--noprofile",
+        ])
+        .env("PS1", "$ ")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start ttyd {binary:?}: {e}"));
+    let mut request = format!("ws://127.0.0.1:{port}/ws")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "tty".parse().unwrap());
+    let mut ws = loop {
+        match tokio_tungstenite::connect_async(request.clone()).await {
+            Ok((ws, _)) => break ws,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    ws.send(Message::Text(
+        r#"{"AuthToken":"","columns":80,"rows":24}"#.into(),
+    ))
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let samples = websocket_keystrokes(&mut ws, keys, Framing::Ttyd).await;
+    let _ = ttyd.kill();
+    let _ = ttyd.wait();
+    Some(samples)
 }
 
 /// Flooding sessions that print as fast as the server reads.
@@ -651,7 +724,15 @@ async fn latency(work: &Path, sizes: &Sizes) {
     let id = session["id"].as_str().unwrap();
     let mut ws = server.ws(id, "").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut samples = websocket_keystrokes(&mut ws, sizes.keys).await;
+    // Interleaved with ttyd's rounds, so both see the machine in the same mood.
+    let mut samples = Vec::new();
+    let mut ttyd = Vec::new();
+    for _ in 0..3 {
+        samples.extend(websocket_keystrokes(&mut ws, sizes.keys / 3, Framing::Raw).await);
+        if let Some(theirs) = ttyd_keystrokes(sizes.keys / 3).await {
+            ttyd.extend(theirs);
+        }
+    }
 
     // The same while other sessions flood (nobody watches them; their output is still read,
     // recorded and kept in the screen model), against bash in a bare PTY under the same flood.
@@ -661,7 +742,7 @@ async fn latency(work: &Path, sizes: &Sizes) {
         floods.push(flood["id"].as_str().unwrap().to_owned());
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut flooded = websocket_keystrokes(&mut ws, sizes.keys).await;
+    let mut flooded = websocket_keystrokes(&mut ws, sizes.keys, Framing::Raw).await;
     let mut bare_flooded = tokio::task::spawn_blocking(move || bare_pty_latency(keys))
         .await
         .unwrap();
@@ -691,6 +772,24 @@ async fn latency(work: &Path, sizes: &Sizes) {
         0.5,
         "ratio <= 2.5 (bash in a bare PTY)",
     );
+    if ttyd.is_empty() {
+        println!("  (ttyd: skipped; TTYD=/path/to/ttyd compares with it)");
+    } else {
+        report(
+            "keystroke echo p50 vs ttyd",
+            &mut samples,
+            &mut ttyd,
+            0.5,
+            "ratio <= 0.8 (ttyd, same bash, same client)",
+        );
+        report(
+            "keystroke echo p99 vs ttyd",
+            &mut samples,
+            &mut ttyd,
+            0.99,
+            "p99 <= 0.5 ms (baseline: ttyd)",
+        );
+    }
     report(
         "  floor: loopback WebSocket echo p50",
         &mut floor,
