@@ -459,3 +459,40 @@ async fn shutdown_kills_the_jobs_a_finished_session_left() {
         "shutdown left a finished session's job running"
     );
 }
+
+/// The nice value of process `pid` (field 19 of its stat).
+fn nice_of(pid: u32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_flooding_session_runs_at_the_lowest_priority_until_it_quiets() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: flood throttling needs root (or CAP_SYS_NICE)");
+        return;
+    }
+    let server = Server::start();
+    let quiet = server.exec("sleep 30").await;
+    // Floods for 1.5 s, then sits quietly (the same process, so its priority can be seen
+    // coming back).
+    let flood = server
+        .exec("timeout 1.5 yes flood-flood-flood-flood; exec sleep 30")
+        .await;
+    eventually("the flood to be throttled", || async {
+        (nice_of(flood.pid) == 19).then_some(())
+    })
+    .await;
+    assert_eq!(nice_of(quiet.pid), 0, "a quiet session keeps its priority");
+    eventually("the throttle to be let go once it quiets", || async {
+        (nice_of(flood.pid) == 0).then_some(())
+    })
+    .await;
+    server.delete(&format!("/sessions/{}", flood.id)).await;
+    server.delete(&format!("/sessions/{}", quiet.id)).await;
+}

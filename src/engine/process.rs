@@ -1,4 +1,4 @@
-//! Finding and signalling every process of a session's POSIX process session.
+//! Finding, signalling and renicing every process of a session's POSIX process session.
 //!
 //! A session's child is spawned as a session leader (pid == sid). Shells put background jobs in
 //! other process groups of the same session, so signalling the leader or its group misses them;
@@ -59,18 +59,19 @@ pub fn live_session_ids() -> HashSet<u32> {
         .collect()
 }
 
-/// Sends `signal` to every process of session `sid`; returns how many were signalled. The caller
-/// must hold the session's leader unreaped (so `sid` is provably that session's).
-pub fn signal_session(sid: u32, signal: Signal) -> usize {
-    // All found and confirmed before any is signalled: a child that left the session is linked
-    // only through its parent, which the signal may end.
+/// Every process of session `sid` (see `members_of`), each confirmed a member once more with a
+/// pidfd held: the pidfd names the process, so one that ends and whose pid goes to a stranger is
+/// never mistaken for it.
+fn confirmed_members(sid: u32) -> HashMap<u32, OwnedFd> {
+    // All found and confirmed before any is acted on: a child that left the session is linked
+    // only through its parent, which a signal may end.
     let mut confirmed: HashMap<u32, OwnedFd> = HashMap::new();
     for candidate in members_of(&all_processes(), sid) {
         let Some(handle) = pidfd_open(candidate.pid) else {
             continue;
         };
         // Read again with the pidfd held: if the process is the pidfd's, this is its state; if
-        // the pidfd's process is gone, signalling it below does nothing.
+        // the pidfd's process is gone, acting on it does nothing.
         let Some(now) = proc_stat(candidate.pid) else {
             continue;
         };
@@ -82,6 +83,13 @@ pub fn signal_session(sid: u32, signal: Signal) -> usize {
             confirmed.insert(candidate.pid, handle);
         }
     }
+    confirmed
+}
+
+/// Sends `signal` to every process of session `sid`; returns how many were signalled. The caller
+/// must hold the session's leader unreaped (so `sid` is provably that session's).
+pub fn signal_session(sid: u32, signal: Signal) -> usize {
+    let confirmed = confirmed_members(sid);
     // The leader's process group (its id is the session's) needs no descriptor, so it is
     // reached even when the server has run out of them and cannot read /proc.
     let group = kill(Pid::from_raw(-(sid as i32)), signal).is_ok();
@@ -90,6 +98,22 @@ pub fn signal_session(sid: u32, signal: Signal) -> usize {
         .filter(|handle| pidfd_send_signal(handle, signal))
         .count();
     signalled.max(usize::from(group))
+}
+
+/// Sets the nice value of every process of session `sid` (its children inherit it); returns how
+/// many were set. The caller must hold the session's leader unreaped. `setpriority` has no pidfd
+/// form: a process confirmed a moment before that ended and whose pid was handed out again at
+/// once could be reniced instead — which needs the pid space to wrap within microseconds, and
+/// only changes a priority.
+pub fn renice_session(sid: u32, nice: i32) -> usize {
+    confirmed_members(sid)
+        .iter()
+        .filter(|(pid, handle)| {
+            still_running(handle.as_fd())
+                // SAFETY: setpriority reads only its arguments.
+                && unsafe { libc::setpriority(libc::PRIO_PROCESS, **pid as libc::id_t, nice) } == 0
+        })
+        .count()
 }
 
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {

@@ -5,6 +5,7 @@
 //! the output that came before it). Only what is a matter of time — output, coalesced, and
 //! busy/idle — is published on the engine's activity tick, through `report_activity`.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +20,7 @@ pub(super) struct Reported {
     /// Output up to this offset has been reported.
     offset: u64,
     busy: bool,
+    pub(super) throttle: super::throttle::Throttle,
 }
 
 impl Reported {
@@ -28,6 +30,7 @@ impl Reported {
         Self {
             offset,
             busy: false,
+            throttle: Default::default(),
         }
     }
 }
@@ -80,16 +83,14 @@ impl Session {
 
     /// The activity tick, for a session on its list: reports new output and busy/idle, and
     /// keeps the session on the list while it is busy (until it has gone idle).
-    pub(crate) fn tick(&self, busy_window: Duration) {
+    pub(crate) fn tick(self: &Arc<Self>, busy_window: Duration) {
         self.stirred.store(false, Ordering::Release);
-        if self.report_activity(busy_window) {
-            self.stir();
-            return;
-        }
-        // Output that came after the report, whose reader saw the session still listed.
-        // (One lock at a time: `report_output` takes `reported` before the state.)
+        let busy = self.report_activity(busy_window);
+        // One lock at a time: `report_output` takes `reported` before the state.
         let total = self.lock_state().log.total();
-        if total > lock(&self.reported).offset {
+        self.throttle_tick(total, busy);
+        // Busy, or output that came after the report, whose reader saw the session listed.
+        if busy || total > lock(&self.reported).offset {
             self.stir();
         }
     }

@@ -224,17 +224,23 @@ impl Session {
         let session = self.clone();
         let _ = tokio::task::spawn_blocking(move || {
             // Held while signalling, so the leader cannot be reaped (freeing its ids) meanwhile.
-            let leader = lock(&session.processes.leader);
-            // Without the keeper the leader is init's child: reaped by init when it ends, its
-            // pid may be anyone's.
-            if leader.reaped || session.keeper.as_ref().is_none_or(|k| k.is_lost()) {
+            let Some(_leader) = session.leader_unreaped() else {
                 return;
-            }
+            };
             for &signal in signals {
                 process::signal_session(session.pid, signal);
             }
         })
         .await;
+    }
+
+    /// The leader's lock, held, while the leader is unreaped and its parent (the keeper) alive:
+    /// as long as it is held the session's ids are provably its own. `None` otherwise — without
+    /// the keeper the leader is init's child, reaped by init when it ends, and its pid may be
+    /// anyone's — and then nothing of the session may be signalled or reniced.
+    pub(super) fn leader_unreaped(&self) -> Option<impl Sized + '_> {
+        let leader = lock(&self.processes.leader);
+        (!leader.reaped && self.keeper.as_ref().is_some_and(|k| !k.is_lost())).then_some(leader)
     }
 
     /// Polls until the program's exit is recorded and it is reaped (nothing of the session

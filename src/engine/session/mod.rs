@@ -9,6 +9,7 @@
 //!   and the task that writes it, so a program that does not read holds up only its writers.
 //! - `lifecycle`: exit, reaping, kill, and knowing when none of the session's processes is left.
 //! - `activity`: the events a session publishes (output, busy/idle, title, bell, resize, exit).
+//! - `throttle`: the lowest CPU priority for a program that floods output, until it quiets.
 //! - `viewer`, `wait`: the session's readers: viewers on the shared ring, and waiters.
 //!
 //! Viewers never receive pushed data; they are woken through a watch channel and read from the
@@ -23,6 +24,7 @@ mod reader;
 mod recent;
 mod record;
 mod spawn;
+mod throttle;
 mod viewer;
 mod wait;
 

@@ -1,0 +1,128 @@
+//! Flood throttling: a program that prints more than `FLOOD_BYTES_PER_TICK` on `HOT_TICKS`
+//! activity ticks in a row runs at the lowest CPU priority (nice 19, every process of its
+//! session) until it has printed less than that on `COOL_TICKS` ticks in a row, or gone idle. A
+//! runaway program then leaves the CPU — and with it the keeper and the server, which read and
+//! model its output — to the sessions people type into.
+//!
+//! Only a server that may give the priority back (root, or CAP_SYS_NICE) throttles: an
+//! unprivileged one could lower a priority but never restore it, so it says so once and leaves
+//! priorities alone.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::super::process;
+use super::{Session, lock};
+
+/// 2.5 MB/s at the 100 ms activity tick.
+const FLOOD_BYTES_PER_TICK: u64 = 256 * 1024;
+/// 0.3 s of flooding before the priority drops (a burst, e.g. `cat` of a big file, passes).
+const HOT_TICKS: u32 = 3;
+/// 1 s below the flood rate before it is given back.
+const COOL_TICKS: u32 = 10;
+/// The nice value of a throttled session.
+pub(super) const THROTTLED_NICE: i32 = 19;
+
+/// A session's flood throttle: what it printed, tick by tick.
+#[derive(Debug, Default)]
+pub(super) struct Throttle {
+    last_total: Option<u64>,
+    hot: u32,
+    cool: u32,
+    on: bool,
+}
+
+impl Throttle {
+    /// Takes the output total at a tick (`busy`: the session printed lately); returns `Some(on)`
+    /// when the throttle turns on or off.
+    pub(super) fn observe(&mut self, total: u64, busy: bool) -> Option<bool> {
+        let printed = total - self.last_total.unwrap_or(total);
+        self.last_total = Some(total);
+        if printed > FLOOD_BYTES_PER_TICK {
+            self.hot += 1;
+            self.cool = 0;
+        } else {
+            self.hot = 0;
+            self.cool += 1;
+        }
+        let on = if self.on {
+            busy && self.cool < COOL_TICKS
+        } else {
+            self.hot >= HOT_TICKS
+        };
+        (on != self.on).then(|| {
+            self.on = on;
+            on
+        })
+    }
+}
+
+/// Whether this server may throttle (see the module's documentation); said once when not.
+fn may_throttle() -> bool {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let root = nix::unistd::geteuid().is_root();
+    if !root && !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "flood throttling is off: only root (or CAP_SYS_NICE) may give a priority back"
+        );
+    }
+    root
+}
+
+impl Session {
+    /// The throttle's part of the activity tick: `total` is the output so far.
+    pub(super) fn throttle_tick(self: &std::sync::Arc<Self>, total: u64, busy: bool) {
+        let Some(on) = lock(&self.reported).throttle.observe(total, busy) else {
+            return;
+        };
+        if !may_throttle() {
+            return;
+        }
+        let session = self.clone();
+        // Off the async workers: it reads /proc.
+        tokio::task::spawn_blocking(move || {
+            // Held, so the leader cannot be reaped (freeing its ids) meanwhile.
+            let Some(_leader) = session.leader_unreaped() else {
+                return;
+            };
+            let nice = if on { THROTTLED_NICE } else { 0 };
+            let set = process::renice_session(session.pid, nice);
+            tracing::info!(session = %session.id, nice, processes = set,
+                "{}", if on { "flooding: throttled" } else { "quiet again: throttle off" });
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_is_throttled_after_three_ticks_and_let_go_after_ten_quiet_ones() {
+        let mut throttle = Throttle::default();
+        let mut total = 0;
+        let mut tick = |printed: u64, busy| {
+            total += printed;
+            throttle.observe(total, busy)
+        };
+        assert_eq!(tick(0, false), None, "the first tick only takes the total");
+        // A burst of two ticks passes.
+        assert_eq!(tick(1 << 20, true), None);
+        assert_eq!(tick(1 << 20, true), None);
+        assert_eq!(tick(0, true), None);
+        // Three in a row: throttled.
+        assert_eq!(tick(1 << 20, true), None);
+        assert_eq!(tick(1 << 20, true), None);
+        assert_eq!(tick(1 << 20, true), Some(true));
+        assert_eq!(tick(1 << 20, true), None);
+        // Printing a little, still busy: let go after ten quiet ticks.
+        for _ in 0..9 {
+            assert_eq!(tick(100, true), None);
+        }
+        assert_eq!(tick(100, true), Some(false));
+        // Idle: let go at once.
+        for _ in 0..3 {
+            tick(1 << 20, true);
+        }
+        assert_eq!(tick(0, false), Some(false));
+    }
+}
