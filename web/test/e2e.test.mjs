@@ -327,7 +327,7 @@ test('name, labels and owner are given at start; rows show the title and the bel
   // The list is beside the terminal; the wide columns (labels, owner) show once it is closed.
   await page.click('#tabs .tab-close');
   const row = `tr[data-id="${id}"]`;
-  await page.waitForFunction((row) => document.querySelector(row)?.textContent.includes('my-title'), row);
+  await page.waitForFunction((row) => document.querySelector(row)?.textContent.includes('— my-title') && document.querySelector(row).textContent.includes('🔔1'), row);
   const text = await page.textContent(row);
   assert.ok(text.includes('🔔1') && text.includes('one, two') && text.includes('ana'), text);
   await api('DELETE', `/sessions/${id}`);
