@@ -13,8 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::super::process;
 use super::{Session, lock};
 
-/// 2.5 MB/s at the 100 ms activity tick.
-const FLOOD_BYTES_PER_TICK: u64 = 256 * 1024;
+/// 640 KB/s at the 100 ms activity tick. Low, because a lower priority costs nothing while the
+/// CPU is free (a niced program then runs as fast as any), and 20 floods that share what the
+/// keeper and server read each get only a few MB/s.
+const FLOOD_BYTES_PER_TICK: u64 = 64 * 1024;
 /// 0.3 s of flooding before the priority drops (a burst, e.g. `cat` of a big file, passes).
 const HOT_TICKS: u32 = 3;
 /// 1 s below the flood rate before it is given back.
