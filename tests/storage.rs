@@ -80,3 +80,38 @@ async fn a_session_costs_one_descriptor_in_the_server_and_one_in_the_keeper() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn floods_at_once_lose_nothing_while_the_keeper_parks_them() {
+    // Eight programs printing as fast as they can: the keeper reads them while the server has
+    // little to take and parks them otherwise. Each session's output — the log a viewer reads
+    // from and the transcript — is still every line, once, in order, while a watched session
+    // beside them answers.
+    let server = Server::start();
+    let mut floods = Vec::new();
+    for _ in 0..8 {
+        floods.push(server.exec("seq 1 150000").await);
+    }
+    let cat = server.exec("exec cat").await;
+    let mut ws = server.raw_ws(&cat.id, "").await;
+    next_json(&mut ws).await;
+    send_bytes(&mut ws, b"beside-the-floods\r").await;
+    read_raw_until(&mut ws, |seen| {
+        contains(seen, "beside-the-floods\r\nbeside-the-floods")
+    })
+    .await;
+    let expected: String = (1..=150_000).map(|i| format!("{i}\r\n")).collect();
+    for flood in &floods {
+        let detail = server.wait_for_end(&flood.id).await;
+        let transcript = server.transcript(&flood.id).await;
+        assert_eq!(detail.info.output_bytes, transcript.len() as u64);
+        assert!(
+            transcript == expected.as_bytes(),
+            "session {} lost or repeated output ({} bytes, {} expected)",
+            flood.id,
+            transcript.len(),
+            expected.len()
+        );
+    }
+    server.delete(&format!("/sessions/{}", cat.id)).await;
+}

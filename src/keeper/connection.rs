@@ -43,6 +43,15 @@ impl Connection {
         self.waiting.is_empty()
     }
 
+    /// Bytes sent that the server has not taken yet (`SIOCOUTQ`, in the kernel's accounting:
+    /// payload plus per-packet overhead).
+    pub(super) fn unsent_bytes(&self) -> usize {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: SIOCOUTQ writes one int to the pointer given.
+        let ok = unsafe { libc::ioctl(self.socket.as_raw_fd(), libc::TIOCOUTQ, &mut queued) } == 0;
+        if ok { queued.max(0) as usize } else { 0 }
+    }
+
     /// Whether the server is gone (a send failed).
     pub(super) fn is_broken(&self) -> bool {
         self.broken

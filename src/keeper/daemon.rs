@@ -77,7 +77,9 @@ pub fn run(data_dir: &Path) -> Result<(), String> {
                     fds.push(PollFd::new(sessions.readiness(), PollFlags::POLLIN));
                 }
             }
-            match poll(&mut fds, PollTimeout::from(1000u16)) {
+            // Parked PTYs are put back as soon as the server has caught up: look again soon.
+            let timeout = if sessions.has_parked() { 1u16 } else { 1000 };
+            match poll(&mut fds, PollTimeout::from(timeout)) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(err) => return Err(format!("poll failed: {err}")),
             }
@@ -113,6 +115,7 @@ pub fn run(data_dir: &Path) -> Result<(), String> {
                     serve(request, conn, &mut sessions);
                 }
             }
+            sessions.unpark_if_drained(conn);
             if ready.output && conn.is_idle() {
                 sessions.read_ready(conn);
             }

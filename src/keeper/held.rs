@@ -30,6 +30,13 @@ use super::wire::{self, Exit, Reply};
 const READ_CHUNK: usize = 64 * 1024;
 /// PTYs with output served per round.
 const EVENTS_PER_ROUND: usize = 64;
+/// A read this large marks its PTY hot: a program printing in bulk, not echoing keys.
+const HOT_READ: usize = 2048;
+/// While the server has more than this (in socket buffer terms) of the keeper's output still to
+/// take, hot PTYs wait out of the epoll set ("parked") and only the others are read: a
+/// keystroke's echo then queues behind at most this much flood output, instead of behind
+/// everything the floods could print. (The floods' programs wait on full PTYs; nothing is lost.)
+const HOT_BACKLOG: usize = 64 * 1024;
 
 struct Held {
     id: String,
@@ -42,6 +49,10 @@ struct Held {
     offset: u64,
     /// The server wants its output: the master is in the epoll set.
     watched: bool,
+    /// Its last read was `HOT_READ` or more.
+    hot: bool,
+    /// In the epoll set but waiting (no events) until the server has taken its backlog.
+    parked: bool,
     /// Every terminal side is closed: there is no more output.
     closed: bool,
     /// The transcript could not be written (said once; output goes on without it).
@@ -56,7 +67,7 @@ struct Held {
 
 /// What a read of a PTY found.
 enum Read {
-    Bytes,
+    Bytes(usize),
     Nothing,
     Closed,
 }
@@ -70,6 +81,8 @@ pub(super) struct Sessions {
     epoll: Epoll,
     transcripts: Transcripts,
     buf: Vec<u8>,
+    /// The slots of the parked PTYs.
+    parked: Vec<usize>,
 }
 
 impl Sessions {
@@ -81,6 +94,7 @@ impl Sessions {
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
             transcripts: Transcripts::default(),
             buf: vec![0; READ_CHUNK],
+            parked: Vec::new(),
         })
     }
 
@@ -132,6 +146,8 @@ impl Sessions {
             watched: false,
             closed: false,
             transcript_failed: false,
+            hot: false,
+            parked: false,
             exit: None,
             reap_on_exit: false,
             orphan: false,
@@ -157,6 +173,8 @@ impl Sessions {
             watched: false,
             closed: false,
             transcript_failed: false,
+            hot: false,
+            parked: false,
             exit: None,
             reap_on_exit: false,
             orphan: true,
@@ -231,6 +249,7 @@ impl Sessions {
         for held in self.slots.iter_mut().flatten() {
             stop_watching(&self.epoll, held);
         }
+        self.parked.clear();
     }
 
     /// The server is done with the session: a program still running is hung up, and the
@@ -248,19 +267,77 @@ impl Sessions {
     }
 
     /// Reads the watched PTYs that have output (one chunk each) and sends it on, until the
-    /// server's socket is full.
+    /// server's socket is full; hot ones only while the server's backlog is small (see
+    /// `HOT_BACKLOG`), else they are parked.
     pub(super) fn read_ready(&mut self, server: &mut Connection) {
         let mut events = [EpollEvent::empty(); EVENTS_PER_ROUND];
         let ready = match self.epoll.wait(&mut events, PollTimeout::ZERO) {
             Ok(ready) => ready,
             Err(_) => return,
         };
+        // Asked of the kernel only once a hot PTY is ready (not on a keystroke's echo).
+        let mut backlog = None;
         for event in &events[..ready] {
             if !server.is_idle() || server.is_broken() {
                 // The rest stay ready and are read next time.
                 return;
             }
-            self.read(event.data() as usize, server);
+            let slot = event.data() as usize;
+            let hot = self
+                .slots
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|h| h.hot);
+            if hot && *backlog.get_or_insert_with(|| server.unsent_bytes()) > HOT_BACKLOG {
+                self.park(slot);
+                continue;
+            }
+            if let (Read::Bytes(n), Some(backlog)) = (self.read(slot, server), backlog.as_mut()) {
+                *backlog += n;
+            }
+        }
+    }
+
+    /// Whether some PTY is parked (the keeper then looks again soon).
+    pub(super) fn has_parked(&self) -> bool {
+        !self.parked.is_empty()
+    }
+
+    /// Takes the PTY in `slot` out of the epoll set's events, keeping it watched.
+    fn park(&mut self, slot: usize) {
+        let Some(held) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let Some(master) = held
+            .master
+            .as_ref()
+            .filter(|_| held.watched && !held.parked)
+        else {
+            return;
+        };
+        let mut none = EpollEvent::new(EpollFlags::empty(), slot as u64);
+        if self.epoll.modify(master, &mut none).is_ok() {
+            held.parked = true;
+            self.parked.push(slot);
+        }
+    }
+
+    /// Puts the parked PTYs back once the server has taken most of its backlog.
+    pub(super) fn unpark_if_drained(&mut self, server: &Connection) {
+        if self.parked.is_empty() || server.unsent_bytes() > HOT_BACKLOG / 2 {
+            return;
+        }
+        for slot in std::mem::take(&mut self.parked) {
+            let Some(held) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            if !std::mem::take(&mut held.parked) || !held.watched {
+                continue;
+            }
+            if let Some(master) = &held.master {
+                let mut readable = EpollEvent::new(EpollFlags::EPOLLIN, slot as u64);
+                let _ = self.epoll.modify(master, &mut readable);
+            }
         }
     }
 
@@ -293,6 +370,7 @@ impl Sessions {
             );
             return Read::Closed;
         }
+        held.hot = n >= HOT_READ;
         let bytes = &self.buf[..n];
         if !held.transcript_failed
             && let Err(err) = self.transcripts.append(slot, &held.transcript, bytes)
@@ -306,7 +384,7 @@ impl Sessions {
         let header = wire::output_header(&held.id, held.offset, at_us);
         held.offset += n as u64;
         server.send(&[&header, bytes], &[]);
-        Read::Bytes
+        Read::Bytes(n)
     }
 
     /// Records the end of every held leader that has ended (read without reaping it) and tells
@@ -325,7 +403,7 @@ impl Sessions {
             }
             let id = held.id.clone();
             if let Some(server) = server.as_deref_mut() {
-                while let Read::Bytes = self.read(slot, server) {}
+                while let Read::Bytes(_) = self.read(slot, server) {}
                 server.message(&Reply::Exited { id, exit }, &[]);
             }
         }
@@ -359,6 +437,8 @@ fn stop_watching(epoll: &Epoll, held: &mut Held) {
             let _ = epoll.delete(master);
         }
         held.watched = false;
+        // Out of the set: nothing to put back (a stale slot in `parked` is skipped).
+        held.parked = false;
     }
 }
 
