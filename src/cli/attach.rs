@@ -97,14 +97,8 @@ pub async fn run(server: &Server, args: AttachArgs) -> Result<i32, String> {
         let since = since.map(|n| format!("?since={n}")).unwrap_or_default();
         format!("{ws_base}/sessions/{}/ws{since}", escape(&args.id))
     };
-    let raw = RawMode::enter()?;
-    eprint!(
-        "[attached to {}; detach with {}]\r\n",
-        args.id, args.detach_key
-    );
-    let mut stdin = tokio::io::stdin();
-    let mut offset: Option<u64> = None;
-    let mut backoff = Duration::from_millis(250);
+    // Listened for before the banner: a signal sent once it shows must find the handlers (it
+    // killed attach outright, terminal still raw, when it came a moment too soon).
     let mut stop = [
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
@@ -114,6 +108,14 @@ pub async fn run(server: &Server, args: AttachArgs) -> Result<i32, String> {
     .collect::<Result<Vec<_>, _>>()
     .map_err(|e| e.to_string())?;
     let mut winch = signal(SignalKind::window_change()).map_err(|e| e.to_string())?;
+    let raw = RawMode::enter()?;
+    eprint!(
+        "[attached to {}; detach with {}]\r\n",
+        args.id, args.detach_key
+    );
+    let mut stdin = tokio::io::stdin();
+    let mut offset: Option<u64> = None;
+    let mut backoff = Duration::from_millis(250);
     let end = 'connections: loop {
         let mut request = url(offset)
             .into_client_request()
