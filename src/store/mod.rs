@@ -24,6 +24,12 @@ pub const DATABASE: &str = "sessions.db";
 /// The schema version this build writes (`PRAGMA user_version`). 2 added `agent`, 3 `name`.
 const SCHEMA_VERSION: i64 = 3;
 
+/// What each version added: the statement taking version N (from 1) to N + 1.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize - 1] = [
+    "ALTER TABLE sessions ADD COLUMN agent TEXT",
+    "ALTER TABLE sessions ADD COLUMN name TEXT",
+];
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -128,15 +134,14 @@ impl Store {
                  {SCHEMA_VERSION})"
             )));
         }
+        // A new database (version 0) is created whole by SCHEMA; an older one takes the steps
+        // from its version on.
+        let steps = match version {
+            1..SCHEMA_VERSION => &MIGRATIONS[version as usize - 1..],
+            _ => &[],
+        };
         db.execute_batch(SCHEMA)
-            .and_then(|()| match version {
-                1 => db.execute_batch(
-                    "ALTER TABLE sessions ADD COLUMN agent TEXT;
-                     ALTER TABLE sessions ADD COLUMN name TEXT",
-                ),
-                2 => db.execute_batch("ALTER TABLE sessions ADD COLUMN name TEXT"),
-                _ => Ok(()),
-            })
+            .and_then(|()| steps.iter().try_for_each(|step| db.execute_batch(step)))
             .and_then(|()| db.execute_batch(timeline::SCHEMA))
             .and_then(|()| db.pragma_update(None, "user_version", SCHEMA_VERSION))
             .map_err(|e| cannot(&e))?;

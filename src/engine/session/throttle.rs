@@ -8,6 +8,7 @@
 //! unprivileged one could lower a priority but never restore it, so it says so once and leaves
 //! priorities alone.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::super::process;
@@ -22,7 +23,7 @@ const HOT_TICKS: u32 = 3;
 /// 1 s below the flood rate before it is given back.
 const COOL_TICKS: u32 = 10;
 /// The nice value of a throttled session.
-pub(super) const THROTTLED_NICE: i32 = 19;
+const THROTTLED_NICE: i32 = 19;
 
 /// A session's flood throttle: what it printed, tick by tick.
 #[derive(Debug, Default)]
@@ -72,7 +73,7 @@ fn may_throttle() -> bool {
 
 impl Session {
     /// The throttle's part of the activity tick: `total` is the output so far.
-    pub(super) fn throttle_tick(self: &std::sync::Arc<Self>, total: u64, busy: bool) {
+    pub(super) fn throttle_tick(self: &Arc<Self>, total: u64, busy: bool) {
         let Some(on) = lock(&self.reported).throttle.observe(total, busy) else {
             return;
         };
