@@ -135,6 +135,8 @@ pub struct SessionDetail {
     pub recent_output: String,
     pub transcript_path: String,
     pub screen: ScreenView,
+    /// CPU time and memory of the session's processes while its program runs; null after.
+    pub usage: Option<crate::engine::ResourceUse>,
 }
 
 /// The vt100 screen.

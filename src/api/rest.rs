@@ -211,6 +211,7 @@ pub async fn get_session(
         recent_output: crate::engine::plain_text_tail(&recent, app.output_buffer_lines),
         transcript_path: transcript.display().to_string(),
         screen: screen_view(screen, Vec::new(), offset),
+        usage: session.resource_use().await,
     }))
 }
 

@@ -32,6 +32,7 @@ pub use events::{ACTIVITY_TICK, EVENT_RING_CAPACITY, Event, EventBus, EventKind,
 pub use keys::{Key, SPECIAL_KEY_NAMES, parse_key, paste_bytes};
 pub use output::RING_BYTES_PER_LINE;
 pub use plain::{plain_text, plain_text_tail, skip_partial_char};
+pub use process::ResourceUse;
 use restart::EarlierRuns;
 pub use screen::{
     MAX_DIMENSION, MAX_ESCAPE_STRING, MAX_TITLE_CHANGES, SCREEN_SCROLLBACK_ROWS, Screen,

@@ -26,6 +26,34 @@ struct ProcStat {
     ppid: u32,
     sid: u32,
     zombie: bool,
+    /// User and system time, its own and its waited-for children's, in clock ticks.
+    cpu_ticks: u64,
+    /// Resident set size, in pages.
+    rss_pages: u64,
+}
+
+/// What a running session's processes use, summed over them (see `members_of`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceUse {
+    /// CPU time (user + system) of the live processes and of the children they waited for.
+    pub cpu_ms: u64,
+    /// Resident memory, summed: pages two processes share count twice, as in `ps`.
+    pub memory_bytes: u64,
+    /// Live (not zombie) processes.
+    pub processes: u32,
+    /// Whether the session runs at the lowest CPU priority because it floods output.
+    pub throttled: bool,
 }
 
 /// Every process of session `sid`, plus every descendant of one of them that left the session
@@ -48,6 +76,27 @@ fn members_of(all: &[ProcStat], sid: u32) -> Vec<ProcStat> {
 /// Whether any process of the session (see `session_members`) is still alive (not a zombie).
 pub fn session_has_live_members(sid: u32) -> bool {
     members_of(&all_processes(), sid).iter().any(|p| !p.zombie)
+}
+
+/// What session `sid`'s processes use now (one scan of `/proc`). The caller must hold the
+/// session's leader unreaped, so that `sid` is provably that session's.
+pub fn session_use(sid: u32) -> ResourceUse {
+    // SAFETY: sysconf reads only its argument.
+    let (ticks_per_second, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let (ticks_per_second, page_size) = (ticks_per_second.max(1) as u64, page_size.max(1) as u64);
+    let members = members_of(&all_processes(), sid);
+    let live = members.iter().filter(|p| !p.zombie);
+    ResourceUse {
+        cpu_ms: members.iter().map(|p| p.cpu_ticks).sum::<u64>() * 1000 / ticks_per_second,
+        memory_bytes: live.clone().map(|p| p.rss_pages).sum::<u64>() * page_size,
+        processes: live.count() as u32,
+        throttled: false,
+    }
 }
 
 /// The session ids that some live (not zombie) process has.
@@ -157,20 +206,22 @@ fn all_processes() -> Vec<ProcStat> {
         .collect()
 }
 
-/// Parses `/proc/PID/stat`: the fields after the `)` that closes the command name (which may
-/// hold spaces and parens) are state, ppid, pgrp, session, …
+/// Parses `/proc/PID/stat` (proc(5)): the fields after the `)` that closes the command name
+/// (which may hold spaces and parens) are state, ppid, pgrp, session, …
 fn proc_stat(pid: u32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-    let state = fields.next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let _pgrp = fields.next()?;
-    let sid = fields.next()?.parse().ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // Numbered from the state (field 3 in proc(5)).
+    let number = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    // Usage figures are read leniently: a process must never be missed (by a kill) for them.
+    let cpu_ticks = (14..=17).map(|field| number(field).unwrap_or(0)).sum();
     Some(ProcStat {
         pid,
-        ppid,
-        sid,
-        zombie: state == "Z",
+        ppid: number(4)? as u32,
+        sid: number(6)? as u32,
+        zombie: *fields.first()? == "Z",
+        cpu_ticks,
+        rss_pages: number(24).unwrap_or(0),
     })
 }
 
@@ -185,5 +236,18 @@ mod tests {
         assert!(members.iter().any(|p| p.pid == std::process::id()));
         assert!(session_has_live_members(sid));
         assert!(live_session_ids().contains(&sid));
+    }
+
+    #[test]
+    fn own_session_uses_memory_and_time() {
+        let sid = nix::unistd::getsid(None).unwrap().as_raw() as u32;
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(50) {
+            std::hint::black_box(started.elapsed());
+        }
+        let used = session_use(sid);
+        assert!(used.processes >= 1, "{used:?}");
+        assert!(used.memory_bytes > 1 << 20, "{used:?}");
+        assert!(used.cpu_ms >= 10, "{used:?}");
     }
 }

@@ -7,6 +7,9 @@
 //! Only a server that may give the priority back (root, or CAP_SYS_NICE) throttles: an
 //! unprivileged one could lower a priority but never restore it, so it says so once and leaves
 //! priorities alone.
+//!
+//! What a session uses (CPU, memory) is read here too: it is what a person checks when a
+//! session is throttled.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +75,22 @@ fn may_throttle() -> bool {
 }
 
 impl Session {
+    /// What the session's processes use now; `None` once its program has ended (or the
+    /// keeper is lost: its ids are then no longer provably its own).
+    pub async fn resource_use(self: &Arc<Self>) -> Option<process::ResourceUse> {
+        let session = self.clone();
+        // Off the async workers: it reads /proc.
+        let used = tokio::task::spawn_blocking(move || {
+            let _leader = session.leader_unreaped()?;
+            Some(process::session_use(session.pid))
+        });
+        let used = used.await.ok().flatten()?;
+        Some(process::ResourceUse {
+            throttled: lock(&self.reported).throttle.on,
+            ..used
+        })
+    }
+
     /// The throttle's part of the activity tick: `total` is the output so far.
     pub(super) fn throttle_tick(self: &Arc<Self>, total: u64, busy: bool) {
         let Some(on) = lock(&self.reported).throttle.observe(total, busy) else {
