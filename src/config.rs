@@ -130,6 +130,62 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+
+    /// Give each session a cgroup with the limits below (when the server may make cgroups).
+    #[arg(long, env = "MONKEYPROOF_CGROUPS", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub cgroups: bool,
+
+    /// A session's memory limit when its request gives none: bytes, or with a K, M, G or T
+    /// suffix (powers of 1024), or `max` for none [default: half of the machine's memory].
+    #[arg(long, env = "MONKEYPROOF_MEMORY_MAX", value_parser = memory_max)]
+    pub memory_max: Option<MemoryMax>,
+
+    /// A session's limit on processes and threads when its request gives none.
+    #[arg(long, env = "MONKEYPROOF_PIDS_MAX", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(1..=4_194_304))]
+    pub pids_max: u64,
+
+    /// A session's CPU weight when its request gives none (100 is a normal process's share).
+    #[arg(long, env = "MONKEYPROOF_CPU_WEIGHT", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub cpu_weight: u64,
+}
+
+/// `MONKEYPROOF_MEMORY_MAX`: a number of bytes, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryMax(pub Option<u64>);
+
+fn memory_max(text: &str) -> Result<MemoryMax, String> {
+    if text == "max" {
+        return Ok(MemoryMax(None));
+    }
+    memory_bytes(text).map(|n| MemoryMax(Some(n)))
+}
+
+/// An amount of memory for a session's limit: bytes, or with a K, M, G or T suffix (powers of
+/// 1024), within `cgroup::MEMORY_MAX_RANGE`.
+pub fn memory_bytes(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.strip_suffix(['K', 'M', 'G', 'T']) {
+        Some(digits) => (digits, text.as_bytes()[text.len() - 1]),
+        None => (text, b'B'),
+    };
+    let shift = match unit {
+        b'K' => 10,
+        b'M' => 20,
+        b'G' => 30,
+        b'T' => 40,
+        _ => 0,
+    };
+    let range = crate::engine::cgroup::MEMORY_MAX_RANGE;
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            format!("expected bytes (4M to 1024T, with an optional K/M/G/T suffix), not {text:?}")
+        })
 }
 
 /// The token in force and whether it was generated.
@@ -209,6 +265,25 @@ impl Config {
         })
     }
 
+    /// The limits sessions get by default, or `None` with cgroups off.
+    pub fn default_limits(&self) -> Option<crate::engine::cgroup::Limits> {
+        let half_of_memory = || {
+            // SAFETY: sysconf only reads system values.
+            let (pages, page) = unsafe {
+                (
+                    libc::sysconf(libc::_SC_PHYS_PAGES),
+                    libc::sysconf(libc::_SC_PAGESIZE),
+                )
+            };
+            (pages > 0 && page > 0).then(|| pages as u64 * page as u64 / 2)
+        };
+        self.cgroups.then(|| crate::engine::cgroup::Limits {
+            memory_max: self.memory_max.map_or_else(half_of_memory, |m| m.0),
+            pids_max: Some(self.pids_max),
+            cpu_weight: self.cpu_weight,
+        })
+    }
+
     pub fn kill_grace(&self) -> Duration {
         Duration::from_millis(self.kill_grace_ms)
     }
@@ -260,6 +335,21 @@ mod tests {
         let mut config = Config::parse_from(["monkeyproof"]);
         config.token = token.map(str::to_owned);
         config.token()
+    }
+
+    #[test]
+    fn memory_amounts() {
+        assert_eq!(memory_max("max"), Ok(MemoryMax(None)));
+        assert_eq!(memory_max("512M"), Ok(MemoryMax(Some(512 << 20))));
+        assert_eq!(memory_max("8G"), Ok(MemoryMax(Some(8 << 30))));
+        assert_eq!(memory_max("4194304"), Ok(MemoryMax(Some(4 << 20))));
+        for bad in ["", "1K", "12X", "-1", "M", "99999999999T"] {
+            assert!(memory_max(bad).is_err(), "{bad}");
+        }
+        let config = Config::from_args(["monkeyproof".into()]);
+        let limits = config.default_limits().unwrap();
+        assert!(limits.memory_max.unwrap() > 1 << 20);
+        assert_eq!((limits.pids_max, limits.cpu_weight), (Some(4096), 100));
     }
 
     #[test]

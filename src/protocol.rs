@@ -65,6 +65,15 @@ pub struct CreateSessionRequest {
     /// Also record what is typed into the program (`i` events of `/recording`); off by default,
     /// as input may hold secrets.
     pub record_input: Option<bool>,
+    /// Most memory the session's processes may use, in bytes (4 MiB – 1 PiB); over it the
+    /// kernel kills within the session alone. Default: `MONKEYPROOF_MEMORY_MAX`.
+    pub memory_max: Option<u64>,
+    /// Most processes and threads the session may have at once (1 – 4194304). Default:
+    /// `MONKEYPROOF_PIDS_MAX`.
+    pub pids_max: Option<u64>,
+    /// The session's CPU share when the CPU is contended, 1 – 10000 (100 is a normal
+    /// process's). Default: `MONKEYPROOF_CPU_WEIGHT`.
+    pub cpu_weight: Option<u64>,
 }
 
 /// A session as listed and returned by the API.
@@ -84,6 +93,9 @@ pub struct SessionInfo {
     pub exit_code: Option<i32>,
     /// The terminating signal's name, e.g. `SIGKILL`.
     pub signal: Option<String>,
+    /// Why the program ended when code and signal do not say: `outOfMemory` (the kernel
+    /// killed processes of the session for going over its `memoryMax`).
+    pub exit_reason: Option<crate::engine::ExitReason>,
     pub pid: u32,
     /// ISO 8601 UTC with milliseconds, as JavaScript's `toISOString`.
     pub created_at: String,
@@ -328,6 +340,8 @@ pub enum RawServerMessage {
     Exit {
         code: Option<i32>,
         signal: Option<String>,
+        /// As `SessionInfo::exit_reason`.
+        reason: Option<crate::engine::ExitReason>,
         status: SessionStatus,
     },
     /// A message from the client was refused; the connection stays open.
@@ -433,6 +447,8 @@ pub enum SessionEventKind {
         status: SessionStatus,
         code: Option<i32>,
         signal: Option<String>,
+        /// As `SessionInfo::exit_reason`.
+        reason: Option<crate::engine::ExitReason>,
     },
     Removed,
     /// The agent's state changed.
@@ -547,6 +563,7 @@ mod tests {
                 status: SessionStatus::Exited,
                 code: None,
                 signal: None,
+                reason: None,
             },
             Removed,
             Agent { agent },

@@ -42,6 +42,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         env_remove: SECRET_ENV_VARS.iter().map(|s| s.to_string()).collect(),
         busy_window: Duration::from_millis(config.busy_ms),
         max_finished: config.max_finished_sessions as usize,
+        default_limits: config.default_limits(),
     };
     // It reads the records and transcripts of earlier runs.
     let engine = tokio::task::spawn_blocking(move || Engine::new(engine_config))

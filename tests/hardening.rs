@@ -803,6 +803,7 @@ async fn a_handler_that_panics_answers_500_json_and_the_connection_lives_on() {
         env_remove: Vec::new(),
         busy_window: std::time::Duration::from_secs(1),
         max_finished: 10,
+        default_limits: None,
     })
     .unwrap();
     let state = AppState {

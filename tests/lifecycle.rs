@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use monkeyproof::protocol::{SessionDetail, SessionStatus};
+use monkeyproof::protocol::SessionStatus;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -458,68 +458,4 @@ async fn shutdown_kills_the_jobs_a_finished_session_left() {
         !process_alive(bg),
         "shutdown left a finished session's job running"
     );
-}
-
-/// The nice value of process `pid` (field 19 of its stat).
-fn nice_of(pid: u32) -> i32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .nth(16)
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-#[tokio::test]
-async fn a_flooding_session_runs_at_the_lowest_priority_until_it_quiets() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: flood throttling needs root (or CAP_SYS_NICE)");
-        return;
-    }
-    let server = Server::start();
-    let quiet = server.exec("sleep 30").await;
-    // Floods for 1.5 s, then sits quietly (the same process, so its priority can be seen
-    // coming back).
-    let flood = server
-        .exec("timeout 1.5 yes flood-flood-flood-flood; exec sleep 30")
-        .await;
-    eventually("the flood to be throttled", || async {
-        (nice_of(flood.pid) == 19).then_some(())
-    })
-    .await;
-    assert_eq!(nice_of(quiet.pid), 0, "a quiet session keeps its priority");
-    let usage = |detail: SessionDetail| detail.usage.expect("usage while running");
-    assert!(usage(server.detail(&flood.id).await).throttled);
-    assert!(!usage(server.detail(&quiet.id).await).throttled);
-    eventually("the throttle to be let go once it quiets", || async {
-        (nice_of(flood.pid) == 0).then_some(())
-    })
-    .await;
-    server.delete(&format!("/sessions/{}", flood.id)).await;
-    server.delete(&format!("/sessions/{}", quiet.id)).await;
-}
-
-#[tokio::test]
-async fn a_running_session_shows_the_cpu_and_memory_its_processes_use() {
-    let server = Server::start();
-    // A child (sh waits for it) that holds 64 MiB, written so that it is resident, after
-    // spinning for 0.4 s.
-    let session = server
-        .exec(
-            "python3 -c 'import time\nt = time.time()\nwhile time.time() - t < 0.4: pass\n\
-             held = b\"x\" * (64 << 20)\nprint(\"holding\")\ntime.sleep(60)'; echo done",
-        )
-        .await;
-    let detail = server.wait_for_screen(&session.id, "holding").await;
-    let usage = detail.usage.expect("usage while running");
-    assert!(usage.processes >= 2, "the shell and python: {usage:?}");
-    assert!(usage.memory_bytes >= 64 << 20, "{usage:?}");
-    assert!(usage.memory_bytes < 1 << 30, "{usage:?}");
-    assert!(usage.cpu_ms >= 300, "{usage:?}");
-    assert!(!usage.throttled);
-
-    server.delete(&format!("/sessions/{}", session.id)).await;
-    let ended = server.wait_for_end(&session.id).await;
-    assert_eq!(ended.usage, None, "nothing runs, nothing is used");
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use crate::engine::{Engine, Event, EventKind, ExitInfo, ScreenText, Session};
+use crate::engine::{Engine, Event, EventKind, ScreenText, Session};
 pub use crate::protocol::iso::format as iso_time;
 use crate::protocol::{Activity, Cursor, ScreenView, SessionEvent, SessionEventKind, SessionInfo};
 
@@ -15,10 +15,7 @@ const TASK_PREVIEW_CHARS: usize = 500;
 pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
     let snap = session.snapshot();
     let busy = snap.is_busy(busy_window);
-    let exit = snap.exit.unwrap_or(ExitInfo {
-        code: None,
-        signal: None,
-    });
+    let exit = snap.exit.unwrap_or_default();
     SessionInfo {
         id: session.id.clone(),
         task: session.task.clone(),
@@ -29,6 +26,7 @@ pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
         status: snap.status,
         exit_code: exit.code,
         signal: exit.signal,
+        exit_reason: exit.reason,
         pid: session.pid,
         created_at: iso_time(session.created_at),
         ended_at: snap.ended_at.map(iso_time),
@@ -94,10 +92,12 @@ pub fn event(engine: &Engine, event: &Event, with_data: bool) -> SessionEvent {
             status,
             code,
             signal,
+            reason,
         } => SessionEventKind::Exit {
             status: *status,
             code: *code,
             signal: signal.clone(),
+            reason: *reason,
         },
         EventKind::Removed => SessionEventKind::Removed,
         EventKind::Agent(agent) => SessionEventKind::Agent {

@@ -66,8 +66,14 @@ fn notice(
                 false,
             )
         }
-        EventKind::Exit { code, signal, .. } => {
+        EventKind::Exit {
+            code,
+            signal,
+            reason,
+            ..
+        } => {
             let how = match (code, signal) {
+                _ if reason.is_some() => "ran out of memory (over its memoryMax)".into(),
                 (_, Some(signal)) => format!("was killed by {signal}"),
                 (Some(code), None) => format!("exited with code {code}"),
                 (None, None) => "ended".into(),

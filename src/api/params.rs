@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 
 use super::error::ApiError;
 use crate::engine::TermSize;
+use crate::engine::cgroup::{self, LimitRequest};
 
 /// The message for a bad `since` (transcript and WebSocket alike).
 pub const SINCE_ERROR: &str = "since must be a non-negative byte offset";
@@ -83,6 +84,32 @@ pub fn label(label: &str) -> String {
         .take(MAX_LABEL_CHARS)
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// A session's cgroup limits, each in its range (see `engine::cgroup`), or 400.
+pub fn limits(
+    memory_max: Option<u64>,
+    pids_max: Option<u64>,
+    cpu_weight: Option<u64>,
+) -> Result<LimitRequest, ApiError> {
+    for (name, value, range) in [
+        ("memoryMax", memory_max, cgroup::MEMORY_MAX_RANGE),
+        ("pidsMax", pids_max, cgroup::PIDS_MAX_RANGE),
+        ("cpuWeight", cpu_weight, cgroup::CPU_WEIGHT_RANGE),
+    ] {
+        if let Some(value) = value.filter(|v| !range.contains(v)) {
+            return Err(ApiError::bad_request(format!(
+                "{name} must be {} to {} (not {value})",
+                range.start(),
+                range.end()
+            )));
+        }
+    }
+    Ok(LimitRequest {
+        memory_max,
+        pids_max,
+        cpu_weight,
+    })
 }
 
 /// The owner, if not empty; at most `MAX_OWNER_CHARS`.

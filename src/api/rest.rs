@@ -133,6 +133,7 @@ pub async fn create_session(
         size,
         record_input: req.record_input.unwrap_or(false),
         agent,
+        limits: params::limits(req.memory_max, req.pids_max, req.cpu_weight)?,
     };
     let engine = app.engine.clone();
     let session = tokio::task::spawn_blocking(move || engine.spawn(spec))

@@ -328,6 +328,7 @@ impl Connection {
                 self.send_json(&RawServerMessage::Exit {
                     code: exit.code,
                     signal: exit.signal,
+                    reason: exit.reason,
                     status,
                 })
                 .await

@@ -76,6 +76,15 @@ pub enum Command {
         /// A name for people, shown by `ls` and the page (ids stay the address).
         #[arg(long)]
         name: Option<String>,
+        /// Most memory the session may use (e.g. 2G); the server's default otherwise.
+        #[arg(long, value_parser = crate::config::memory_bytes)]
+        memory_max: Option<u64>,
+        /// Most processes and threads the session may have at once.
+        #[arg(long)]
+        pids_max: Option<u64>,
+        /// The session's CPU share when the CPU is contended, 1–10000 (100 is normal).
+        #[arg(long)]
+        cpu_weight: Option<u64>,
         #[arg(trailing_var_arg = true, required = true, num_args = 1..)]
         cmd: Vec<String>,
     },
@@ -216,6 +225,9 @@ pub async fn run(cli: Cli) -> Result<i32, String> {
             label,
             owner,
             name,
+            memory_max,
+            pids_max,
+            cpu_weight,
             cmd,
         } => {
             let exec = kind.as_deref().is_none_or(|k| k == "exec");
@@ -225,7 +237,8 @@ pub async fn run(cli: Cli) -> Result<i32, String> {
                 cmd.join(" ")
             };
             let body = json!({"task": task, "type": kind, "preset": preset, "cwd": cwd,
-                "labels": label, "owner": owner, "name": name});
+                "labels": label, "owner": owner, "name": name, "memoryMax": memory_max,
+                "pidsMax": pids_max, "cpuWeight": cpu_weight});
             let info: SessionInfo = client.post("/sessions", &body).await.map_err(fail)?;
             if json {
                 print_json(&info);

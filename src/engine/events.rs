@@ -53,6 +53,7 @@ pub enum EventKind {
         status: SessionStatus,
         code: Option<i32>,
         signal: Option<String>,
+        reason: Option<super::ExitReason>,
     },
     /// The record expired and is gone.
     Removed,

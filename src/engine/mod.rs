@@ -6,6 +6,7 @@
 
 mod answers;
 mod backlog;
+pub mod cgroup;
 pub mod data_dir;
 mod events;
 pub mod keys;
@@ -40,10 +41,11 @@ pub use screen::{
 };
 use session::Serving;
 pub use session::{
-    AnswerError, AttachFrom, AttachStart, DUPLICATE_ANSWER_WINDOW, ExitInfo, FINISHED_TAIL_BYTES,
-    Fired, InputError, MAX_OUTPUT_CHUNK, MAX_PATTERN_BYTES, MAX_QUEUED_ANSWER_BYTES,
-    MAX_QUEUED_INPUT_BYTES, ReplyFilter, Session, SessionKind, SessionSnapshot, SessionStatus,
-    SpawnError, SpawnSpec, Viewer, ViewerEvent, WaitFor, WaitOutcome,
+    AnswerError, AttachFrom, AttachStart, DUPLICATE_ANSWER_WINDOW, ExitInfo, ExitReason,
+    FINISHED_TAIL_BYTES, Fired, InputError, MAX_OUTPUT_CHUNK, MAX_PATTERN_BYTES,
+    MAX_QUEUED_ANSWER_BYTES, MAX_QUEUED_INPUT_BYTES, ReplyFilter, Session, SessionKind,
+    SessionSnapshot, SessionStatus, SpawnError, SpawnSpec, Viewer, ViewerEvent, WaitFor,
+    WaitOutcome,
 };
 
 /// The engine's settings.
@@ -67,6 +69,9 @@ pub struct EngineConfig {
     pub busy_window: Duration,
     /// Finished sessions kept at most; beyond it the oldest are removed before their TTL.
     pub max_finished: usize,
+    /// Each session gets a cgroup with these limits unless its request says otherwise; `None`
+    /// turns cgroups off.
+    pub default_limits: Option<cgroup::Limits>,
 }
 
 /// Descriptors one session holds in the server: the PTY master (for input and resizes; the
@@ -99,6 +104,8 @@ pub struct Engine {
     keeper: Mutex<Option<Arc<Keeper>>>,
     /// When output was read and sessions resized, for recordings.
     timeline: Arc<Timeline>,
+    /// Where sessions get their cgroups, when this server may make them.
+    cgroups: Option<Arc<cgroup::Cgroups>>,
 }
 
 impl Engine {
@@ -113,7 +120,24 @@ impl Engine {
             Timeline::start(store.clone()).map_err(|e| format!("cannot start a thread: {e}"))?,
         );
         let events = Arc::new(EventBus::default());
-        let earlier = EarlierRuns::take_over(&config, &store, &events, &timeline)?;
+        let cgroups = config.default_limits.and_then(|defaults| {
+            cgroup::Cgroups::set_up(defaults)
+                .inspect(|cgroups| {
+                    tracing::info!(
+                        version = cgroups.version(),
+                        ?defaults,
+                        "sessions get cgroups"
+                    )
+                })
+                .inspect_err(|why| {
+                    tracing::warn!(
+                        "sessions run without cgroups (no memory, pids or CPU limits): {why}"
+                    )
+                })
+                .ok()
+                .map(Arc::new)
+        });
+        let earlier = EarlierRuns::take_over(&config, &store, &events, &timeline, &cgroups)?;
         let sessions = earlier.sessions;
         let keeper = earlier.keeper;
         Ok(Self {
@@ -124,6 +148,7 @@ impl Engine {
             store,
             keeper: Mutex::new(keeper),
             timeline,
+            cgroups,
         })
     }
 
@@ -201,6 +226,7 @@ impl Engine {
             store: self.store.clone(),
             keeper,
             timeline: self.timeline.clone(),
+            cgroups: self.cgroups.clone(),
         }
     }
 

@@ -54,6 +54,9 @@ pub struct ResourceUse {
     pub processes: u32,
     /// Whether the session runs at the lowest CPU priority because it floods output.
     pub throttled: bool,
+    /// The limits of the session's cgroup; null when it has none (see the README's
+    /// Isolation).
+    pub limits: Option<super::cgroup::Limits>,
 }
 
 /// Every process of session `sid`, plus every descendant of one of them that left the session
@@ -96,6 +99,7 @@ pub fn session_use(sid: u32) -> ResourceUse {
         memory_bytes: live.clone().map(|p| p.rss_pages).sum::<u64>() * page_size,
         processes: live.count() as u32,
         throttled: false,
+        limits: None,
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use super::cgroup::Cgroups;
 use super::events::{EventBus, EventKind};
 use super::process;
 use super::session::{Serving, abandon_unrecorded};
@@ -28,6 +29,7 @@ impl EarlierRuns {
         store: &Arc<Store>,
         events: &Arc<EventBus>,
         timeline: &Arc<Timeline>,
+        cgroups: &Option<Arc<Cgroups>>,
     ) -> Result<Self, String> {
         let mut records = store
             .load()
@@ -42,6 +44,7 @@ impl EarlierRuns {
                 store: store.clone(),
                 keeper: keeper.clone(),
                 timeline: timeline.clone(),
+                cgroups: cgroups.clone(),
             };
             for held in keeper.list()? {
                 let Some(at) = records.iter().position(|r| r.id == held.id) else {

@@ -114,13 +114,7 @@ impl Sessions {
 
     /// Starts a program and answers `Spawned` (with the master) or `Failed`.
     pub(super) fn spawn(&mut self, server: &mut Connection, request: wire::Spawn) {
-        let started = spawn(
-            &request.argv,
-            &request.cwd,
-            &request.env,
-            request.cols,
-            request.rows,
-        );
+        let started = spawn(&request);
         let (pid, master) = match started {
             Ok(started) => started,
             Err(err) => {
@@ -458,22 +452,17 @@ fn ended(pid: u32) -> Option<Exit> {
     }
 }
 
-/// Starts `argv` on a new PTY of `cols`×`rows`; returns its pid and the PTY's master
+/// Starts the program asked for on a new PTY; returns its pid and the PTY's master
 /// (non-blocking).
-fn spawn(
-    argv: &[String],
-    cwd: &str,
-    env: &[String],
-    cols: u16,
-    rows: u16,
-) -> io::Result<(u32, OwnedFd)> {
-    let env: Vec<Vec<u8>> = env
+fn spawn(request: &wire::Spawn) -> io::Result<(u32, OwnedFd)> {
+    let env: Vec<Vec<u8>> = request
+        .env
         .iter()
         .filter_map(|pair| wire::decode_env(pair))
         .collect();
     let size = Winsize {
-        ws_row: rows,
-        ws_col: cols,
+        ws_row: request.rows,
+        ws_col: request.cols,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
@@ -493,9 +482,10 @@ fn spawn(
     let pid = child::spawn_on_terminal(
         &tty,
         &Program {
-            argv,
-            cwd: Path::new(cwd),
+            argv: &request.argv,
+            cwd: Path::new(&request.cwd),
             env: &env,
+            cgroups: &request.cgroups,
         },
     )?;
     // Only the program holds the terminal side: it gets EOF/SIGHUP as a terminal's would.

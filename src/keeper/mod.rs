@@ -16,7 +16,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,6 +63,20 @@ pub struct Keeper {
     /// One request at a time: the answers come back in order.
     asking: Mutex<mpsc::Receiver<(wire::Reply, Vec<OwnedFd>)>>,
     routes: Arc<Routes>,
+}
+
+/// A program to start on a new PTY.
+pub struct Launch<'a> {
+    pub argv: &'a [String],
+    pub cwd: &'a Path,
+    /// Exactly the program's environment.
+    pub env: &'a [(std::ffi::OsString, std::ffi::OsString)],
+    /// Columns and rows.
+    pub size: (u16, u16),
+    /// An empty file its output is appended to once watched.
+    pub transcript: &'a Path,
+    /// The `cgroup.procs` files of the session's cgroup, entered before the program runs.
+    pub cgroups: &'a [PathBuf],
 }
 
 impl Keeper {
@@ -138,29 +152,26 @@ impl Keeper {
         })
     }
 
-    /// Starts `argv` on a new PTY of `cols`×`rows` with exactly the environment `env`, its
-    /// output to be appended to `transcript` (an empty file) once watched. Returns its pid and
-    /// the PTY's master. Blocking.
-    pub fn spawn(
-        &self,
-        id: &str,
-        argv: &[String],
-        cwd: &Path,
-        env: &[(std::ffi::OsString, std::ffi::OsString)],
-        (cols, rows): (u16, u16),
-        transcript: &Path,
-    ) -> Result<(u32, OwnedFd), SpawnFailure> {
+    /// Starts a program on a new PTY (see `Launch`). Returns its pid and the PTY's master.
+    /// Blocking.
+    pub fn spawn(&self, id: &str, launch: &Launch) -> Result<(u32, OwnedFd), SpawnFailure> {
         let request = wire::Request::Spawn(wire::Spawn {
             id: id.to_owned(),
-            argv: argv.to_vec(),
-            cwd: cwd.to_string_lossy().into_owned(),
-            env: env
+            argv: launch.argv.to_vec(),
+            cwd: launch.cwd.to_string_lossy().into_owned(),
+            env: launch
+                .env
                 .iter()
                 .map(|(k, v)| wire::encode_env(k.as_bytes(), v.as_bytes()))
                 .collect(),
-            cols,
-            rows,
-            transcript: transcript.to_string_lossy().into_owned(),
+            cols: launch.size.0,
+            rows: launch.size.1,
+            transcript: launch.transcript.to_string_lossy().into_owned(),
+            cgroups: launch
+                .cgroups
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
         });
         let failure = |message: String| SpawnFailure {
             message,

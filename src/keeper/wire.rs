@@ -69,6 +69,9 @@ pub struct Spawn {
     pub rows: u16,
     /// The file (created by the server) the output is appended to.
     pub transcript: String,
+    /// `cgroup.procs` files the program enters before it runs (its session's cgroup).
+    #[serde(default)]
+    pub cgroups: Vec<String>,
 }
 
 /// Keeper → server.

@@ -21,13 +21,15 @@ pub use timeline::{MARK_EVERY, Mark, MarkKind, Timeline};
 /// The database file, below the data directory.
 pub const DATABASE: &str = "sessions.db";
 
-/// The schema version this build writes (`PRAGMA user_version`). 2 added `agent`, 3 `name`.
-const SCHEMA_VERSION: i64 = 3;
+/// The schema version this build writes (`PRAGMA user_version`). 2 added `agent`, 3 `name`,
+/// 4 `exit_reason`.
+const SCHEMA_VERSION: i64 = 4;
 
 /// What each version added: the statement taking version N (from 1) to N + 1.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize - 1] = [
     "ALTER TABLE sessions ADD COLUMN agent TEXT",
     "ALTER TABLE sessions ADD COLUMN name TEXT",
+    "ALTER TABLE sessions ADD COLUMN exit_reason TEXT",
 ];
 
 const SCHEMA: &str = "
@@ -56,7 +58,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     transcript TEXT NOT NULL,
     final_screen BLOB,
     agent TEXT,
-    name TEXT
+    name TEXT,
+    exit_reason TEXT
 );
 ";
 
@@ -92,6 +95,8 @@ pub struct SessionRecord {
     pub agent: Option<String>,
     /// The name given at start.
     pub name: Option<String>,
+    /// Why the program ended, beyond its status (`ExitReason`'s wire name).
+    pub exit_reason: Option<String>,
 }
 
 /// The session database of one data directory, held by this server alone.
@@ -164,9 +169,10 @@ impl Store {
             "INSERT OR REPLACE INTO sessions (id, kind, task, argv, cwd, owner, labels,
                 requested_by, created_at_ms, pid, cols, rows, status, exit_code, signal,
                 ended_at_ms, output_bytes, output_lines, last_output_at_ms,
-                task_delivered_at_ms, transcript, final_screen, record_input, agent, name)
+                task_delivered_at_ms, transcript, final_screen, record_input, agent, name,
+                exit_reason)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
         )?
         .execute(params![
             record.id,
@@ -194,6 +200,7 @@ impl Store {
             record.record_input,
             record.agent,
             record.name,
+            record.exit_reason,
         ])?;
         Ok(())
     }
@@ -232,7 +239,8 @@ impl Store {
 
 const COLUMNS: &str = "id, kind, task, argv, cwd, owner, labels, requested_by, created_at_ms, pid,
     cols, rows, status, exit_code, signal, ended_at_ms, output_bytes, output_lines,
-    last_output_at_ms, task_delivered_at_ms, transcript, final_screen, record_input, agent, name";
+    last_output_at_ms, task_delivered_at_ms, transcript, final_screen, record_input, agent, name,
+    exit_reason";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
@@ -261,6 +269,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         record_input: row.get(22)?,
         agent: row.get(23)?,
         name: row.get(24)?,
+        exit_reason: row.get(25)?,
     })
 }
 
@@ -303,19 +312,32 @@ mod tests {
             final_screen: None,
             agent: None,
             name: Some("build".into()),
+            exit_reason: Some("outOfMemory".into()),
         }
     }
 
     #[test]
     fn older_databases_gain_the_new_columns_and_keep_their_records() {
-        // Version 1 had neither `agent` nor `name`; version 2 had `agent`.
+        // Version 1 had neither `agent` nor `name`; version 2 had `agent`, 3 `name` too.
         for (version, schema, agent) in [
             (
                 1,
-                SCHEMA.replace(",\n    agent TEXT,\n    name TEXT", ""),
+                SCHEMA.replace(
+                    ",\n    agent TEXT,\n    name TEXT,\n    exit_reason TEXT",
+                    "",
+                ),
                 "",
             ),
-            (2, SCHEMA.replace(",\n    name TEXT", ""), ", NULL"),
+            (
+                2,
+                SCHEMA.replace(",\n    name TEXT,\n    exit_reason TEXT", ""),
+                ", NULL",
+            ),
+            (
+                3,
+                SCHEMA.replace(",\n    exit_reason TEXT", ""),
+                ", NULL, NULL",
+            ),
         ] {
             let dir = std::env::temp_dir().join(format!("mp-store-{}", rand::random::<u64>()));
             std::fs::create_dir_all(&dir).unwrap();
@@ -333,8 +355,8 @@ mod tests {
             let store = Store::open(&dir).unwrap();
             let old = store.get("old").unwrap().unwrap();
             assert_eq!(
-                (old.status.as_str(), old.agent, old.name),
-                ("exited", None, None),
+                (old.status.as_str(), old.agent, old.name, old.exit_reason),
+                ("exited", None, None, None),
                 "from version {version}"
             );
             let mut new = record("new");

@@ -87,6 +87,10 @@ impl Session {
                 orphan: held.orphan,
                 exit: held.exit,
                 reported,
+                cpu_weight: serving
+                    .cgroups
+                    .as_ref()
+                    .and_then(|c| c.unthrottled_weight(&held.id)),
             },
             held.master,
             serving,

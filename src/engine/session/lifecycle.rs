@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use super::super::events::EventKind;
 use super::super::process;
 use super::recent::FINISHED_TAIL_BYTES;
-use super::{ExitInfo, Session, SessionStatus, lock};
+use super::{ExitInfo, ExitReason, Session, SessionStatus, lock};
 use crate::keeper::{Exit, Keeper, child};
 
 /// How long the exit task lets the reader drain output written just before the program exited.
@@ -88,6 +88,7 @@ impl Session {
             Ok(exit) => ExitInfo {
                 code: exit.code,
                 signal: exit.signal,
+                reason: None,
             },
             // The keeper is gone (the program's parent now is init): its end can still be
             // seen, but not its status.
@@ -98,8 +99,16 @@ impl Session {
                 ExitInfo {
                     code: None,
                     signal: None,
+                    reason: None,
                 }
             }
+        };
+        let how = ExitInfo {
+            reason: self
+                .out_of_memory()
+                .await
+                .then_some(ExitReason::OutOfMemory),
+            ..how
         };
         lock(&self.processes.leader).exited = true;
         // Output written just before the exit may still be on its way through the PTY.
@@ -130,6 +139,7 @@ impl Session {
             status,
             code: how.code,
             signal: how.signal,
+            reason: how.reason,
         });
         self.publish();
     }
@@ -157,6 +167,11 @@ impl Session {
         }
         self.let_go();
         leader.reaped = true;
+        if let Some(cgroup) = &self.cgroup {
+            // Empty now (a dead process leaves its cgroup before it is reaped), unless a
+            // process that left the POSIX session lives on: then the cgroup stays, and keeps it.
+            cgroup.cgroups.remove(&self.id);
+        }
         true
     }
 
@@ -186,6 +201,18 @@ impl Session {
         lock(&self.master).take();
         self.input.close();
         true
+    }
+
+    /// Whether the kernel killed processes of the session for going over its memory limit.
+    async fn out_of_memory(self: &Arc<Self>) -> bool {
+        let Some(cgroups) = self.cgroup.as_ref().map(|c| c.cgroups.clone()) else {
+            return false;
+        };
+        let id = self.id.clone();
+        // Off the async workers: it reads a file.
+        tokio::task::spawn_blocking(move || cgroups.oom_kills(&id).is_some_and(|n| n > 0))
+            .await
+            .unwrap_or(false)
     }
 
     /// Kills the program's whole process session: SIGHUP + SIGTERM (+ SIGCONT, so stopped jobs

@@ -77,12 +77,22 @@ pub enum SessionStatus {
 }
 
 /// How the program ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExitInfo {
     /// The exit code, when the program exited normally.
     pub code: Option<i32>,
     /// The terminating signal's name (e.g. `SIGTERM`), when a signal ended it.
     pub signal: Option<String>,
+    /// Why it ended, when the code or signal alone does not say.
+    pub reason: Option<ExitReason>,
+}
+
+/// Why a program ended, beyond its exit code or signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ExitReason {
+    /// The kernel killed processes of the session for going over its `memoryMax`.
+    OutOfMemory,
 }
 
 /// One session. Shared as `Arc<Session>` by the registry, its tasks and its viewers.
@@ -132,6 +142,8 @@ pub struct Session {
     rehomed: Mutex<Option<Arc<crate::keeper::Keeper>>>,
     /// Where the marks of when output was read and of resizes go, for recordings.
     timeline: Option<Arc<crate::store::Timeline>>,
+    /// The session's cgroup, when it has one (named by its id).
+    cgroup: Option<super::cgroup::Membership>,
     /// The agent's state, when the session runs one (see `agent.rs`).
     agent: Option<Mutex<crate::agent::Tracker>>,
 }

@@ -46,6 +46,11 @@ impl Session {
             status: wire_name(&state.status),
             exit_code: state.exit.as_ref().and_then(|e| e.code),
             signal: state.exit.as_ref().and_then(|e| e.signal.clone()),
+            exit_reason: state
+                .exit
+                .as_ref()
+                .and_then(|e| e.reason)
+                .map(|r| wire_name(&r)),
             ended_at_ms: state.ended_at.map(millis),
             output_bytes: state.log.total(),
             output_lines: state.log.lines(),
@@ -107,6 +112,7 @@ impl Session {
             .and_then(Screen::from_saved)
             .unwrap_or_else(|| replayed_screen(&record, size));
         let session = Arc::new(Session {
+            cgroup: None,
             id: record.id,
             kind,
             task: record.task,
@@ -133,6 +139,9 @@ impl Session {
                 exit: Some(ExitInfo {
                     code: record.exit_code,
                     signal: record.signal,
+                    reason: record
+                        .exit_reason
+                        .and_then(|r| serde_json::from_value(r.into()).ok()),
                 }),
                 ended_at: Some(ended_at.unwrap_or_else(SystemTime::now)),
                 last_output_at: record.last_output_at_ms.map(from_millis),

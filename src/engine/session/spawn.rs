@@ -12,6 +12,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
+use super::super::cgroup::{Cgroups, LimitRequest, Membership};
 use super::super::events::{EventBus, EventKind};
 use super::super::output::OutputLog;
 use super::super::recording::size_text;
@@ -19,7 +20,7 @@ use super::super::screen::{Screen, TermSize};
 use super::input::InputQueue;
 use super::reader::Timing;
 use super::{InputError, Session, SessionKind, SessionStatus, State, activity, lifecycle, lock};
-use crate::keeper::{Keeper, OutputSink, child};
+use crate::keeper::{Keeper, Launch, OutputSink, child};
 use crate::store::{MarkKind, Store, Timeline};
 
 /// Everything needed to start a session's program.
@@ -46,6 +47,8 @@ pub struct SpawnSpec {
     pub record_input: bool,
     /// The agent it runs, if any (see `agent::launch`).
     pub agent: Option<crate::agent::AgentSpec>,
+    /// Limits of its cgroup beyond the server's defaults.
+    pub limits: LimitRequest,
 }
 
 /// Why a session could not be started.
@@ -100,6 +103,8 @@ pub(crate) struct Serving {
     pub store: Arc<Store>,
     pub keeper: Arc<Keeper>,
     pub timeline: Arc<Timeline>,
+    /// Where sessions get their cgroups, when the server may make them.
+    pub cgroups: Option<Arc<Cgroups>>,
 }
 
 impl Session {
@@ -133,29 +138,48 @@ impl Session {
         // A spawn that fails from here on leaves no transcript behind.
         let mut transcript_guard = RemoveOnDrop(Some(transcript_path.clone()));
         let env = child::environment(env_remove, &spec.env);
-        let (pid, master) = serving
-            .keeper
-            .spawn(
-                &id,
-                &spec.argv,
-                &spec.cwd,
-                &env,
-                (spec.size.cols, spec.size.rows),
-                &transcript_path,
-            )
-            .map_err(|failure| {
-                let err = failure
-                    .errno
-                    .map(std::io::Error::from_raw_os_error)
-                    .unwrap_or_else(|| std::io::Error::other(failure.message.clone()));
-                match (failure.errno, SpawnError::from_io("", &err)) {
-                    (_, SpawnError::Exhausted(_)) => {
-                        SpawnError::Exhausted(format!("cannot start {program}: {err}"))
-                    }
-                    (Some(_), _) => SpawnError::Invalid(format!("cannot start {program}: {err}")),
-                    (None, _) => SpawnError::Internal(failure.message),
+        let cgroup = match &serving.cgroups {
+            Some(cgroups) => {
+                let limits = cgroups.limits_for(&spec.limits);
+                let procs = cgroups
+                    .create(&id, &limits)
+                    .map_err(|e| SpawnError::from_io("cannot make the session's cgroup", &e))?;
+                Some((
+                    CgroupGuard(cgroups.clone(), id.clone()),
+                    procs,
+                    limits.cpu_weight,
+                ))
+            }
+            None if spec.limits.is_empty() => None,
+            None => {
+                return Err(SpawnError::Invalid(
+                    "memoryMax, pidsMax and cpuWeight need cgroups, which this server cannot \
+                     make (its log says why)"
+                        .into(),
+                ));
+            }
+        };
+        let launch = Launch {
+            argv: &spec.argv,
+            cwd: &spec.cwd,
+            env: &env,
+            size: (spec.size.cols, spec.size.rows),
+            transcript: &transcript_path,
+            cgroups: cgroup.as_ref().map_or(&[], |(_, procs, _)| procs),
+        };
+        let (pid, master) = serving.keeper.spawn(&id, &launch).map_err(|failure| {
+            let err = failure
+                .errno
+                .map(std::io::Error::from_raw_os_error)
+                .unwrap_or_else(|| std::io::Error::other(failure.message.clone()));
+            match (failure.errno, SpawnError::from_io("", &err)) {
+                (_, SpawnError::Exhausted(_)) => {
+                    SpawnError::Exhausted(format!("cannot start {program}: {err}"))
                 }
-            })?;
+                (Some(_), _) => SpawnError::Invalid(format!("cannot start {program}: {err}")),
+                (None, _) => SpawnError::Internal(failure.message),
+            }
+        })?;
         let keeper = serving.keeper.clone();
         let session = Session::serve(
             Parts {
@@ -179,6 +203,7 @@ impl Session {
                 orphan: false,
                 exit: None,
                 reported: 0,
+                cpu_weight: cgroup.as_ref().map(|(_, _, weight)| *weight),
             },
             master,
             serving,
@@ -186,6 +211,9 @@ impl Session {
         match session {
             Ok(started) => {
                 transcript_guard.0 = None;
+                if let Some((guard, ..)) = cgroup {
+                    std::mem::forget(guard);
+                }
                 Ok(started)
             }
             Err(err) => {
@@ -276,6 +304,13 @@ impl Session {
             rehomed: Mutex::new(rehomed),
             agent: parts.agent.map(Mutex::new),
             timeline: Some(serving.timeline),
+            cgroup: serving
+                .cgroups
+                .zip(parts.cpu_weight)
+                .map(|(cgroups, cpu_weight)| Membership {
+                    cgroups,
+                    cpu_weight,
+                }),
         });
 
         let (exit_go, exit_wait) = tokio::sync::oneshot::channel();
@@ -404,4 +439,16 @@ pub(super) struct Parts {
     pub exit: Option<crate::keeper::Exit>,
     /// Output up to this offset was reported by an earlier server.
     pub reported: u64,
+    /// It has a cgroup of its own (see `Serving::cgroups`), with this CPU weight when not
+    /// throttled.
+    pub cpu_weight: Option<u64>,
+}
+
+/// Removes a session's cgroup unless forgotten: a spawn that fails leaves none behind.
+struct CgroupGuard(Arc<Cgroups>, String);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        self.0.remove(&self.1);
+    }
 }

@@ -1,12 +1,13 @@
 //! Flood throttling: a program that prints more than `FLOOD_BYTES_PER_TICK` on `HOT_TICKS`
-//! activity ticks in a row runs at the lowest CPU priority (nice 19, every process of its
-//! session) until it has printed less than that on `COOL_TICKS` ticks in a row, or gone idle. A
-//! runaway program then leaves the CPU — and with it the keeper and the server, which read and
-//! model its output — to the sessions people type into.
+//! activity ticks in a row gets the least CPU (its cgroup's CPU weight 1, or without a cgroup
+//! nice 19 for every process of its session) until it has printed less than that on
+//! `COOL_TICKS` ticks in a row, or gone idle. A runaway program then leaves the CPU — and with
+//! it the keeper and the server, which read and model its output — to the sessions people type
+//! into.
 //!
-//! Only a server that may give the priority back (root, or CAP_SYS_NICE) throttles: an
-//! unprivileged one could lower a priority but never restore it, so it says so once and leaves
-//! priorities alone.
+//! Without cgroups, only a server that may give the priority back (root, or CAP_SYS_NICE)
+//! throttles: an unprivileged one could lower a priority but never restore it, so it says so
+//! once and leaves priorities alone.
 //!
 //! What a session uses (CPU, memory) is read here too: it is what a person checks when a
 //! session is throttled.
@@ -14,6 +15,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::super::cgroup::THROTTLED_CPU_WEIGHT;
 use super::super::process;
 use super::{Session, lock};
 
@@ -82,7 +84,13 @@ impl Session {
         // Off the async workers: it reads /proc.
         let used = tokio::task::spawn_blocking(move || {
             let _leader = session.leader_unreaped()?;
-            Some(process::session_use(session.pid))
+            Some(process::ResourceUse {
+                limits: session
+                    .cgroup
+                    .as_ref()
+                    .and_then(|c| c.cgroups.limits(&session.id)),
+                ..process::session_use(session.pid)
+            })
         });
         let used = used.await.ok().flatten()?;
         Some(process::ResourceUse {
@@ -96,7 +104,7 @@ impl Session {
         let Some(on) = lock(&self.reported).throttle.observe(total, busy) else {
             return;
         };
-        if !may_throttle() {
+        if self.cgroup.is_none() && !may_throttle() {
             return;
         }
         let session = self.clone();
@@ -106,10 +114,26 @@ impl Session {
             let Some(_leader) = session.leader_unreaped() else {
                 return;
             };
+            let what = if on {
+                "flooding: throttled"
+            } else {
+                "quiet again: throttle off"
+            };
+            if let Some(cgroup) = &session.cgroup {
+                let weight = if on {
+                    THROTTLED_CPU_WEIGHT
+                } else {
+                    cgroup.cpu_weight
+                };
+                if let Err(err) = cgroup.cgroups.set_cpu_weight(&session.id, weight) {
+                    tracing::warn!(session = %session.id, "cannot set the CPU weight: {err}");
+                }
+                tracing::info!(session = %session.id, cpu_weight = weight, "{what}");
+                return;
+            }
             let nice = if on { THROTTLED_NICE } else { 0 };
             let set = process::renice_session(session.pid, nice);
-            tracing::info!(session = %session.id, nice, processes = set,
-                "{}", if on { "flooding: throttled" } else { "quiet again: throttle off" });
+            tracing::info!(session = %session.id, nice, processes = set, "{what}");
         });
     }
 }

@@ -1,0 +1,389 @@
+//! A cgroup for each session, so that one runaway agent cannot take the box's memory,
+//! processes or CPU from the rest: `memory.max` (over it the kernel OOM-kills within the session
+//! alone), `pids.max` (a fork bomb stops there) and `cpu.weight` (its share when the CPU is
+//! contended; the flood throttle lowers it while a session floods).
+//!
+//! cgroup v2 when the unified hierarchy has the memory, pids and cpu controllers; else the v1
+//! hierarchies of those controllers (as on hosts that still mount v1, this one among them). The
+//! server makes `monkeyproof/<session id>` below its own cgroup; the keeper's child enters it
+//! before it runs the program (see `keeper::child`), so nothing the program starts escapes.
+//! A server that may not create cgroups (not root, no delegated subtree) says why once and runs
+//! sessions without them.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The directory made below the server's own cgroup for its sessions.
+const SESSIONS_DIR: &str = "monkeyproof";
+/// The controllers a session's cgroup needs.
+const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+/// `cpu.weight`'s range (v2), which the API uses on v1 too.
+pub const CPU_WEIGHT_RANGE: std::ops::RangeInclusive<u64> = 1..=10_000;
+/// `memory.max` accepted, in bytes: a shell needs a few MiB; 1 PiB is beyond any machine.
+pub const MEMORY_MAX_RANGE: std::ops::RangeInclusive<u64> = (4 << 20)..=(1 << 50);
+/// `pids.max` accepted: the kernel's largest pid number.
+pub const PIDS_MAX_RANGE: std::ops::RangeInclusive<u64> = 1..=4_194_304;
+/// The weight a flooding session gets (see `session::throttle`).
+pub const THROTTLED_CPU_WEIGHT: u64 = 1;
+
+/// A session's cgroup.
+#[derive(Debug)]
+pub struct Membership {
+    pub cgroups: std::sync::Arc<Cgroups>,
+    /// Its CPU weight when it is not throttled.
+    pub cpu_weight: u64,
+}
+
+/// A session's limits; `None` is no limit.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Bytes of memory (pages, kernel memory and page cache charged to the session).
+    pub memory_max: Option<u64>,
+    /// Processes and threads at once.
+    pub pids_max: Option<u64>,
+    /// CPU share when the CPU is contended, 1–10000 (100 is a normal process's).
+    pub cpu_weight: u64,
+}
+
+/// Limits asked for with a session; the server's defaults fill in the rest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitRequest {
+    pub memory_max: Option<u64>,
+    pub pids_max: Option<u64>,
+    pub cpu_weight: Option<u64>,
+}
+
+impl LimitRequest {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The sessions' cgroups, and the limits they get when a request does not say.
+#[derive(Debug)]
+pub struct Cgroups {
+    hierarchy: Hierarchy,
+    defaults: Limits,
+}
+
+/// Where the sessions' cgroups are made: one directory (v2) or one per controller (v1).
+#[derive(Debug)]
+enum Hierarchy {
+    V2 { sessions: PathBuf },
+    V1 { sessions: [PathBuf; 3] },
+}
+
+impl Cgroups {
+    /// The server's place for session cgroups, made if need be; `Err` says why there is none.
+    pub fn set_up(defaults: Limits) -> Result<Cgroups, String> {
+        Ok(Cgroups {
+            hierarchy: Hierarchy::find()?,
+            defaults,
+        })
+    }
+
+    /// `request` with the defaults where it says nothing.
+    pub fn limits_for(&self, request: &LimitRequest) -> Limits {
+        Limits {
+            memory_max: request.memory_max.or(self.defaults.memory_max),
+            pids_max: request.pids_max.or(self.defaults.pids_max),
+            cpu_weight: request.cpu_weight.unwrap_or(self.defaults.cpu_weight),
+        }
+    }
+
+    /// Which version the cgroups are: 1 or 2.
+    pub fn version(&self) -> u8 {
+        match self.hierarchy {
+            Hierarchy::V1 { .. } => 1,
+            Hierarchy::V2 { .. } => 2,
+        }
+    }
+}
+
+impl Hierarchy {
+    fn find() -> Result<Hierarchy, String> {
+        let own = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+        let unified = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .into_iter()
+            .find(|root| Path::new(root).join("cgroup.controllers").exists());
+        let v2_path = own.lines().find_map(|line| line.strip_prefix("0::"));
+        if let (Some(root), Some(path)) = (unified, v2_path) {
+            let dir = Path::new(root).join(path.trim_start_matches('/'));
+            let available =
+                std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+            if CONTROLLERS
+                .iter()
+                .all(|c| available.split_whitespace().any(|a| a == *c))
+            {
+                return set_up_v2(&dir).map(|sessions| Hierarchy::V2 { sessions });
+            }
+        }
+        let mut sessions = Vec::new();
+        for controller in CONTROLLERS {
+            // `N:memory:/path` (a hierarchy may bind several controllers: `N:cpu,cpuacct:/`).
+            let path = own.lines().find_map(|line| {
+                let mut fields = line.splitn(3, ':');
+                let (_, names, path) = (fields.next()?, fields.next()?, fields.next()?);
+                names.split(',').any(|n| n == controller).then_some(path)
+            });
+            let mount = Path::new("/sys/fs/cgroup").join(controller);
+            let (Some(path), true) = (path, mount.join("cgroup.procs").exists()) else {
+                return Err(format!(
+                    "no cgroup v2 with the memory, pids and cpu controllers, and no v1 {controller} hierarchy at {}",
+                    mount.display()
+                ));
+            };
+            let dir = mount.join(path.trim_start_matches('/')).join(SESSIONS_DIR);
+            make_dir(&dir)?;
+            sessions.push(dir);
+        }
+        let sessions = sessions.try_into().expect("one directory per controller");
+        Ok(Hierarchy::V1 { sessions })
+    }
+}
+
+impl Cgroups {
+    /// Makes session `id`'s cgroup with `limits`; returns the `cgroup.procs` files its program
+    /// enters.
+    pub fn create(&self, id: &str, limits: &Limits) -> io::Result<Vec<PathBuf>> {
+        let dirs = self.dirs(id);
+        for dir in &dirs {
+            match std::fs::create_dir(dir) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+        }
+        let made = self.apply(id, limits);
+        if made.is_err() {
+            self.remove(id);
+        }
+        made?;
+        Ok(dirs.iter().map(|d| d.join("cgroup.procs")).collect())
+    }
+
+    fn apply(&self, id: &str, limits: &Limits) -> io::Result<()> {
+        let number = |n: Option<u64>, unlimited: &str| match n {
+            Some(n) => n.to_string(),
+            None => unlimited.to_string(),
+        };
+        match self.hierarchy {
+            Hierarchy::V2 { .. } => {
+                let dir = &self.dirs(id)[0];
+                std::fs::write(dir.join("memory.max"), number(limits.memory_max, "max"))?;
+                // Over the limit, the whole session goes (not one process chosen from it), and
+                // it is not let out through swap.
+                std::fs::write(dir.join("memory.oom.group"), "1")?;
+                let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+                std::fs::write(dir.join("pids.max"), number(limits.pids_max, "max"))?;
+                self.set_cpu_weight(id, limits.cpu_weight)
+            }
+            Hierarchy::V1 { .. } => {
+                let [memory, pids, _] = self.dirs(id).try_into().expect("three");
+                let bytes = number(limits.memory_max, "-1");
+                // Memory + swap, where swap is accounted (the file exists), may never be below
+                // memory alone: set before when it rises, after when it falls.
+                let memsw = memory.join("memory.memsw.limit_in_bytes");
+                let _ = std::fs::write(&memsw, &bytes);
+                std::fs::write(memory.join("memory.limit_in_bytes"), &bytes)?;
+                let _ = std::fs::write(&memsw, &bytes);
+                std::fs::write(pids.join("pids.max"), number(limits.pids_max, "max"))?;
+                self.set_cpu_weight(id, limits.cpu_weight)
+            }
+        }
+    }
+
+    /// Session `id`'s CPU weight (v1: the equal `cpu.shares`, 1024 for 100).
+    pub fn set_cpu_weight(&self, id: &str, weight: u64) -> io::Result<()> {
+        let dirs = self.dirs(id);
+        match self.hierarchy {
+            Hierarchy::V2 { .. } => std::fs::write(dirs[0].join("cpu.weight"), weight.to_string()),
+            Hierarchy::V1 { .. } => {
+                let shares = (weight * 1024 / 100).clamp(2, 262_144);
+                std::fs::write(dirs[2].join("cpu.shares"), shares.to_string())
+            }
+        }
+    }
+
+    /// The CPU weight session `id` (started by an earlier server) gets when not throttled, if it
+    /// has a cgroup. A server that stopped while the session was throttled left the throttled
+    /// weight: it then gets the default.
+    pub fn unthrottled_weight(&self, id: &str) -> Option<u64> {
+        let weight = self.limits(id)?.cpu_weight;
+        Some(if weight <= THROTTLED_CPU_WEIGHT {
+            self.defaults.cpu_weight
+        } else {
+            weight
+        })
+    }
+
+    /// Session `id`'s limits as its cgroup has them; `None` when it has none.
+    pub fn limits(&self, id: &str) -> Option<Limits> {
+        let dirs = self.dirs(id);
+        let read = |dir: &Path, file: &str| std::fs::read_to_string(dir.join(file)).ok();
+        // "max" (v2), or v1's "unlimited", the largest page-aligned i64.
+        let limit = |text: String| {
+            text.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n < (i64::MAX as u64) & !0xfff)
+        };
+        Some(match self.hierarchy {
+            Hierarchy::V2 { .. } => Limits {
+                memory_max: limit(read(&dirs[0], "memory.max")?),
+                pids_max: limit(read(&dirs[0], "pids.max")?),
+                cpu_weight: read(&dirs[0], "cpu.weight")?.trim().parse().ok()?,
+            },
+            Hierarchy::V1 { .. } => Limits {
+                memory_max: limit(read(&dirs[0], "memory.limit_in_bytes")?),
+                pids_max: limit(read(&dirs[1], "pids.max")?),
+                cpu_weight: read(&dirs[2], "cpu.shares")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .map(|shares| (shares * 100).div_ceil(1024))?,
+            },
+        })
+    }
+
+    /// How many of session `id`'s processes the kernel killed for going over `memory.max`.
+    pub fn oom_kills(&self, id: &str) -> Option<u64> {
+        let (dir, file) = match self.hierarchy {
+            Hierarchy::V2 { .. } => (self.dirs(id).swap_remove(0), "memory.events"),
+            Hierarchy::V1 { .. } => (self.dirs(id).swap_remove(0), "memory.oom_control"),
+        };
+        let text = std::fs::read_to_string(dir.join(file)).ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
+    /// Bytes of memory charged to session `id` now.
+    pub fn memory_used(&self, id: &str) -> Option<u64> {
+        let file = match self.hierarchy {
+            Hierarchy::V2 { .. } => "memory.current",
+            Hierarchy::V1 { .. } => "memory.usage_in_bytes",
+        };
+        let dir = self.dirs(id).swap_remove(0);
+        std::fs::read_to_string(dir.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Removes session `id`'s cgroup, once none of its processes is left (else the kernel
+    /// refuses, and it stays).
+    pub fn remove(&self, id: &str) {
+        for dir in self.dirs(id) {
+            match std::fs::remove_dir(&dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    tracing::warn!(cgroup = %dir.display(), "cannot remove a session's cgroup: {e}");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Session `id`'s directories: the one (v2), or memory's, pids' and cpu's (v1).
+    fn dirs(&self, id: &str) -> Vec<PathBuf> {
+        match &self.hierarchy {
+            Hierarchy::V2 { sessions } => vec![sessions.join(id)],
+            Hierarchy::V1 { sessions } => sessions.iter().map(|s| s.join(id)).collect(),
+        }
+    }
+}
+
+/// v2: sessions go in `<own>/monkeyproof`, with the three controllers given down to them. A
+/// cgroup other than the root can only give controllers to its children while it holds no
+/// process itself, so the processes in the server's own cgroup (the server, and its keeper if
+/// one runs) move to a leaf beside it, `<own>/monkeyproof-server`, as container init systems do.
+fn set_up_v2(own: &Path) -> Result<PathBuf, String> {
+    let controllers = "+memory +pids +cpu";
+    let give = |dir: &Path| std::fs::write(dir.join("cgroup.subtree_control"), controllers);
+    if let Err(first) = give(own) {
+        if first.raw_os_error() != Some(libc::EBUSY) {
+            return Err(format!(
+                "cannot enable the controllers in {}: {first}",
+                own.display()
+            ));
+        }
+        let leaf = own.join("monkeyproof-server");
+        make_dir(&leaf)?;
+        let procs = std::fs::read_to_string(own.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines() {
+            // A process may have ended meanwhile.
+            let _ = std::fs::write(leaf.join("cgroup.procs"), pid);
+        }
+        give(own).map_err(|e| {
+            format!(
+                "cannot enable the controllers in {} (it holds processes this server did not move): {e}",
+                own.display()
+            )
+        })?;
+    }
+    let sessions = own.join(SESSIONS_DIR);
+    make_dir(&sessions)?;
+    give(&sessions).map_err(|e| {
+        format!(
+            "cannot enable the controllers in {}: {e}",
+            sessions.display()
+        )
+    })?;
+    Ok(sessions)
+}
+
+fn make_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            Err(format!("cannot make the cgroup {}: {e}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sessions_cgroup_has_its_limits_and_goes_once_empty() {
+        let cgroups = match Cgroups::set_up(Limits {
+            memory_max: None,
+            pids_max: None,
+            cpu_weight: 100,
+        }) {
+            Ok(cgroups) => cgroups,
+            Err(why) => {
+                eprintln!("skipped: no cgroups here ({why})");
+                return;
+            }
+        };
+        let limits = Limits {
+            memory_max: Some(64 << 20),
+            pids_max: Some(20),
+            cpu_weight: 50,
+        };
+        let id = format!("test-{}", std::process::id());
+        let procs = cgroups.create(&id, &limits).unwrap();
+        assert!(procs.iter().all(|p| p.exists()), "{procs:?}");
+        assert_eq!(cgroups.limits(&id), Some(limits));
+        assert_eq!(cgroups.oom_kills(&id), Some(0));
+        assert_eq!(cgroups.memory_used(&id), Some(0), "no process in it yet");
+        cgroups.set_cpu_weight(&id, 10_000).unwrap();
+        assert_eq!(cgroups.limits(&id).unwrap().cpu_weight, 10_000);
+        let unlimited = Limits {
+            memory_max: None,
+            pids_max: None,
+            cpu_weight: 100,
+        };
+        cgroups.create(&id, &unlimited).unwrap();
+        assert_eq!(cgroups.limits(&id), Some(unlimited));
+        cgroups.remove(&id);
+        assert!(procs.iter().all(|p| !p.exists()));
+        assert_eq!(cgroups.limits(&id), None);
+    }
+}

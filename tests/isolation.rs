@@ -1,0 +1,296 @@
+//! Isolation: each session's cgroup and its limits (memory, processes, CPU weight), what a
+//! session uses, and the flood throttle. Tests that need cgroups say so and pass where the
+//! server cannot make them (not root, no controllers).
+
+mod common;
+
+use common::*;
+use monkeyproof::engine::ExitReason;
+use monkeyproof::engine::cgroup::Limits;
+use monkeyproof::protocol::{SessionDetail, SessionInfo};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The limits of a running session's cgroup; `None` (and a message) when it has none.
+async fn limits_of(server: &Server, session: &SessionInfo) -> Option<Limits> {
+    let limits = server
+        .detail(&session.id)
+        .await
+        .usage
+        .and_then(|usage| usage.limits);
+    if limits.is_none() {
+        eprintln!("skipped: this server runs sessions without cgroups (see its log)");
+    }
+    limits
+}
+
+/// The cgroup paths of process `pid`, one line per hierarchy.
+fn cgroups_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn each_session_runs_in_a_cgroup_of_its_own_with_the_limits_asked_for() {
+    let server = Server::start_with(&[("MONKEYPROOF_PIDS_MAX", "500")]);
+    // The CLI's flags are the API's fields.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
+        .args([
+            "new",
+            "--memory-max",
+            "64M",
+            "--pids-max",
+            "32",
+            "--cpu-weight",
+            "50",
+        ])
+        .args(["--", "sleep", "30"])
+        .env("MONKEYPROOF_URL", server.url(""))
+        .env("AGENT_WS_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (status, asked) = server.get(&format!("/sessions/{id}")).await;
+    if status != StatusCode::OK {
+        // Refused: this server has no cgroups.
+        eprintln!("skipped: {}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    let asked: SessionInfo = serde_json::from_value(asked).unwrap();
+    let Some(limits) = limits_of(&server, &asked).await else {
+        return;
+    };
+    let expected = Limits {
+        memory_max: Some(64 << 20),
+        pids_max: Some(32),
+        cpu_weight: 50,
+    };
+    assert_eq!(limits, expected);
+    let defaults = server.exec("sleep 30").await;
+    let limits = limits_of(&server, &defaults).await.unwrap();
+    assert_eq!((limits.pids_max, limits.cpu_weight), (Some(500), 100));
+    let total = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_kb: u64 = total.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(
+        limits.memory_max.map(|m| m >> 20),
+        Some((total_kb / 2) >> 10),
+        "half of the machine's memory by default"
+    );
+
+    // The program (and all it starts) is in the session's cgroup from the start.
+    let paths = cgroups_of(asked.pid);
+    assert!(
+        paths.contains(&format!("monkeyproof/{}", asked.id)),
+        "{paths}"
+    );
+    assert!(!paths.contains(&defaults.id), "{paths}");
+
+    for session in [&asked, &defaults] {
+        server.delete(&format!("/sessions/{}", session.id)).await;
+        let ended = server.wait_for_end(&session.id).await;
+        assert_eq!(ended.usage, None);
+    }
+    let dirs = std::fs::read_dir("/sys/fs/cgroup/pids/monkeyproof")
+        .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/monkeyproof"))
+        .map(|dir| {
+            dir.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    assert!(
+        !dirs.contains(&asked.id) && !dirs.contains(&defaults.id),
+        "an ended session's cgroup is removed: {dirs:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_fork_bomb_stops_at_pids_max() {
+    let server = Server::start();
+    let bomb = server
+        .create(json!({
+            "task": "i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done; echo all started",
+            "pidsMax": 10,
+        }))
+        .await;
+    if limits_of(&server, &bomb).await.is_none() {
+        return;
+    }
+    let ended = server.wait_for_end(&bomb.id).await;
+    assert!(
+        ended.recent_output.contains("fork"),
+        "the shell could not start more: {:?}",
+        ended.recent_output
+    );
+    assert!(!ended.recent_output.contains("all started"));
+    server.delete(&format!("/sessions/{}", bomb.id)).await;
+}
+
+#[tokio::test]
+async fn a_session_over_its_memory_limit_is_killed_alone_and_says_why() {
+    let server = Server::start();
+    let neighbour = server.exec("sleep 60").await;
+    let hog = server
+        .create(json!({
+            "task": "python3 -c 'held = bytearray(256 << 20); print(\"held\")'",
+            "memoryMax": 64 << 20,
+        }))
+        .await;
+    if limits_of(&server, &neighbour).await.is_none() {
+        return;
+    }
+    let ended = server.wait_for_end(&hog.id).await;
+    assert_eq!(ended.info.exit_reason, Some(ExitReason::OutOfMemory));
+    assert!(!ended.recent_output.contains("held"));
+    let mut events = Sse::open(&server, "/events?types=exit", Some(0)).await;
+    let exit = events.until(&hog.id, "exit").await.pop().unwrap();
+    let exit = serde_json::to_value(&exit.kind).unwrap();
+    assert_eq!(exit["reason"], "outOfMemory", "{exit}");
+    // Listed the same, and kept across restarts in the record.
+    let (_, list) = server.get("/sessions").await;
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == hog.id.as_str())
+        .unwrap();
+    assert_eq!(listed["exitReason"], "outOfMemory");
+
+    let neighbour = server.detail(&neighbour.id).await;
+    assert_eq!(neighbour.info.ended_at, None, "the other session runs on");
+    assert_eq!(neighbour.info.exit_reason, None);
+    server
+        .delete(&format!("/sessions/{}", neighbour.info.id))
+        .await;
+}
+
+#[tokio::test]
+async fn limits_out_of_range_are_refused_and_need_cgroups() {
+    let server = Server::start();
+    for (field, value) in [
+        ("memoryMax", json!(1000)),
+        ("memoryMax", json!(1u64 << 51)),
+        ("pidsMax", json!(0)),
+        ("cpuWeight", json!(0)),
+        ("cpuWeight", json!(10_001)),
+    ] {
+        let (status, body) = server
+            .post("/sessions", json!({"task": "true", field: value}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(field), "{body}");
+    }
+    let (status, body) = server
+        .post("/sessions", json!({"task": "true", "pidsMax": -1}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let without = Server::start_with(&[("MONKEYPROOF_CGROUPS", "false")]);
+    let (status, body) = without
+        .post("/sessions", json!({"task": "true", "pidsMax": 100}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("cgroups"),
+        "{body}"
+    );
+    let plain = without.exec("sleep 30").await;
+    let usage = without.detail(&plain.id).await.usage.unwrap();
+    assert_eq!(usage.limits, None, "no cgroup");
+    without.delete(&format!("/sessions/{}", plain.id)).await;
+}
+
+#[tokio::test]
+async fn a_running_session_shows_the_cpu_and_memory_its_processes_use() {
+    let server = Server::start();
+    // A child (sh waits for it) that holds 64 MiB, written so that it is resident, after
+    // spinning for 0.4 s.
+    let session = server
+        .exec(
+            "python3 -c 'import time\nt = time.time()\nwhile time.time() - t < 0.4: pass\n\
+             held = b\"x\" * (64 << 20)\nprint(\"holding\")\ntime.sleep(60)'; echo done",
+        )
+        .await;
+    let detail = server.wait_for_screen(&session.id, "holding").await;
+    let usage = detail.usage.expect("usage while running");
+    assert!(usage.processes >= 2, "the shell and python: {usage:?}");
+    assert!(usage.memory_bytes >= 64 << 20, "{usage:?}");
+    assert!(usage.memory_bytes < 1 << 30, "{usage:?}");
+    assert!(usage.cpu_ms >= 300, "{usage:?}");
+    assert!(!usage.throttled);
+
+    server.delete(&format!("/sessions/{}", session.id)).await;
+    let ended = server.wait_for_end(&session.id).await;
+    assert_eq!(ended.usage, None, "nothing runs, nothing is used");
+}
+
+/// The nice value of process `pid` (field 19 of its stat).
+fn nice_of(pid: u32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A session that floods for 1.5 s and then sits quietly (the same process, so what it gets
+/// can be seen coming back) is throttled, and let go; `throttled(detail)` says how it is seen.
+async fn flood_is_throttled_then_let_go(
+    server: &Server,
+    throttled: impl Fn(&SessionDetail) -> bool,
+) {
+    let quiet = server.exec("sleep 30").await;
+    let flood = server
+        .exec("timeout 1.5 yes flood-flood-flood-flood; exec sleep 30")
+        .await;
+    server
+        .wait_for(&flood.id, "the flood to be throttled", |d| throttled(d))
+        .await;
+    let usage = |detail: SessionDetail| detail.usage.expect("usage while running");
+    assert!(usage(server.detail(&flood.id).await).throttled);
+    let quiet_detail = server.detail(&quiet.id).await;
+    assert!(!throttled(&quiet_detail), "a quiet session keeps its share");
+    assert!(!usage(quiet_detail).throttled);
+    server
+        .wait_for(&flood.id, "the throttle to be let go once it quiets", |d| {
+            !throttled(d)
+        })
+        .await;
+    assert!(!usage(server.detail(&flood.id).await).throttled);
+    server.delete(&format!("/sessions/{}", flood.id)).await;
+    server.delete(&format!("/sessions/{}", quiet.id)).await;
+}
+
+#[tokio::test]
+async fn a_flooding_session_gets_the_least_cpu_weight_until_it_quiets() {
+    let server = Server::start();
+    let probe = server.exec("sleep 30").await;
+    let Some(limits) = limits_of(&server, &probe).await else {
+        return;
+    };
+    let weight = |d: &SessionDetail| {
+        d.usage
+            .as_ref()
+            .and_then(|u| u.limits)
+            .map(|l| l.cpu_weight)
+    };
+    assert_eq!(limits.cpu_weight, 100);
+    flood_is_throttled_then_let_go(&server, |d| weight(d) == Some(1)).await;
+    server.delete(&format!("/sessions/{}", probe.id)).await;
+}
+
+#[tokio::test]
+async fn without_cgroups_a_flooding_session_runs_at_the_lowest_priority_until_it_quiets() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: flood throttling without cgroups needs root (or CAP_SYS_NICE)");
+        return;
+    }
+    let server = Server::start_with(&[("MONKEYPROOF_CGROUPS", "false")]);
+    flood_is_throttled_then_let_go(&server, |d| nice_of(d.info.pid) == 19).await;
+}
+
+#[test]
+fn the_wire_names_of_exit_reasons() {
+    let value: Value = serde_json::to_value(ExitReason::OutOfMemory).unwrap();
+    assert_eq!(value, "outOfMemory");
+}
