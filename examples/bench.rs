@@ -741,7 +741,8 @@ async fn latency(work: &Path, sizes: &Sizes) {
         let flood = server.create(json!({"task": "exec yes"})).await;
         floods.push(flood["id"].as_str().unwrap().to_owned());
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Steady flooding: the flood throttle takes 0.3–0.4 s to turn on (see `throttle.rs`).
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let mut flooded = websocket_keystrokes(&mut ws, sizes.keys, Framing::Raw).await;
     let mut bare_flooded = tokio::task::spawn_blocking(move || bare_pty_latency(keys))
         .await

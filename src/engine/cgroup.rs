@@ -66,21 +66,50 @@ impl LimitRequest {
 #[derive(Debug)]
 pub struct Cgroups {
     hierarchy: Hierarchy,
+    /// This data directory's directory below each of `hierarchy`'s: a server finds the
+    /// cgroups of the sessions it adopts there, and sessions of other data directories never
+    /// mix with them.
+    data_dir_name: String,
     defaults: Limits,
 }
 
-/// Where the sessions' cgroups are made: one directory (v2) or one per controller (v1).
+/// Where the sessions' cgroups are made (`monkeyproof` below the server's own cgroup): one
+/// directory (v2) or one per controller (v1).
 #[derive(Debug)]
 enum Hierarchy {
     V2 { sessions: PathBuf },
     V1 { sessions: [PathBuf; 3] },
 }
 
+/// How old an empty cgroup must be to be taken for one a dead server left (a new one is
+/// entered within milliseconds).
+const LEFT_BEHIND_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Cgroups {
-    /// The server's place for session cgroups, made if need be; `Err` says why there is none.
-    pub fn set_up(defaults: Limits) -> Result<Cgroups, String> {
+    /// The place for the cgroups of `data_dir`'s sessions, made if need be; `Err` says why there
+    /// is none. Empty session cgroups that servers which died left behind are removed by a
+    /// thread of its own.
+    pub fn set_up(defaults: Limits, data_dir: &Path) -> Result<Cgroups, String> {
+        use std::os::unix::fs::MetadataExt;
+        let hierarchy = Hierarchy::find()?;
+        // Device and inode: the same name for every server of the data directory.
+        let meta = std::fs::metadata(data_dir)
+            .map_err(|e| format!("cannot read {}: {e}", data_dir.display()))?;
+        let data_dir_name = format!("data-{}-{}", meta.dev(), meta.ino());
+        for base in hierarchy.bases() {
+            let dir = base.join(&data_dir_name);
+            make_dir(&dir)?;
+            if let Hierarchy::V2 { .. } = hierarchy {
+                give_controllers(&dir)?;
+            }
+        }
+        let bases: Vec<PathBuf> = hierarchy.bases().to_vec();
+        let _ = std::thread::Builder::new()
+            .name("cgroup-sweep".into())
+            .spawn(move || remove_left_behind(&bases, LEFT_BEHIND_AGE));
         Ok(Cgroups {
-            hierarchy: Hierarchy::find()?,
+            hierarchy,
+            data_dir_name,
             defaults,
         })
     }
@@ -104,6 +133,13 @@ impl Cgroups {
 }
 
 impl Hierarchy {
+    fn bases(&self) -> &[PathBuf] {
+        match self {
+            Hierarchy::V2 { sessions } => std::slice::from_ref(sessions),
+            Hierarchy::V1 { sessions } => sessions,
+        }
+    }
+
     fn find() -> Result<Hierarchy, String> {
         let own = std::fs::read_to_string("/proc/self/cgroup")
             .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
@@ -152,7 +188,20 @@ impl Cgroups {
     pub fn create(&self, id: &str, limits: &Limits) -> io::Result<Vec<PathBuf>> {
         let dirs = self.dirs(id);
         for dir in &dirs {
-            match std::fs::create_dir(dir) {
+            let mut made = std::fs::create_dir(dir);
+            if made
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+            {
+                // Another server's sweep took this data directory's (empty) directory.
+                let parent = dir.parent().expect("below the data directory's");
+                make_dir(parent).map_err(io::Error::other)?;
+                if let Hierarchy::V2 { .. } = self.hierarchy {
+                    give_controllers(parent).map_err(io::Error::other)?;
+                }
+                made = std::fs::create_dir(dir);
+            }
+            match made {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 _ => {}
             }
@@ -290,10 +339,11 @@ impl Cgroups {
 
     /// Session `id`'s directories: the one (v2), or memory's, pids' and cpu's (v1).
     fn dirs(&self, id: &str) -> Vec<PathBuf> {
-        match &self.hierarchy {
-            Hierarchy::V2 { sessions } => vec![sessions.join(id)],
-            Hierarchy::V1 { sessions } => sessions.iter().map(|s| s.join(id)).collect(),
-        }
+        self.hierarchy
+            .bases()
+            .iter()
+            .map(|base| base.join(&self.data_dir_name).join(id))
+            .collect()
     }
 }
 
@@ -302,8 +352,7 @@ impl Cgroups {
 /// process itself, so the processes in the server's own cgroup (the server, and its keeper if
 /// one runs) move to a leaf beside it, `<own>/monkeyproof-server`, as container init systems do.
 fn set_up_v2(own: &Path) -> Result<PathBuf, String> {
-    let controllers = "+memory +pids +cpu";
-    let give = |dir: &Path| std::fs::write(dir.join("cgroup.subtree_control"), controllers);
+    let give = |dir: &Path| std::fs::write(dir.join("cgroup.subtree_control"), CONTROLS);
     if let Err(first) = give(own) {
         if first.raw_os_error() != Some(libc::EBUSY) {
             return Err(format!(
@@ -327,13 +376,57 @@ fn set_up_v2(own: &Path) -> Result<PathBuf, String> {
     }
     let sessions = own.join(SESSIONS_DIR);
     make_dir(&sessions)?;
-    give(&sessions).map_err(|e| {
-        format!(
-            "cannot enable the controllers in {}: {e}",
-            sessions.display()
-        )
-    })?;
+    give_controllers(&sessions)?;
     Ok(sessions)
+}
+
+/// What v2's `cgroup.subtree_control` is given at each level down to the sessions.
+const CONTROLS: &str = "+memory +pids +cpu";
+
+/// v2: lets `dir`'s children have the three controllers.
+fn give_controllers(dir: &Path) -> Result<(), String> {
+    std::fs::write(dir.join("cgroup.subtree_control"), CONTROLS)
+        .map_err(|e| format!("cannot enable the controllers in {}: {e}", dir.display()))
+}
+
+/// Removes the session cgroups below `bases` (every data directory's) that are empty and
+/// older than `min_age`: a server and keeper that died (or a benchmark that killed
+/// them) never removed theirs. A cgroup that still holds a process cannot be removed (the
+/// kernel refuses), so a running session's is never touched.
+fn remove_left_behind(bases: &[PathBuf], min_age: std::time::Duration) {
+    let children = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let old = |dir: &Path| {
+        std::fs::metadata(dir)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= min_age))
+    };
+    let mut removed = 0;
+    for base in bases {
+        for data_dir in children(base) {
+            for session in children(&data_dir) {
+                if old(&session) && std::fs::remove_dir(&session).is_ok() {
+                    removed += 1;
+                }
+            }
+            if old(&data_dir) {
+                // Refused while it has sessions.
+                let _ = std::fs::remove_dir(&data_dir);
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "removed cgroups that ended sessions left behind");
+    }
 }
 
 fn make_dir(dir: &Path) -> Result<(), String> {
@@ -351,11 +444,13 @@ mod tests {
 
     #[test]
     fn a_sessions_cgroup_has_its_limits_and_goes_once_empty() {
-        let cgroups = match Cgroups::set_up(Limits {
+        let data_dir = std::env::temp_dir();
+        let defaults = Limits {
             memory_max: None,
             pids_max: None,
             cpu_weight: 100,
-        }) {
+        };
+        let cgroups = match Cgroups::set_up(defaults, &data_dir) {
             Ok(cgroups) => cgroups,
             Err(why) => {
                 eprintln!("skipped: no cgroups here ({why})");
@@ -385,5 +480,25 @@ mod tests {
         cgroups.remove(&id);
         assert!(procs.iter().all(|p| !p.exists()));
         assert_eq!(cgroups.limits(&id), None);
+
+        // What a dead server left: empty cgroups go, one with a process stays.
+        let base = cgroups.hierarchy.bases()[0].join(format!("sweep-test-{}", std::process::id()));
+        let left = base.join("data-a");
+        for dir in [&base, &left, &left.join("empty"), &left.join("busy")] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::write(left.join("busy/cgroup.procs"), sleeper.id().to_string()).unwrap();
+        remove_left_behind(std::slice::from_ref(&base), std::time::Duration::ZERO);
+        assert!(!left.join("empty").exists());
+        assert!(left.join("busy").exists(), "a cgroup with a process stays");
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        remove_left_behind(std::slice::from_ref(&base), std::time::Duration::ZERO);
+        assert!(!left.exists());
+        std::fs::remove_dir(&base).unwrap();
     }
 }

@@ -121,7 +121,7 @@ impl Engine {
         );
         let events = Arc::new(EventBus::default());
         let cgroups = config.default_limits.and_then(|defaults| {
-            cgroup::Cgroups::set_up(defaults)
+            cgroup::Cgroups::set_up(defaults, &config.data_dir)
                 .inspect(|cgroups| {
                     tracing::info!(
                         version = cgroups.version(),
