@@ -351,6 +351,8 @@ impl Drop for Server {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        // Hung up, the sessions end; nobody is left to remove their cgroups.
+        monkeyproof::engine::cgroup::remove_all_of(&self.data_dir, Duration::from_secs(10));
     }
 }
 

@@ -90,12 +90,8 @@ impl Cgroups {
     /// is none. Empty session cgroups that servers which died left behind are removed by a
     /// thread of its own.
     pub fn set_up(defaults: Limits, data_dir: &Path) -> Result<Cgroups, String> {
-        use std::os::unix::fs::MetadataExt;
         let hierarchy = Hierarchy::find()?;
-        // Device and inode: the same name for every server of the data directory.
-        let meta = std::fs::metadata(data_dir)
-            .map_err(|e| format!("cannot read {}: {e}", data_dir.display()))?;
-        let data_dir_name = format!("data-{}-{}", meta.dev(), meta.ino());
+        let data_dir_name = data_dir_name(data_dir)?;
         for base in hierarchy.bases() {
             let dir = base.join(&data_dir_name);
             make_dir(&dir)?;
@@ -347,6 +343,36 @@ impl Cgroups {
     }
 }
 
+/// The name of `data_dir`'s directory of session cgroups: its device and inode, the same for
+/// every server of the data directory.
+fn data_dir_name(data_dir: &Path) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(data_dir)
+        .map_err(|e| format!("cannot read {}: {e}", data_dir.display()))?;
+    Ok(format!("data-{}-{}", meta.dev(), meta.ino()))
+}
+
+/// Removes every cgroup of `data_dir`'s sessions once its processes are gone, waiting at most
+/// `within` for them: for whoever kills a server and its keeper outright (the benchmark), which
+/// leaves them behind. Blocking.
+pub fn remove_all_of(data_dir: &Path, within: std::time::Duration) {
+    let (Ok(hierarchy), Ok(name)) = (Hierarchy::find(), data_dir_name(data_dir)) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + within;
+    for base in hierarchy.bases() {
+        let dir = base.join(&name);
+        loop {
+            remove_empty_sessions(&dir, std::time::Duration::ZERO);
+            if subdirectories(&dir).is_empty() || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = std::fs::remove_dir(&dir);
+    }
+}
+
 /// v2: sessions go in `<own>/monkeyproof`, with the three controllers given down to them. A
 /// cgroup other than the root can only give controllers to its children while it holds no
 /// process itself, so the processes in the server's own cgroup (the server, and its keeper if
@@ -394,31 +420,11 @@ fn give_controllers(dir: &Path) -> Result<(), String> {
 /// them) never removed theirs. A cgroup that still holds a process cannot be removed (the
 /// kernel refuses), so a running session's is never touched.
 fn remove_left_behind(bases: &[PathBuf], min_age: std::time::Duration) {
-    let children = |dir: &Path| -> Vec<PathBuf> {
-        std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let old = |dir: &Path| {
-        std::fs::metadata(dir)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= min_age))
-    };
     let mut removed = 0;
     for base in bases {
-        for data_dir in children(base) {
-            for session in children(&data_dir) {
-                if old(&session) && std::fs::remove_dir(&session).is_ok() {
-                    removed += 1;
-                }
-            }
-            if old(&data_dir) {
+        for data_dir in subdirectories(base) {
+            removed += remove_empty_sessions(&data_dir, min_age);
+            if is_older_than(&data_dir, min_age) {
                 // Refused while it has sessions.
                 let _ = std::fs::remove_dir(&data_dir);
             }
@@ -427,6 +433,33 @@ fn remove_left_behind(bases: &[PathBuf], min_age: std::time::Duration) {
     if removed > 0 {
         tracing::info!(removed, "removed cgroups that ended sessions left behind");
     }
+}
+
+/// Removes the session cgroups in `data_dir` (a data directory's directory of them) that are
+/// empty and at least `min_age` old; returns how many.
+fn remove_empty_sessions(data_dir: &Path, min_age: std::time::Duration) -> usize {
+    subdirectories(data_dir)
+        .iter()
+        .filter(|session| is_older_than(session, min_age) && std::fs::remove_dir(session).is_ok())
+        .count()
+}
+
+fn subdirectories(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_older_than(dir: &Path, age: std::time::Duration) -> bool {
+    std::fs::metadata(dir)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|elapsed| elapsed >= age))
 }
 
 fn make_dir(dir: &Path) -> Result<(), String> {
