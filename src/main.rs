@@ -57,13 +57,6 @@ fn run_mcp_bridge(args: &[std::ffi::OsString]) -> ExitCode {
 fn main() -> ExitCode {
     // The keeper (started by the server, not by people): no runtime, no configuration.
     let args: Vec<_> = std::env::args_os().collect();
-    // A session's process entering its cgroup, on its way to run the program.
-    if args
-        .get(1)
-        .is_some_and(|a| a == monkeyproof::keeper::child::ENTER_CGROUPS)
-    {
-        monkeyproof::keeper::child::enter_cgroups_and_exec(&args[2..]);
-    }
     // An agent's hook: as fast as it can be, and always exit status 0.
     if args.get(1).is_some_and(|a| a == "hook") {
         let rest: Vec<String> = args[2..]

@@ -5,8 +5,8 @@
 //!
 //! cgroup v2 when the unified hierarchy has the memory, pids and cpu controllers; else the v1
 //! hierarchies of those controllers (as on hosts that still mount v1, this one among them). The
-//! server makes `monkeyproof/<session id>` below its own cgroup; the keeper's child enters it
-//! before it runs the program (see `keeper::child`), so nothing the program starts escapes.
+//! server makes `monkeyproof/data-…/<session id>` below its own cgroup; the keeper's child enters it
+//! before it runs the program (see `keeper::forked`), so nothing the program starts escapes.
 //! A server that may not create cgroups (not root, no delegated subtree) says why once and runs
 //! sessions without them.
 

@@ -16,11 +16,12 @@ use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+
+use super::forked;
 
 /// What to run, and where.
 pub struct Program<'a> {
@@ -30,20 +31,13 @@ pub struct Program<'a> {
     pub cwd: &'a Path,
     /// The program's whole environment, `NAME=value` each (see `environment`).
     pub env: &'a [Vec<u8>],
-    /// `cgroup.procs` files to enter before the program runs (see `ENTER_CGROUPS`).
+    /// `cgroup.procs` files the program is in before it runs (see `forked`).
     pub cgroups: &'a [String],
 }
 
-/// `monkeyproof enter-cgroups N PROCS_FILE... PROGRAM ARGV...`: the first thing a session's
-/// process runs when the session has a cgroup. It moves itself into the cgroup and then
-/// executes the program (same pid, terminal and environment), so the program and all it starts
-/// are in it from their first instruction — which moving the pid in after `posix_spawn` cannot
-/// promise, and `posix_spawn` has no way to say (clone3's CLONE_INTO_CGROUP is v2 only).
-pub const ENTER_CGROUPS: &str = "enter-cgroups";
-
 /// Signals whose handling the program gets back to default (the server's runtime handles or
 /// ignores some of them).
-const DEFAULT_SIGNALS: [libc::c_int; 7] = [
+pub(super) const DEFAULT_SIGNALS: [libc::c_int; 7] = [
     libc::SIGCHLD,
     libc::SIGHUP,
     libc::SIGINT,
@@ -67,27 +61,9 @@ pub fn spawn_on_terminal(tty: &Path, program: &Program) -> io::Result<u32> {
     let c = |bytes: &[u8]| {
         CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte"))
     };
-    let (path, argv) = if program.cgroups.is_empty() {
-        (path, program.argv.to_vec())
-    } else {
-        // The program runs only after the exec that `posix_spawn` would check: checked here.
-        let runnable = std::fs::metadata(program.cwd.join(&path))
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-        if !runnable {
-            return Err(io::Error::from_raw_os_error(libc::ENOENT));
-        }
-        let mut argv = vec![
-            "monkeyproof".to_owned(),
-            ENTER_CGROUPS.to_owned(),
-            program.cgroups.len().to_string(),
-        ];
-        argv.extend(program.cgroups.iter().cloned());
-        argv.push(path.to_string_lossy().into_owned());
-        argv.extend(program.argv.iter().cloned());
-        (PathBuf::from("/proc/self/exe"), argv)
-    };
     let path = c(path.as_os_str().as_bytes())?;
-    let argv = argv
+    let argv = program
+        .argv
         .iter()
         .map(|a| c(a.as_bytes()))
         .collect::<io::Result<Vec<_>>>()?;
@@ -104,6 +80,21 @@ pub fn spawn_on_terminal(tty: &Path, program: &Program) -> io::Result<u32> {
         p
     };
     let (argv_p, envp_p) = (pointers(&argv), pointers(&envp));
+    if !program.cgroups.is_empty() {
+        let cgroups = program
+            .cgroups
+            .iter()
+            .map(|p| c(p.as_bytes()))
+            .collect::<io::Result<Vec<_>>>()?;
+        return forked::spawn(&forked::Prepared {
+            path: &path,
+            argv: &argv_p,
+            envp: &envp_p,
+            cwd: &cwd,
+            tty: &tty,
+            cgroups: &cgroups,
+        });
+    }
 
     let attr = SpawnAttr::new()?;
     let actions = FileActions::new()?;
@@ -158,52 +149,6 @@ pub fn spawn_on_terminal(tty: &Path, program: &Program) -> io::Result<u32> {
         ))?;
         Ok(pid as u32)
     }
-}
-
-/// `monkeyproof enter-cgroups ...` (see `ENTER_CGROUPS`), in the session's new process: never
-/// returns. Reports on stderr (the session's terminal) and exits 126 when it cannot enter, so
-/// that nothing runs outside the limits asked for.
-pub fn enter_cgroups_and_exec(args: &[OsString]) -> ! {
-    let fail = |what: &str, err: io::Error, status: i32| -> ! {
-        eprintln!("monkeyproof: {what}: {err}");
-        std::process::exit(status)
-    };
-    let count: usize = args
-        .first()
-        .and_then(|n| n.to_str()?.parse().ok())
-        .unwrap_or(usize::MAX);
-    let Some((procs, program)) = args.get(1..).and_then(|rest| {
-        let procs = rest.get(..count)?;
-        Some((procs, rest.get(count..).filter(|p| p.len() >= 2)?))
-    }) else {
-        fail(
-            "enter-cgroups",
-            io::Error::from(io::ErrorKind::InvalidInput),
-            126,
-        )
-    };
-    for file in procs {
-        // "0" is the writer itself.
-        if let Err(err) = std::fs::write(file, "0") {
-            fail(
-                &format!(
-                    "cannot enter the session's cgroup {}",
-                    Path::new(file).display()
-                ),
-                err,
-                126,
-            );
-        }
-    }
-    // Rust's runtime ignored SIGPIPE in this process; the program gets the default back.
-    // SAFETY: setting a signal's disposition to the default.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let err = std::process::Command::new(&program[0])
-        .arg0(&program[1])
-        .args(&program[2..])
-        .exec();
-    let name = Path::new(&program[0]).display();
-    fail(&format!("cannot run {name}"), err, 127)
 }
 
 /// A program's environment: the server's, less `remove`, plus TERM and `set`; as

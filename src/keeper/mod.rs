@@ -8,6 +8,7 @@ pub mod child;
 mod connection;
 pub mod daemon;
 mod dispatch;
+mod forked;
 mod held;
 mod transcripts;
 mod wire;

@@ -1,0 +1,131 @@
+//! Starting a program inside its session's cgroup: `fork`, then, in the child, the session and
+//! terminal set up as `posix_spawn` does it (see `child.rs`), the move into the cgroup, and
+//! `exec`. The program and everything it starts are in the cgroup from their first instruction,
+//! which moving the pid in after the start could not promise — and `posix_spawn` has no step for
+//! it. `fork` costs little here: the keeper is a small process (a few MB, one descriptor per
+//! session).
+//!
+//! Between `fork` and `exec` the child only makes system calls (no allocation, no lock: the
+//! keeper may have other threads), and reports a failure's errno on a close-on-exec pipe, which
+//! the parent reads to know that `exec` happened.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::child::DEFAULT_SIGNALS;
+
+/// What the child needs, all prepared before `fork`.
+pub struct Prepared<'a> {
+    pub path: &'a CStr,
+    /// Null-terminated.
+    pub argv: &'a [*mut libc::c_char],
+    /// Null-terminated.
+    pub envp: &'a [*mut libc::c_char],
+    pub cwd: &'a CStr,
+    pub tty: &'a CStr,
+    /// `cgroup.procs` files the child writes itself into.
+    pub cgroups: &'a [CString],
+}
+
+/// Starts the program; returns its pid once it runs the program (or the errno of the step that
+/// failed, with the child reaped).
+pub fn spawn(prepared: &Prepared) -> io::Result<u32> {
+    let mut pipe = [0; 2];
+    // SAFETY: pipe2 fills the two descriptors, which are then owned here.
+    let (report_read, report_write) = unsafe {
+        if libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1]))
+    };
+    // SAFETY: the child only makes async-signal-safe calls on memory prepared before the fork
+    // (see `in_child`), and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: as above.
+        unsafe { in_child(prepared, report_write.as_raw_fd()) }
+    }
+    drop(report_write);
+    let mut errno = [0u8; 4];
+    let read = loop {
+        // SAFETY: reading into a 4-byte buffer.
+        let n = unsafe { libc::read(report_read.as_raw_fd(), errno.as_mut_ptr().cast(), 4) };
+        if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            break n;
+        }
+    };
+    if read == 0 {
+        // The pipe closed on exec: the program runs.
+        return Ok(pid as u32);
+    }
+    let mut status = 0;
+    // SAFETY: reaping our own child, which has exited (or is about to).
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    Err(if read == 4 {
+        io::Error::from_raw_os_error(i32::from_ne_bytes(errno))
+    } else {
+        io::Error::other("the new process ended before it ran the program")
+    })
+}
+
+/// The child's steps; on a failure it writes the errno to `report` and exits 127.
+///
+/// # Safety
+/// Called in the child of a `fork` only.
+unsafe fn in_child(p: &Prepared, report: libc::c_int) -> ! {
+    unsafe {
+        let fail = || -> ! {
+            let errno = *libc::__errno_location();
+            libc::write(report, errno.to_ne_bytes().as_ptr().cast(), 4);
+            libc::_exit(127)
+        };
+        if libc::setsid() < 0 {
+            fail();
+        }
+        for procs in p.cgroups {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            // "0": the writer itself.
+            if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                fail();
+            }
+            libc::close(fd);
+        }
+        for signal in DEFAULT_SIGNALS {
+            libc::signal(signal, libc::SIG_DFL);
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        if libc::chdir(p.cwd.as_ptr()) != 0 {
+            fail();
+        }
+        // A session leader opening a terminal (without O_NOCTTY) makes it its controlling one.
+        let tty = libc::open(p.tty.as_ptr(), libc::O_RDWR);
+        if tty < 0 {
+            fail();
+        }
+        for target in 0..3 {
+            if tty != target && libc::dup2(tty, target) < 0 {
+                fail();
+            }
+        }
+        // Every other descriptor goes at exec (the keeper's are close-on-exec; this also takes
+        // any it inherited), the report pipe last of all.
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        );
+        libc::execve(
+            p.path.as_ptr(),
+            p.argv.as_ptr().cast(),
+            p.envp.as_ptr().cast(),
+        );
+        fail()
+    }
+}
