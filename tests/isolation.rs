@@ -172,6 +172,46 @@ async fn a_session_over_its_memory_limit_is_killed_alone_and_says_why() {
 }
 
 #[tokio::test]
+async fn a_program_that_cannot_start_leaves_no_cgroup_behind() {
+    use std::os::unix::fs::MetadataExt;
+    let server = Server::start();
+    let probe = server.exec("sleep 30").await;
+    if limits_of(&server, &probe).await.is_none() {
+        return;
+    }
+    let meta = std::fs::metadata(&server.data_dir).unwrap();
+    let sessions_dir = cgroup_dir(probe.pid)
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    assert!(
+        sessions_dir.ends_with(format!("data-{}-{}", meta.dev(), meta.ino())),
+        "{sessions_dir:?}"
+    );
+    let count = || {
+        std::fs::read_dir(&sessions_dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_dir())
+            .count()
+    };
+    assert_eq!(count(), 1, "the probe's");
+    // The forked child reports exec's failure: 400, and its cgroup goes with it.
+    for command in ["/no/such/program", "no-such-program-xyz"] {
+        let (status, body) = server
+            .post("/sessions", json!({"task": "x", "command": command}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("No such file"),
+            "{body}"
+        );
+        assert_eq!(count(), 1, "{command}");
+    }
+    server.delete(&format!("/sessions/{}", probe.id)).await;
+}
+
+#[tokio::test]
 async fn limits_out_of_range_are_refused_and_need_cgroups() {
     let server = Server::start();
     for (field, value) in [
