@@ -143,12 +143,12 @@ pub struct Config {
 
     /// A session's limit on processes and threads when its request gives none.
     #[arg(long, env = "MONKEYPROOF_PIDS_MAX", default_value_t = 4096,
-          value_parser = clap::value_parser!(u64).range(1..=4_194_304))]
+          value_parser = clap::value_parser!(u64).range(crate::engine::cgroup::PIDS_MAX_RANGE))]
     pub pids_max: u64,
 
     /// A session's CPU weight when its request gives none (100 is a normal process's share).
     #[arg(long, env = "MONKEYPROOF_CPU_WEIGHT", default_value_t = 100,
-          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+          value_parser = clap::value_parser!(u64).range(crate::engine::cgroup::CPU_WEIGHT_RANGE))]
     pub cpu_weight: u64,
 }
 

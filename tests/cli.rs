@@ -7,16 +7,6 @@ use std::process::Output;
 use common::*;
 use serde_json::Value;
 
-/// Runs `monkeyproof ARGS` against `server` with its token.
-fn cli(server: &Server, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
-        .args(args)
-        .env("MONKEYPROOF_URL", server.url(""))
-        .env("AGENT_WS_TOKEN", TOKEN)
-        .output()
-        .unwrap()
-}
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -45,8 +45,9 @@ fn cgroup_dir(pid: u32) -> Option<std::path::PathBuf> {
 async fn each_session_runs_in_a_cgroup_of_its_own_with_the_limits_asked_for() {
     let server = Server::start_with(&[("MONKEYPROOF_PIDS_MAX", "500")]);
     // The CLI's flags are the API's fields.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
-        .args([
+    let out = cli(
+        &server,
+        &[
             "new",
             "--memory-max",
             "64M",
@@ -54,12 +55,11 @@ async fn each_session_runs_in_a_cgroup_of_its_own_with_the_limits_asked_for() {
             "32",
             "--cpu-weight",
             "50",
-        ])
-        .args(["--", "sleep", "30"])
-        .env("MONKEYPROOF_URL", server.url(""))
-        .env("AGENT_WS_TOKEN", TOKEN)
-        .output()
-        .unwrap();
+            "--",
+            "sleep",
+            "30",
+        ],
+    );
     let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let (status, asked) = server.get(&format!("/sessions/{id}")).await;
     if status != StatusCode::OK {

@@ -93,11 +93,7 @@ impl Cgroups {
         let hierarchy = Hierarchy::find()?;
         let data_dir_name = data_dir_name(data_dir)?;
         for base in hierarchy.bases() {
-            let dir = base.join(&data_dir_name);
-            make_dir(&dir)?;
-            if let Hierarchy::V2 { .. } = hierarchy {
-                give_controllers(&dir)?;
-            }
+            hierarchy.make_data_dir(&base.join(&data_dir_name))?;
         }
         let bases: Vec<PathBuf> = hierarchy.bases().to_vec();
         let _ = std::thread::Builder::new()
@@ -129,6 +125,16 @@ impl Cgroups {
 }
 
 impl Hierarchy {
+    /// Makes a data directory's directory of session cgroups (v2: giving its children the
+    /// controllers).
+    fn make_data_dir(&self, dir: &Path) -> Result<(), String> {
+        make_dir(dir)?;
+        match self {
+            Hierarchy::V2 { .. } => give_controllers(dir),
+            Hierarchy::V1 { .. } => Ok(()),
+        }
+    }
+
     fn bases(&self) -> &[PathBuf] {
         match self {
             Hierarchy::V2 { sessions } => std::slice::from_ref(sessions),
@@ -191,10 +197,9 @@ impl Cgroups {
             {
                 // Another server's sweep took this data directory's (empty) directory.
                 let parent = dir.parent().expect("below the data directory's");
-                make_dir(parent).map_err(io::Error::other)?;
-                if let Hierarchy::V2 { .. } = self.hierarchy {
-                    give_controllers(parent).map_err(io::Error::other)?;
-                }
+                self.hierarchy
+                    .make_data_dir(parent)
+                    .map_err(io::Error::other)?;
                 made = std::fs::create_dir(dir);
             }
             match made {
@@ -296,28 +301,16 @@ impl Cgroups {
 
     /// How many of session `id`'s processes the kernel killed for going over `memory.max`.
     pub fn oom_kills(&self, id: &str) -> Option<u64> {
-        let (dir, file) = match self.hierarchy {
-            Hierarchy::V2 { .. } => (self.dirs(id).swap_remove(0), "memory.events"),
-            Hierarchy::V1 { .. } => (self.dirs(id).swap_remove(0), "memory.oom_control"),
+        // The memory controller's directory is the first.
+        let dir = self.dirs(id).swap_remove(0);
+        let file = match self.hierarchy {
+            Hierarchy::V2 { .. } => "memory.events",
+            Hierarchy::V1 { .. } => "memory.oom_control",
         };
         let text = std::fs::read_to_string(dir.join(file)).ok()?;
         text.lines()
             .find_map(|line| line.strip_prefix("oom_kill "))
             .and_then(|n| n.trim().parse().ok())
-    }
-
-    /// Bytes of memory charged to session `id` now.
-    pub fn memory_used(&self, id: &str) -> Option<u64> {
-        let file = match self.hierarchy {
-            Hierarchy::V2 { .. } => "memory.current",
-            Hierarchy::V1 { .. } => "memory.usage_in_bytes",
-        };
-        let dir = self.dirs(id).swap_remove(0);
-        std::fs::read_to_string(dir.join(file))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
     }
 
     /// Removes session `id`'s cgroup, once none of its processes is left (else the kernel
@@ -378,13 +371,9 @@ pub fn remove_all_of(data_dir: &Path, within: std::time::Duration) {
 /// process itself, so the processes in the server's own cgroup (the server, and its keeper if
 /// one runs) move to a leaf beside it, `<own>/monkeyproof-server`, as container init systems do.
 fn set_up_v2(own: &Path) -> Result<PathBuf, String> {
-    let give = |dir: &Path| std::fs::write(dir.join("cgroup.subtree_control"), CONTROLS);
-    if let Err(first) = give(own) {
+    if let Err(first) = enable_controllers(own) {
         if first.raw_os_error() != Some(libc::EBUSY) {
-            return Err(format!(
-                "cannot enable the controllers in {}: {first}",
-                own.display()
-            ));
+            return Err(cannot_enable(own, first));
         }
         let leaf = own.join("monkeyproof-server");
         make_dir(&leaf)?;
@@ -393,10 +382,10 @@ fn set_up_v2(own: &Path) -> Result<PathBuf, String> {
             // A process may have ended meanwhile.
             let _ = std::fs::write(leaf.join("cgroup.procs"), pid);
         }
-        give(own).map_err(|e| {
+        enable_controllers(own).map_err(|e| {
             format!(
-                "cannot enable the controllers in {} (it holds processes this server did not move): {e}",
-                own.display()
+                "{} (it holds processes this server did not move)",
+                cannot_enable(own, e)
             )
         })?;
     }
@@ -411,8 +400,15 @@ const CONTROLS: &str = "+memory +pids +cpu";
 
 /// v2: lets `dir`'s children have the three controllers.
 fn give_controllers(dir: &Path) -> Result<(), String> {
+    enable_controllers(dir).map_err(|e| cannot_enable(dir, e))
+}
+
+fn enable_controllers(dir: &Path) -> io::Result<()> {
     std::fs::write(dir.join("cgroup.subtree_control"), CONTROLS)
-        .map_err(|e| format!("cannot enable the controllers in {}: {e}", dir.display()))
+}
+
+fn cannot_enable(dir: &Path, err: io::Error) -> String {
+    format!("cannot enable the controllers in {}: {err}", dir.display())
 }
 
 /// Removes the session cgroups below `bases` (every data directory's) that are empty and
@@ -500,7 +496,6 @@ mod tests {
         assert!(procs.iter().all(|p| p.exists()), "{procs:?}");
         assert_eq!(cgroups.limits(&id), Some(limits));
         assert_eq!(cgroups.oom_kills(&id), Some(0));
-        assert_eq!(cgroups.memory_used(&id), Some(0), "no process in it yet");
         cgroups.set_cpu_weight(&id, 10_000).unwrap();
         assert_eq!(cgroups.limits(&id).unwrap().cpu_weight, 10_000);
         let unlimited = Limits {

@@ -23,6 +23,16 @@ pub use sse::{Sse, type_of};
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
+/// Runs the CLI, `monkeyproof ARGS`, against `server` with its token.
+pub fn cli(server: &Server, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_monkeyproof"))
+        .args(args)
+        .env("MONKEYPROOF_URL", server.url(""))
+        .env("AGENT_WS_TOKEN", TOKEN)
+        .output()
+        .unwrap()
+}
+
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

@@ -139,9 +139,7 @@ impl Session {
                 exit: Some(ExitInfo {
                     code: record.exit_code,
                     signal: record.signal,
-                    reason: record
-                        .exit_reason
-                        .and_then(|r| serde_json::from_value(r.into()).ok()),
+                    reason: record.exit_reason.as_deref().and_then(from_wire),
                 }),
                 ended_at: Some(ended_at.unwrap_or_else(SystemTime::now)),
                 last_output_at: record.last_output_at_ms.map(from_millis),

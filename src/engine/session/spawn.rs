@@ -145,7 +145,7 @@ impl Session {
                     .create(&id, &limits)
                     .map_err(|e| SpawnError::from_io("cannot make the session's cgroup", &e))?;
                 Some((
-                    CgroupGuard(cgroups.clone(), id.clone()),
+                    CgroupGuard(Some((cgroups.clone(), id.clone()))),
                     procs,
                     limits.cpu_weight,
                 ))
@@ -211,8 +211,8 @@ impl Session {
         match session {
             Ok(started) => {
                 transcript_guard.0 = None;
-                if let Some((guard, ..)) = cgroup {
-                    std::mem::forget(guard);
+                if let Some((mut guard, ..)) = cgroup {
+                    guard.0 = None;
                 }
                 Ok(started)
             }
@@ -444,11 +444,13 @@ pub(super) struct Parts {
     pub cpu_weight: Option<u64>,
 }
 
-/// Removes a session's cgroup unless forgotten: a spawn that fails leaves none behind.
-struct CgroupGuard(Arc<Cgroups>, String);
+/// Removes a session's cgroup unless disarmed (`None`): a spawn that fails leaves none behind.
+struct CgroupGuard(Option<(Arc<Cgroups>, String)>);
 
 impl Drop for CgroupGuard {
     fn drop(&mut self) {
-        self.0.remove(&self.1);
+        if let Some((cgroups, id)) = self.0.take() {
+            cgroups.remove(&id);
+        }
     }
 }
