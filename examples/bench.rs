@@ -472,7 +472,7 @@ async fn throughput(work: &Path, sizes: &Sizes) {
         format!("{best:.1} MB/s"),
         format!("{bare:.1} MB/s"),
         Some(best / bare),
-        "ratio >= 0.8 (bare PTY reader)",
+        "ratio >= 0.95 (bare PTY reader)",
     );
 }
 

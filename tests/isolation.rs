@@ -338,6 +338,48 @@ async fn without_cgroups_a_flooding_session_runs_at_the_lowest_priority_until_it
     flood_is_throttled_then_let_go(&server, |d| nice_of(d.info.pid) == 19).await;
 }
 
+/// While somebody types into one session, a flood in another is read at a bounded rate
+/// (`keeper/bulk.rs`; the figure is in the benchmark): slowed, it still loses nothing and
+/// ends while the typing goes on.
+#[tokio::test]
+async fn a_flood_beside_a_typed_session_loses_nothing() {
+    let server = Server::start();
+    let typed = server.exec("exec cat").await;
+    let lines = 200_000;
+    let flood = server.exec(&format!("seq {lines}")).await;
+    let mut typed_keys = 0;
+    let ended = loop {
+        let (status, _) = server
+            .post(
+                &format!("/sessions/{}/input", typed.id),
+                json!({"input": "k", "enter": false}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        typed_keys += 1;
+        let detail = server.detail(&flood.id).await;
+        if detail.info.exit_code.is_some() {
+            break detail;
+        }
+        assert!(
+            typed_keys < 300,
+            "the flood did not end within 300 keystrokes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let expected: String = (1..=lines).map(|i| format!("{i}\r\n")).collect();
+    let ended = server.wait_for_end(&ended.info.id).await;
+    assert_eq!(ended.info.exit_code, Some(0));
+    assert!(
+        server.transcript(&flood.id).await == expected.as_bytes(),
+        "the flood's output, whole and in order"
+    );
+    assert!(ended.screen.lines.iter().any(|l| l == &lines.to_string()));
+    server
+        .wait_for_screen(&typed.id, &"k".repeat(typed_keys.min(40)))
+        .await;
+}
+
 #[test]
 fn the_wire_names_of_exit_reasons() {
     let value: Value = serde_json::to_value(ExitReason::OutOfMemory).unwrap();

@@ -158,6 +158,7 @@ fn serve((request, fds): (Request, Vec<OwnedFd>), conn: &mut Connection, session
             let hello = Reply::Hello {
                 version: wire::VERSION,
                 pid: std::process::id(),
+                takes_typed: true,
             };
             conn.message(&hello, &[]);
             if version != wire::VERSION {
@@ -169,6 +170,7 @@ fn serve((request, fds): (Request, Vec<OwnedFd>), conn: &mut Connection, session
         Request::Watch { id } => sessions.watch(conn, &id),
         Request::Unwatch { id } => sessions.unwatch(conn, &id),
         Request::Reap { id } => sessions.reap(&id),
+        Request::Typed { id } => sessions.typed(&id),
         Request::Adopt {
             id,
             pid,

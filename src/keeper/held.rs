@@ -1,6 +1,7 @@
 //! The sessions the keeper holds: each program started on a new PTY, its output read while the
 //! server watches it — appended to its transcript first, then sent — each leader's end noticed
-//! (after the output before it) and the leader reaped when the server says so.
+//! (after the output before it) and the leader reaped when the server says so. Which ready
+//! PTYs are read now and which wait is `pacing.rs`.
 //!
 //! Reading here rather than in the server is what makes output exactly-once whatever happens
 //! to the server: a PTY read takes the bytes out of the PTY, and the process that reads them
@@ -12,31 +13,24 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
-use nix::poll::PollTimeout;
 use nix::pty::{Winsize, openpty};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
+use super::bulk::{BulkBudget, HOT_READ, typed_lately};
 use super::child::{self, Program};
 use super::connection::Connection;
 use super::transcripts::Transcripts;
 use super::wire::{self, Exit, Reply};
 
+mod pacing;
+
 /// The most output read from one PTY at a time (then the others get their turn).
 const READ_CHUNK: usize = 64 * 1024;
-/// PTYs with output served per round.
-const EVENTS_PER_ROUND: usize = 64;
-/// A read this large marks its PTY hot: a program printing in bulk, not echoing keys.
-const HOT_READ: usize = 2048;
-/// While the server has more than this (in socket buffer terms) of the keeper's output still to
-/// take, hot PTYs wait out of the epoll set ("parked") and only the others are read: a
-/// keystroke's echo then queues behind at most this much flood output, instead of behind
-/// everything the floods could print. (The floods' programs wait on full PTYs; nothing is lost.)
-const HOT_BACKLOG: usize = 64 * 1024;
 
 struct Held {
     id: String,
@@ -51,6 +45,8 @@ struct Held {
     watched: bool,
     /// Its last read was `HOT_READ` or more.
     hot: bool,
+    /// When somebody last typed into it (see `bulk.rs`).
+    typed_at: Option<Instant>,
     /// In the epoll set but waiting (no events) until the server has taken its backlog.
     parked: bool,
     /// Every terminal side is closed: there is no more output.
@@ -83,6 +79,8 @@ pub(super) struct Sessions {
     buf: Vec<u8>,
     /// The slots of the parked PTYs.
     parked: Vec<usize>,
+    /// How much the hot PTYs of sessions not typed into may read while somebody types.
+    budget: BulkBudget,
 }
 
 impl Sessions {
@@ -95,6 +93,7 @@ impl Sessions {
             transcripts: Transcripts::default(),
             buf: vec![0; READ_CHUNK],
             parked: Vec::new(),
+            budget: BulkBudget::default(),
         })
     }
 
@@ -141,6 +140,7 @@ impl Sessions {
             closed: false,
             transcript_failed: false,
             hot: false,
+            typed_at: None,
             parked: false,
             exit: None,
             reap_on_exit: false,
@@ -168,6 +168,7 @@ impl Sessions {
             closed: false,
             transcript_failed: false,
             hot: false,
+            typed_at: None,
             parked: false,
             exit: None,
             reap_on_exit: false,
@@ -260,81 +261,6 @@ impl Sessions {
         self.reap_ended();
     }
 
-    /// Reads the watched PTYs that have output (one chunk each) and sends it on, until the
-    /// server's socket is full; hot ones only while the server's backlog is small (see
-    /// `HOT_BACKLOG`), else they are parked.
-    pub(super) fn read_ready(&mut self, server: &mut Connection) {
-        let mut events = [EpollEvent::empty(); EVENTS_PER_ROUND];
-        let ready = match self.epoll.wait(&mut events, PollTimeout::ZERO) {
-            Ok(ready) => ready,
-            Err(_) => return,
-        };
-        // Asked of the kernel only once a hot PTY is ready (not on a keystroke's echo).
-        let mut backlog = None;
-        for event in &events[..ready] {
-            if !server.is_idle() || server.is_broken() {
-                // The rest stay ready and are read next time.
-                return;
-            }
-            let slot = event.data() as usize;
-            let hot = self
-                .slots
-                .get(slot)
-                .and_then(Option::as_ref)
-                .is_some_and(|h| h.hot);
-            if hot && *backlog.get_or_insert_with(|| server.unsent_bytes()) > HOT_BACKLOG {
-                self.park(slot);
-                continue;
-            }
-            if let (Read::Bytes(n), Some(backlog)) = (self.read(slot, server), backlog.as_mut()) {
-                *backlog += n;
-            }
-        }
-    }
-
-    /// Whether some PTY is parked (the keeper then looks again soon).
-    pub(super) fn has_parked(&self) -> bool {
-        !self.parked.is_empty()
-    }
-
-    /// Takes the PTY in `slot` out of the epoll set's events, keeping it watched.
-    fn park(&mut self, slot: usize) {
-        let Some(held) = self.slots[slot].as_mut() else {
-            return;
-        };
-        let Some(master) = held
-            .master
-            .as_ref()
-            .filter(|_| held.watched && !held.parked)
-        else {
-            return;
-        };
-        let mut none = EpollEvent::new(EpollFlags::empty(), slot as u64);
-        if self.epoll.modify(master, &mut none).is_ok() {
-            held.parked = true;
-            self.parked.push(slot);
-        }
-    }
-
-    /// Puts the parked PTYs back once the server has taken most of its backlog.
-    pub(super) fn unpark_if_drained(&mut self, server: &Connection) {
-        if self.parked.is_empty() || server.unsent_bytes() > HOT_BACKLOG / 2 {
-            return;
-        }
-        for slot in std::mem::take(&mut self.parked) {
-            let Some(held) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
-                continue;
-            };
-            if !std::mem::take(&mut held.parked) || !held.watched {
-                continue;
-            }
-            if let Some(master) = &held.master {
-                let mut readable = EpollEvent::new(EpollFlags::EPOLLIN, slot as u64);
-                let _ = self.epoll.modify(master, &mut readable);
-            }
-        }
-    }
-
     /// Reads one chunk of the watched PTY in `slot`: into its transcript, then to the server.
     fn read(&mut self, slot: usize, server: &mut Connection) -> Read {
         let Some(held) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
@@ -365,6 +291,10 @@ impl Sessions {
             return Read::Closed;
         }
         held.hot = n >= HOT_READ;
+        let now = Instant::now();
+        if held.hot && !typed_lately(held.typed_at, now) {
+            self.budget.spend(n, now);
+        }
         let bytes = &self.buf[..n];
         if !held.transcript_failed
             && let Err(err) = self.transcripts.append(slot, &held.transcript, bytes)

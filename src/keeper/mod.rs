@@ -4,6 +4,7 @@
 //! keeper when none runs), asking it to start programs, taking their output (`dispatch.rs`),
 //! learning of their ends, and listing what it holds for a server that starts again.
 
+mod bulk;
 pub mod child;
 mod connection;
 pub mod daemon;
@@ -64,6 +65,8 @@ pub struct Keeper {
     /// One request at a time: the answers come back in order.
     asking: Mutex<mpsc::Receiver<(wire::Reply, Vec<OwnedFd>)>>,
     routes: Arc<Routes>,
+    /// It takes `Typed` (see `typed`).
+    takes_typed: bool,
 }
 
 /// A program to start on a new PTY.
@@ -127,8 +130,15 @@ impl Keeper {
             &[],
         )
         .map_err(|e| format!("cannot talk to the keeper: {e}"))?;
-        let (pid, version) = match wire::receive::<wire::Reply>(raw) {
-            Ok(Some((wire::Reply::Hello { version, pid }, _))) => (pid, version),
+        let (pid, version, takes_typed) = match wire::receive::<wire::Reply>(raw) {
+            Ok(Some((
+                wire::Reply::Hello {
+                    version,
+                    pid,
+                    takes_typed,
+                },
+                _,
+            ))) => (pid, version, takes_typed),
             other => return Err(format!("the keeper did not answer as expected: {other:?}")),
         };
         if version != wire::VERSION {
@@ -150,6 +160,7 @@ impl Keeper {
             socket,
             asking: Mutex::new(asking),
             routes,
+            takes_typed,
         })
     }
 
@@ -278,6 +289,16 @@ impl Keeper {
             &wire::Request::Reap { id: id.to_owned() },
             &[],
         );
+    }
+
+    /// Tells the keeper that somebody typed into session `id`, so its output goes ahead of
+    /// other sessions' floods (see `bulk.rs`). Fire and forget; a keeper that does not take it
+    /// is not told.
+    pub fn typed(&self, id: &str) {
+        if self.takes_typed {
+            let request = wire::Request::Typed { id: id.to_owned() };
+            let _ = wire::send(self.socket.as_raw_fd(), &request, &[]);
+        }
     }
 
     /// Whether the connection to the keeper broke.

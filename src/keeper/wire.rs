@@ -54,6 +54,12 @@ pub enum Request {
     Reap {
         id: String,
     },
+    /// Somebody typed into the session: its output goes ahead of other sessions' bulk output
+    /// for a while (see `bulk.rs`). No answer. Only to a keeper whose `Hello` says
+    /// `takesTyped` (an older one would not know it).
+    Typed {
+        id: String,
+    },
 }
 
 /// How to start a program.
@@ -81,6 +87,9 @@ pub enum Reply {
     Hello {
         version: u32,
         pid: u32,
+        /// It takes `Typed` (absent from keepers older than it, which speak the same version).
+        #[serde(default, rename = "takesTyped")]
+        takes_typed: bool,
     },
     Spawned {
         id: String,
@@ -295,4 +304,33 @@ pub fn encode_env(name: &[u8], value: &[u8]) -> String {
 pub fn decode_env(pair: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(pair).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keeper_older_than_typed_is_not_told_of_keystrokes() {
+        let older: Reply = serde_json::from_str(r#"{"type":"hello","version":2,"pid":7}"#).unwrap();
+        assert!(matches!(
+            older,
+            Reply::Hello {
+                takes_typed: false,
+                ..
+            }
+        ));
+        let newer = Reply::Hello {
+            version: VERSION,
+            pid: 7,
+            takes_typed: true,
+        };
+        assert!(
+            serde_json::to_string(&newer)
+                .unwrap()
+                .contains(r#""takesTyped":true"#)
+        );
+        let typed = serde_json::to_string(&Request::Typed { id: "a".into() }).unwrap();
+        assert_eq!(typed, r#"{"type":"typed","id":"a"}"#);
+    }
 }

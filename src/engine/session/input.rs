@@ -11,7 +11,8 @@
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::unix::AsyncFd;
@@ -28,6 +29,29 @@ use crate::store::MarkKind;
 pub const TASK_DELIVERY_IDLE: Duration = Duration::from_millis(1000);
 /// The longest a typed task waits for that quiet before it is pasted anyway.
 pub const TASK_DELIVERY_LIMIT: Duration = Duration::from_secs(60);
+/// How often at most the keeper hears that a session is typed into (it counts a session as
+/// typed into for 2 s after).
+const TELL_TYPED_EVERY: Duration = Duration::from_millis(500);
+
+/// When the keeper was last told of a keystroke into a session.
+#[derive(Debug, Default)]
+pub(super) struct TypedTold(AtomicU64);
+
+impl TypedTold {
+    /// Whether the keeper should be told now (it then counts as told).
+    fn due(&self) -> bool {
+        static START: OnceLock<Instant> = OnceLock::new();
+        // Milliseconds since the first keystroke of this server, plus one (0 is "never").
+        let now = START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
+        let last = self.0.load(Ordering::Relaxed);
+        if last != 0 && now - last < TELL_TYPED_EVERY.as_millis() as u64 {
+            return false;
+        }
+        self.0.store(now, Ordering::Relaxed);
+        true
+    }
+}
+
 /// Pause between the separate writes of one input (e.g. text, then Enter).
 const PAUSE_BETWEEN_WRITES: Duration = Duration::from_millis(20);
 /// Input bytes that may wait for a program to read them; more is refused. (One input larger
@@ -316,6 +340,7 @@ impl Session {
         }
         let (done, written) = oneshot::channel();
         self.mark_input(&writes.concat());
+        self.tell_typed();
         self.input.push(writes, false, Some(done))?;
         written.await.unwrap_or(Err(InputError::NotRunning))
     }
@@ -327,6 +352,7 @@ impl Session {
             return Err(InputError::NotRunning);
         }
         self.mark_input(&bytes);
+        self.tell_typed();
         self.input.push(vec![bytes], false, None)
     }
 
@@ -336,6 +362,16 @@ impl Session {
             let offset = self.lock_state().log.total();
             let text = String::from_utf8_lossy(bytes).into_owned();
             self.mark(MarkKind::Input, offset, SystemTime::now(), text);
+        }
+    }
+
+    /// Tells the keeper somebody types here (at most every `TELL_TYPED_EVERY`), so this
+    /// session's output goes ahead of other sessions' floods (see `keeper/bulk.rs`).
+    fn tell_typed(&self) {
+        if self.typed_told.due()
+            && let Some(keeper) = self.holder()
+        {
+            keeper.typed(&self.id);
         }
     }
 

@@ -126,6 +126,8 @@ pub struct Session {
     /// When output was read, for the recording's marks.
     timing: Mutex<reader::Timing>,
     viewers: AtomicUsize,
+    /// When the keeper was last told of a keystroke (see `input.rs`).
+    typed_told: input::TypedTold,
     task_delivered_at: Mutex<Option<SystemTime>>,
     reported: Mutex<activity::Reported>,
     /// On the activity tick's list (see `activity.rs`).

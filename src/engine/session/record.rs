@@ -153,6 +153,7 @@ impl Session {
             processes: lifecycle::Processes::gone(),
             timing: Mutex::new(Timing::from(total)),
             viewers: AtomicUsize::new(0),
+            typed_told: Default::default(),
             task_delivered_at: Mutex::new(record.task_delivered_at_ms.map(from_millis)),
             reported: Mutex::new(activity::Reported::up_to(total)),
             stirred: AtomicBool::new(false),

@@ -295,6 +295,7 @@ impl Session {
             processes: lifecycle::Processes::default(),
             timing: Mutex::new(timing),
             viewers: AtomicUsize::new(0),
+            typed_told: Default::default(),
             task_delivered_at: Mutex::new(parts.task_delivered_at),
             reported: Mutex::new(activity::Reported::up_to(parts.reported)),
             stirred: AtomicBool::new(false),
