@@ -31,6 +31,9 @@ struct Sizes {
     flood_secs: f64,
     viewers: usize,
     fanout_secs: f64,
+    /// How long the scale figures wait for idle screens to go to sleep (the server's
+    /// `SCREEN_DOZE_AFTER` plus one pass); zero skips that row.
+    doze_wait_secs: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -42,6 +45,7 @@ const FULL: Sizes = Sizes {
     flood_secs: 30.0,
     viewers: 100,
     fanout_secs: 10.0,
+    doze_wait_secs: 45,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -53,6 +57,7 @@ const SMOKE: Sizes = Sizes {
     flood_secs: 0.3,
     viewers: 4,
     fanout_secs: 0.5,
+    doze_wait_secs: 0,
 };
 
 fn main() {
@@ -960,6 +965,18 @@ async fn scale(work: &Path, sizes: &Sizes) {
         Some(list_many.as_secs_f64() / list_few.as_secs_f64()),
         &format!("<= 50 ms at 10,000 (baseline: at {few})"),
     );
+    if sizes.doze_wait_secs > 0 {
+        // Quiet sessions' screens go to sleep (the server's `SCREEN_DOZE_AFTER`).
+        tokio::time::sleep(Duration::from_secs(sizes.doze_wait_secs)).await;
+        let asleep = per(server.rss_kb(), reached);
+        row(
+            &format!("server RSS per idle session, {reached}, quiet 45 s"),
+            format!("{asleep:.0} KB"),
+            format!("{per_many:.0} KB"),
+            Some(asleep / per_many),
+            "<= 60 KB (baseline: just started, screens awake)",
+        );
+    }
 }
 
 /// Lets the kernel hand out at least `n` PTYs (`kernel.pty.max`, as root), or says why not.

@@ -26,6 +26,11 @@ impl ApiError {
         }
     }
 
+    /// A 500 carrying what went wrong (a blocking task that failed, a serialisation error).
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use axum::http::StatusCode;
-
 use super::error::ApiError;
 use crate::engine::TermSize;
 use crate::engine::cgroup::{self, LimitRequest};
@@ -56,8 +54,7 @@ pub fn resolve_cwd(cwd: Option<&str>) -> Result<PathBuf, ApiError> {
             .map(PathBuf::from)
             .unwrap_or_else(|| "/".into()),
     };
-    std::path::absolute(&path)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    std::path::absolute(&path).map_err(ApiError::internal)
 }
 
 /// At most `MAX_LABELS` labels, each trimmed, lowercased and cut to `MAX_LABEL_CHARS`; empties

@@ -20,7 +20,7 @@ mod session;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use dashmap::DashMap;
@@ -78,6 +78,22 @@ pub struct EngineConfig {
 /// keeper reads it and writes the transcript). What the server must keep free per
 /// `MAX_SESSIONS`.
 pub const FDS_PER_SESSION: usize = 1;
+
+/// A session that printed nothing for this long has its screen model sleep (see
+/// `screen/dormant.rs`): 60 KB of vt100 grid for 80×24 become the few bytes the program printed.
+const SCREEN_DOZE_AFTER: Duration = Duration::from_secs(30);
+/// How often quiet sessions are looked for (a pass over every session, off the async workers).
+const SCREEN_DOZE_EVERY: Duration = Duration::from_secs(10);
+
+/// Returns the heap's free pages to the system: the screens that went to sleep freed 60 KB
+/// each, scattered among live allocations, which the allocator would otherwise keep resident.
+fn give_freed_memory_back() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory glibc's allocator holds free.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// Why a spawn was refused.
 #[derive(Debug)]
@@ -369,7 +385,8 @@ impl Engine {
     }
 
     /// Removes the `expired` sessions (with their transcripts and records, off the async
-    /// workers), reaps lingering ones and gives sessions whose keeper died a new one,
+    /// workers), reaps lingering ones, gives sessions whose keeper died a new one, lets the
+    /// screens of quiet sessions sleep (`SCREEN_DOZE_AFTER`),
     /// periodically until the returned task is dropped or aborted.
     pub fn start_purger(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let engine = Arc::downgrade(self);
@@ -379,11 +396,27 @@ impl Engine {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut dozed = Instant::now();
             loop {
                 tick.tick().await;
                 let Some(engine) = engine.upgrade() else {
                     break;
                 };
+                if dozed.elapsed() >= SCREEN_DOZE_EVERY {
+                    dozed = Instant::now();
+                    let engine = engine.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let dozed = engine
+                            .sessions
+                            .iter()
+                            .filter(|s| s.doze_screen_if_quiet(SCREEN_DOZE_AFTER))
+                            .count();
+                        if dozed > 0 {
+                            give_freed_memory_back();
+                        }
+                    })
+                    .await;
+                }
                 // Only when there is something to do: a blocking call every tick would keep
                 // every idle blocking-pool thread from ever timing out.
                 let expired = engine.expired();

@@ -7,9 +7,11 @@
 //! parsing speed and costs ~32 bytes a cell.
 //!
 //! Once a session has ended for good, `finish` trades the parser (which costs ~32 bytes a cell of
-//! screen and scrollback) for what can still be asked of it, drawn once (`finished.rs`).
+//! screen and scrollback) for what can still be asked of it, drawn once (`finished.rs`). A quiet
+//! screen with a short history may `doze`: it keeps only that history until asked (`dormant.rs`).
 
 mod canvas;
+mod dormant;
 mod finished;
 
 use std::num::NonZeroU16;
@@ -19,6 +21,7 @@ use super::backlog::Backlog;
 use canvas::Canvas;
 pub use canvas::{MAX_ESCAPE_STRING, MAX_TITLE_CHANGES};
 pub(crate) use canvas::{after_held, incomplete_char_len};
+use dormant::{Dormant, Replay};
 use finished::Finished;
 
 /// Rows of scrollback the screen model keeps above the visible screen.
@@ -60,10 +63,15 @@ pub struct ScreenText {
 /// The vt100 model of one session's terminal.
 pub struct Screen {
     model: Model,
+    /// Everything it was told, while that is short enough to keep (see `dormant.rs`); while it
+    /// sleeps, in `Model::Dormant`.
+    replay: Option<Replay>,
 }
 
 enum Model {
     Live(Box<Live>),
+    /// Asleep, with what wakes it.
+    Dormant(Box<Dormant>),
     /// The final picture of a session whose output has ended.
     Finished(Box<Finished>),
 }
@@ -160,6 +168,14 @@ impl Live {
 impl Screen {
     /// A blank screen of `size`.
     pub fn new(size: TermSize) -> Self {
+        Self {
+            replay: Some(Replay::new(size)),
+            ..Self::untracked(size)
+        }
+    }
+
+    /// A blank screen that keeps no history, so never dozes.
+    fn untracked(size: TermSize) -> Self {
         Self::live(size, Some(Backlog::new(size.rows)))
     }
 
@@ -175,11 +191,62 @@ impl Screen {
                 canvas: Canvas::new(size),
                 backlog,
             })),
+            replay: None,
+        }
+    }
+
+    /// Lets the parser go if the screen's history is short enough to replay when next asked
+    /// (see `dormant.rs`); whether it went to sleep now.
+    pub fn doze(&mut self) -> bool {
+        let Model::Live(live) = &mut self.model else {
+            return false;
+        };
+        let events = live.canvas.parser.callbacks();
+        if !events.replies.is_empty() || !events.title_changes.is_empty() {
+            // Not taken yet: they would be lost.
+            return false;
+        }
+        let Some(replay) = self.replay.take() else {
+            return false;
+        };
+        let dormant = Dormant {
+            replay,
+            title: events.title.clone(),
+            bells: events.bells,
+            application_cursor: live.screen().application_cursor(),
+            bracketed_paste: live.screen().bracketed_paste(),
+            skipped: live.backlog.as_ref().map_or(0, Backlog::skipped),
+        };
+        self.model = Model::Dormant(Box::new(dormant));
+        true
+    }
+
+    /// The model, woken first if it sleeps.
+    fn awake(&mut self) -> Awake<'_> {
+        if let Model::Dormant(dormant) = &self.model {
+            let woken = dormant.replay.replayed();
+            if let Model::Dormant(dormant) = std::mem::replace(&mut self.model, woken) {
+                self.replay = Some(dormant.replay);
+            }
+        }
+        match &mut self.model {
+            Model::Live(live) => Awake::Live(live),
+            Model::Finished(finished) => Awake::Finished(finished),
+            Model::Dormant(_) => unreachable!("woken above"),
         }
     }
 
     /// Feeds program output into the model (a finished screen takes no more).
     pub fn process(&mut self, bytes: &[u8]) {
+        if matches!(self.model, Model::Finished(_)) {
+            return;
+        }
+        self.awake();
+        if let Some(replay) = &mut self.replay
+            && !replay.output(bytes)
+        {
+            self.replay = None;
+        }
         let Model::Live(live) = &mut self.model else {
             return;
         };
@@ -200,24 +267,39 @@ impl Screen {
         }
     }
 
-    /// Whether output is waiting to be drawn.
+    /// Whether output is waiting to be drawn (a sleeping screen draws when woken).
     pub fn has_backlog(&self) -> bool {
         match &self.model {
             Model::Live(live) => live.backlog.as_ref().is_some_and(Backlog::is_pending),
-            Model::Finished(_) => false,
+            Model::Dormant(_) | Model::Finished(_) => false,
         }
+    }
+
+    /// Whether it sleeps (see `doze`).
+    pub fn is_dormant(&self) -> bool {
+        matches!(self.model, Model::Dormant(_))
     }
 
     /// Output bytes that scrolled away before anyone looked, and so were never drawn.
     pub fn skipped_bytes(&self) -> u64 {
         match &self.model {
             Model::Live(live) => live.backlog.as_ref().map_or(0, Backlog::skipped),
+            Model::Dormant(dormant) => dormant.skipped,
             Model::Finished(finished) => finished.skipped,
         }
     }
 
     /// Changes the model's size, as the PTY's was (a finished screen keeps its size).
     pub fn resize(&mut self, size: TermSize) {
+        if matches!(self.model, Model::Finished(_)) {
+            return;
+        }
+        self.awake();
+        if let Some(replay) = &mut self.replay
+            && !replay.resize(size)
+        {
+            self.replay = None;
+        }
         let Model::Live(live) = &mut self.model else {
             return;
         };
@@ -236,9 +318,9 @@ impl Screen {
     /// attaches while vim runs must land on the alternate screen, and one resynced after vim quit
     /// must leave it.
     pub fn redraw(&mut self) -> Vec<u8> {
-        match &mut self.model {
-            Model::Live(live) => live.redraw(),
-            Model::Finished(finished) => finished.redraw.clone(),
+        match self.awake() {
+            Awake::Live(live) => live.redraw(),
+            Awake::Finished(finished) => finished.redraw.clone(),
         }
     }
 
@@ -249,6 +331,7 @@ impl Screen {
     pub fn title(&self) -> &str {
         match &self.model {
             Model::Live(live) => &live.canvas.parser.callbacks().title,
+            Model::Dormant(dormant) => &dormant.title,
             Model::Finished(finished) => &finished.text.title,
         }
     }
@@ -257,6 +340,7 @@ impl Screen {
     pub fn bells(&self) -> u64 {
         match &self.model {
             Model::Live(live) => live.canvas.parser.callbacks().bells,
+            Model::Dormant(dormant) => dormant.bells,
             Model::Finished(finished) => finished.text.bells,
         }
     }
@@ -265,7 +349,7 @@ impl Screen {
     pub fn take_replies(&mut self) -> Vec<(QueryKind, Vec<u8>)> {
         match &mut self.model {
             Model::Live(live) => std::mem::take(&mut live.canvas.parser.callbacks_mut().replies),
-            Model::Finished(_) => Vec::new(),
+            Model::Dormant(_) | Model::Finished(_) => Vec::new(),
         }
     }
 
@@ -276,7 +360,7 @@ impl Screen {
             Model::Live(live) => {
                 std::mem::take(&mut live.canvas.parser.callbacks_mut().title_changes)
             }
-            Model::Finished(_) => Vec::new(),
+            Model::Dormant(_) | Model::Finished(_) => Vec::new(),
         }
     }
 
@@ -284,6 +368,7 @@ impl Screen {
     pub fn application_cursor(&self) -> bool {
         match &self.model {
             Model::Live(live) => live.screen().application_cursor(),
+            Model::Dormant(dormant) => dormant.application_cursor,
             Model::Finished(finished) => finished.application_cursor,
         }
     }
@@ -292,6 +377,7 @@ impl Screen {
     pub fn bracketed_paste(&self) -> bool {
         match &self.model {
             Model::Live(live) => live.screen().bracketed_paste(),
+            Model::Dormant(dormant) => dormant.bracketed_paste,
             Model::Finished(finished) => finished.text.bracketed_paste,
         }
     }
@@ -299,21 +385,21 @@ impl Screen {
     /// The visible screen with its colours and attributes, as escape sequences a terminal would
     /// render (no mode changes).
     pub fn ansi(&mut self) -> String {
-        match &mut self.model {
-            Model::Live(live) => {
+        match self.awake() {
+            Awake::Live(live) => {
                 live.catch_up();
                 live.screen().contents_formatted()
             }
-            Model::Finished(finished) => finished.ansi.clone(),
+            Awake::Finished(finished) => finished.ansi.clone(),
         }
     }
 
     /// Up to `n` rows of scrollback above the visible screen, oldest first, trailing blanks
     /// removed. The alternate screen has none.
     pub fn scrollback_lines(&mut self, n: usize) -> Vec<String> {
-        match &mut self.model {
-            Model::Live(live) => live.scrollback_lines(n),
-            Model::Finished(finished) => {
+        match self.awake() {
+            Awake::Live(live) => live.scrollback_lines(n),
+            Awake::Finished(finished) => {
                 let kept = &finished.scrollback;
                 kept[kept.len().saturating_sub(n)..].to_vec()
             }
@@ -322,26 +408,27 @@ impl Screen {
 
     /// The screen as text.
     pub fn text(&mut self) -> ScreenText {
-        match &mut self.model {
-            Model::Live(live) => live.text(),
-            Model::Finished(finished) => finished.text.clone(),
+        match self.awake() {
+            Awake::Live(live) => live.text(),
+            Awake::Finished(finished) => finished.text.clone(),
         }
     }
 
     /// Keeps only what can still be asked of a screen whose output has ended, drawn once, and
     /// lets the parser go.
     pub fn finish(&mut self) {
-        if let Model::Live(live) = &mut self.model {
+        if let Awake::Live(live) = self.awake() {
             self.model = Model::Finished(Box::new(live.finished()));
+            self.replay = None;
         }
     }
 
     /// What can still be asked of this screen, as bytes to keep on disk (`Screen::from_saved`
     /// makes a finished screen of them).
     pub fn saved(&mut self) -> Vec<u8> {
-        let json = match &mut self.model {
-            Model::Live(live) => serde_json::to_vec(&live.finished()),
-            Model::Finished(finished) => serde_json::to_vec(finished),
+        let json = match self.awake() {
+            Awake::Live(live) => serde_json::to_vec(&live.finished()),
+            Awake::Finished(finished) => serde_json::to_vec(finished),
         };
         json.unwrap_or_default()
     }
@@ -351,6 +438,7 @@ impl Screen {
         let finished: Finished = serde_json::from_slice(bytes).ok()?;
         Some(Self {
             model: Model::Finished(Box::new(finished)),
+            replay: None,
         })
     }
 
@@ -358,6 +446,12 @@ impl Screen {
     pub fn is_finished(&self) -> bool {
         matches!(self.model, Model::Finished(_))
     }
+}
+
+/// A screen's model once woken.
+enum Awake<'a> {
+    Live(&'a mut Live),
+    Finished(&'a Finished),
 }
 
 fn nonzero(n: u16) -> NonZeroU16 {

@@ -279,3 +279,68 @@ fn every_title_change_is_noticed_once_and_floods_are_cut() {
     assert_eq!(changes.len(), MAX_TITLE_CHANGES);
     assert_eq!(changes.last().unwrap(), "t99");
 }
+
+#[test]
+fn a_dozing_screen_wakes_as_it_was() {
+    for seed in 0..20u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut output = generated_output(&mut rng, 30);
+        // Short enough to replay, and then some: past the limit it stays awake.
+        output.truncate(24 * 1024);
+        let size = TermSize::new(rng.random_range(20..140), rng.random_range(5..60)).unwrap();
+        let mut dozing = Screen::new(size);
+        let mut reference = Screen::drawing_everything(size);
+        let mut at = 0;
+        let mut slept = false;
+        while at < output.len() {
+            let end = (at + rng.random_range(1..2_000)).min(output.len());
+            dozing.process(&output[at..end]);
+            reference.process(&output[at..end]);
+            at = end;
+            assert_eq!(dozing.take_title_changes(), reference.take_title_changes());
+            assert_same_state(&mut dozing, &mut reference, at);
+            if rng.random_bool(0.5) {
+                slept |= dozing.doze();
+                // Asked without waking it.
+                assert_same_state(&mut dozing, &mut reference, at);
+                assert_eq!(dozing.is_dormant(), at <= 16 * 1024, "at {at}");
+            }
+            match rng.random_range(0..6) {
+                0 => assert_same_screen(&mut dozing, &mut reference, at),
+                1 => {
+                    let size =
+                        TermSize::new(rng.random_range(1..200), rng.random_range(1..80)).unwrap();
+                    dozing.resize(size);
+                    reference.resize(size);
+                }
+                _ => {}
+            }
+        }
+        assert!(slept, "seed {seed} never slept");
+        dozing.doze();
+        assert_same_screen(&mut dozing, &mut reference, at);
+        dozing.finish();
+        reference.finish();
+        assert_same_screen(&mut dozing, &mut reference, at);
+    }
+}
+
+#[test]
+fn answers_owed_are_taken_before_a_screen_dozes_and_not_owed_again() {
+    let mut screen = Screen::new(TermSize::new(80, 24).unwrap());
+    screen.process(b"$ \x1b[6n\x1b]0;shell\x07");
+    assert!(!screen.doze(), "an answer is still owed");
+    assert_eq!(screen.take_replies().len(), 1);
+    assert!(!screen.doze(), "a title change is still to be told");
+    assert_eq!(screen.take_title_changes(), vec!["shell".to_owned()]);
+    assert!(screen.doze());
+    assert_eq!(screen.title(), "shell");
+    assert_eq!(screen.text().lines[0], "$");
+    assert!(
+        screen.take_replies().is_empty(),
+        "woken, it owes nothing again"
+    );
+    assert!(screen.take_title_changes().is_empty());
+    screen.process(b"ls\r\n");
+    assert_eq!(screen.text().lines[..2], ["$ ls".to_owned(), String::new()]);
+}

@@ -240,6 +240,14 @@ impl Session {
         (state.screen.text(), state.log.total())
     }
 
+    /// Lets the screen model sleep when the program has printed nothing for `quiet` (a short
+    /// history is replayed when next asked: see `screen/dormant.rs`); whether it went to sleep
+    /// now.
+    pub(crate) fn doze_screen_if_quiet(&self, quiet: Duration) -> bool {
+        let mut state = self.lock_state();
+        self.quiet_for(state.last_output_at) >= quiet && state.screen.doze()
+    }
+
     /// The screen as text with up to `scrollback` rows above it, and the offset it reflects.
     pub fn screen_with_scrollback(&self, scrollback: usize) -> (ScreenText, Vec<String>, u64) {
         let mut state = self.lock_state();
