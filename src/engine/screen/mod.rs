@@ -236,21 +236,30 @@ impl Screen {
         }
     }
 
-    /// Feeds program output into the model (a finished screen takes no more).
-    pub fn process(&mut self, bytes: &[u8]) {
+    /// The live model, woken, once `keep` has kept what it is told for a replay (or the replay
+    /// is dropped when `keep` says it grew too long); `None` once finished.
+    fn told(&mut self, keep: impl FnOnce(&mut Replay) -> bool) -> Option<&mut Live> {
         if matches!(self.model, Model::Finished(_)) {
-            return;
+            return None;
         }
         self.awake();
         if let Some(replay) = &mut self.replay
-            && !replay.output(bytes)
+            && !keep(replay)
         {
             self.replay = None;
         }
-        let Model::Live(live) = &mut self.model else {
+        match &mut self.model {
+            Model::Live(live) => Some(live),
+            _ => None,
+        }
+    }
+
+    /// Feeds program output into the model (a finished screen takes no more).
+    pub fn process(&mut self, bytes: &[u8]) {
+        let Some(live) = self.told(|replay| replay.output(bytes)) else {
             return;
         };
-        let Live { canvas, backlog } = &mut **live;
+        let Live { canvas, backlog } = live;
         match backlog {
             Some(backlog) => {
                 backlog.push(bytes, &mut |bytes| canvas.draw(bytes));
@@ -291,16 +300,7 @@ impl Screen {
 
     /// Changes the model's size, as the PTY's was (a finished screen keeps its size).
     pub fn resize(&mut self, size: TermSize) {
-        if matches!(self.model, Model::Finished(_)) {
-            return;
-        }
-        self.awake();
-        if let Some(replay) = &mut self.replay
-            && !replay.resize(size)
-        {
-            self.replay = None;
-        }
-        let Model::Live(live) = &mut self.model else {
+        let Some(live) = self.told(|replay| replay.resize(size)) else {
             return;
         };
         live.catch_up();
