@@ -31,7 +31,8 @@ pub struct Program<'a> {
     pub cwd: &'a Path,
     /// The program's whole environment, `NAME=value` each (see `environment`).
     pub env: &'a [Vec<u8>],
-    /// `cgroup.procs` files the program is in before it runs (see `forked`).
+    /// Files of cgroups (`cgroup.procs`, or v1's `tasks`) the program is in before it runs (see
+    /// `forked`).
     pub cgroups: &'a [String],
 }
 

@@ -24,7 +24,7 @@ pub struct Prepared<'a> {
     pub envp: &'a [*mut libc::c_char],
     pub cwd: &'a CStr,
     pub tty: &'a CStr,
-    /// `cgroup.procs` files the child writes itself into.
+    /// Files of cgroups (`cgroup.procs`, or v1's `tasks`) the child writes itself into.
     pub cgroups: &'a [CString],
 }
 

@@ -79,7 +79,8 @@ pub struct Launch<'a> {
     pub size: (u16, u16),
     /// An empty file its output is appended to once watched.
     pub transcript: &'a Path,
-    /// The `cgroup.procs` files of the session's cgroup, entered before the program runs.
+    /// The files of the session's cgroups the program writes itself into before it runs
+    /// (`cgroup.procs`, or v1's `tasks`).
     pub cgroups: &'a [PathBuf],
 }
 

@@ -75,7 +75,8 @@ pub struct Spawn {
     pub rows: u16,
     /// The file (created by the server) the output is appended to.
     pub transcript: String,
-    /// `cgroup.procs` files the program enters before it runs (its session's cgroup).
+    /// Files of its session's cgroups (`cgroup.procs`, or v1's `tasks`) the program writes
+    /// itself into before it runs.
     #[serde(default)]
     pub cgroups: Vec<String>,
 }
