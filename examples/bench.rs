@@ -1108,7 +1108,15 @@ fn cpu_time(pid: u32) -> Duration {
 async fn fan_out(work: &Path, sizes: &Sizes) {
     let script = work.join("stamped_lines.py");
     std::fs::write(&script, STAMPED_LINES).unwrap();
-    let server = Server::start(work, &[]);
+    // The viewers all come from this one address: room for them beside the per-client default.
+    let per_client = (sizes.viewers + 100).max(1000).to_string();
+    let server = Server::start(
+        work,
+        &[(
+            "MONKEYPROOF_MAX_CONNECTIONS_PER_CLIENT",
+            per_client.as_str(),
+        )],
+    );
     let session = server
         .create(
             json!({"task": format!("read go; python3 {} {}", script.display(), sizes.fanout_secs)}),
