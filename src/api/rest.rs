@@ -197,8 +197,8 @@ pub async fn list_sessions(
     // Building and serialising 10,000 entries (5 MB) is tens of milliseconds, most of it
     // reading each session's state from memory: shared out over the cores, on blocking
     // threads, each into a buffer sized for its part at once.
-    let parts = sessions.len().div_ceil(LISTED_PER_THREAD).clamp(1, cores());
-    let per_part = sessions.len().div_ceil(parts).max(1);
+    let threads = sessions.len().div_ceil(LISTED_PER_THREAD).clamp(1, cores());
+    let per_part = sessions.len().div_ceil(threads).max(1);
     let serialised = sessions.chunks(per_part).map(|chunk| {
         let (app, chunk) = (app.clone(), chunk.to_vec());
         tokio::task::spawn_blocking(move || {
@@ -216,7 +216,7 @@ pub async fn list_sessions(
             Ok::<_, serde_json::Error>(json)
         })
     });
-    let mut parts = Vec::with_capacity(parts);
+    let mut parts = Vec::with_capacity(threads);
     for part in futures_util::future::join_all(serialised).await {
         parts.push(
             part.map_err(ApiError::internal)?

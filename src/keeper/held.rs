@@ -61,6 +61,14 @@ struct Held {
     orphan: bool,
 }
 
+impl Held {
+    /// It prints in bulk and nobody typed into it lately: its reads come from the bulk budget
+    /// (see `bulk.rs`).
+    fn prints_in_bulk(&self, now: Instant) -> bool {
+        self.hot && !typed_lately(self.typed_at, now)
+    }
+}
+
 /// What a read of a PTY found.
 enum Read {
     Bytes(usize),
@@ -292,7 +300,7 @@ impl Sessions {
         }
         held.hot = n >= HOT_READ;
         let now = Instant::now();
-        if held.hot && !typed_lately(held.typed_at, now) {
+        if held.prints_in_bulk(now) {
             self.budget.spend(n, now);
         }
         let bytes = &self.buf[..n];

@@ -239,10 +239,9 @@ impl Screen {
     /// The live model, woken, once `keep` has kept what it is told for a replay (or the replay
     /// is dropped when `keep` says it grew too long); `None` once finished.
     fn told(&mut self, keep: impl FnOnce(&mut Replay) -> bool) -> Option<&mut Live> {
-        if matches!(self.model, Model::Finished(_)) {
+        if let Awake::Finished(_) = self.awake() {
             return None;
         }
-        self.awake();
         if let Some(replay) = &mut self.replay
             && !keep(replay)
         {
@@ -285,7 +284,8 @@ impl Screen {
     }
 
     /// Whether it sleeps (see `doze`).
-    pub fn is_dormant(&self) -> bool {
+    #[cfg(test)]
+    fn is_dormant(&self) -> bool {
         matches!(self.model, Model::Dormant(_))
     }
 

@@ -8,7 +8,6 @@ use std::time::Instant;
 use nix::poll::PollTimeout;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 
-use super::super::bulk::typed_lately;
 use super::super::connection::Connection;
 use super::{Read, Sessions};
 
@@ -42,9 +41,8 @@ impl Sessions {
                 continue;
             };
             let now = Instant::now();
-            let bulk = held.hot && !typed_lately(held.typed_at, now);
             if held.hot
-                && ((bulk && !self.budget.allows_hot_read(now))
+                && ((held.prints_in_bulk(now) && !self.budget.allows_hot_read(now))
                     || *backlog.get_or_insert_with(|| server.unsent_bytes()) > HOT_BACKLOG)
             {
                 self.park(slot);
@@ -105,7 +103,7 @@ impl Sessions {
             if !held.parked || !held.watched {
                 continue;
             }
-            if !bulk_allowed && !typed_lately(held.typed_at, now) {
+            if !bulk_allowed && held.prints_in_bulk(now) {
                 still_parked.push(slot);
                 continue;
             }
