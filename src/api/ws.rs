@@ -273,7 +273,7 @@ impl Connection {
     async fn send_event(&mut self, event: ViewerEvent) -> ConnResult {
         match (self.flavor, event) {
             (Flavor::Raw, ViewerEvent::Output { bytes, .. }) => {
-                self.send(Message::Binary(bytes.into())).await
+                self.send(Message::Binary(bytes)).await
             }
             (
                 Flavor::Raw,
@@ -289,7 +289,7 @@ impl Connection {
                 self.acked = self.acked.map(|_| offset);
                 self.send_json(&RawServerMessage::Resync { missed, offset })
                     .await?;
-                self.send(Message::Binary(redraw.into())).await
+                self.send(Message::Binary(redraw)).await
             }
             (Flavor::Raw, ViewerEvent::Resize(size)) => {
                 self.send_json(&RawServerMessage::Resize {

@@ -23,6 +23,7 @@ mod lifecycle;
 mod reader;
 mod recent;
 mod record;
+mod shared_reads;
 mod spawn;
 mod throttle;
 mod viewer;
@@ -160,6 +161,7 @@ struct State {
     ended_at: Option<SystemTime>,
     last_output_at: Option<SystemTime>,
     reader_done: bool,
+    shared: shared_reads::SharedReads,
 }
 
 /// A point-in-time copy of a session's changing fields.
@@ -241,11 +243,15 @@ impl Session {
     }
 
     /// Lets the screen model sleep when the program has printed nothing for `quiet` (a short
-    /// history is replayed when next asked: see `screen/dormant.rs`); whether it went to sleep
-    /// now.
+    /// history is replayed when next asked: see `screen/dormant.rs`), and drops what its viewers
+    /// shared; whether the screen went to sleep now.
     pub(crate) fn doze_screen_if_quiet(&self, quiet: Duration) -> bool {
         let mut state = self.lock_state();
-        self.quiet_for(state.last_output_at) >= quiet && state.screen.doze()
+        if self.quiet_for(state.last_output_at) < quiet {
+            return false;
+        }
+        state.shared = Default::default();
+        state.screen.doze()
     }
 
     /// The screen as text with up to `scrollback` rows above it, and the offset it reflects.

@@ -144,6 +144,7 @@ impl Session {
                 ended_at: Some(ended_at.unwrap_or_else(SystemTime::now)),
                 last_output_at: record.last_output_at_ms.map(from_millis),
                 reader_done: true,
+                shared: Default::default(),
             }),
             changed: watch::channel(0).0,
             events,

@@ -286,6 +286,7 @@ impl Session {
                 ended_at: None,
                 last_output_at: None,
                 reader_done: false,
+                shared: Default::default(),
             }),
             changed: watch::channel(0).0,
             events: serving.events,

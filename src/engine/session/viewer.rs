@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::super::screen::TermSize;
@@ -43,13 +44,13 @@ pub struct AttachStart {
 #[derive(Debug)]
 pub enum ViewerEvent {
     /// Output bytes that start at `offset`.
-    Output { offset: u64, bytes: Vec<u8> },
+    Output { offset: u64, bytes: Bytes },
     /// The viewer fell behind the ring: output from `missed` was skipped; `redraw` is the screen
     /// as of `offset`, where output continues.
     Resync {
         missed: u64,
         offset: u64,
-        redraw: Vec<u8>,
+        redraw: Bytes,
     },
     /// The terminal was resized.
     Resize(TermSize),
@@ -171,12 +172,12 @@ impl Viewer {
             return Some(ViewerEvent::Resync {
                 missed,
                 offset: total,
-                redraw: state.screen.redraw(),
+                redraw: state.shared_redraw(),
             });
         }
         if self.offset < total {
             let offset = self.offset;
-            let bytes = state.log.read_from(offset, MAX_OUTPUT_CHUNK)?;
+            let bytes = state.output_from(offset, MAX_OUTPUT_CHUNK);
             self.offset += bytes.len() as u64;
             return Some(ViewerEvent::Output { offset, bytes });
         }
