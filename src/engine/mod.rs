@@ -19,6 +19,7 @@ mod screen;
 mod session;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -127,6 +128,10 @@ pub struct Engine {
     timeline: Arc<Timeline>,
     /// Where sessions get their cgroups, when this server may make them.
     cgroups: Option<Arc<cgroup::Cgroups>>,
+    /// How many sessions may hold processes: counted by the sessions themselves (see
+    /// `session/lifecycle.rs`), so that a spawn does not visit 10,000 sessions to check
+    /// `MAX_SESSIONS`.
+    holding: Arc<AtomicUsize>,
 }
 
 impl Engine {
@@ -158,7 +163,9 @@ impl Engine {
                 .ok()
                 .map(Arc::new)
         });
-        let earlier = EarlierRuns::take_over(&config, &store, &events, &timeline, &cgroups)?;
+        let holding = Arc::new(AtomicUsize::new(0));
+        let earlier =
+            EarlierRuns::take_over(&config, &store, &events, &timeline, &cgroups, &holding)?;
         let sessions = earlier.sessions;
         let keeper = earlier.keeper;
         Ok(Self {
@@ -170,6 +177,7 @@ impl Engine {
             keeper: Mutex::new(keeper),
             timeline,
             cgroups,
+            holding,
         })
     }
 
@@ -248,6 +256,7 @@ impl Engine {
             keeper,
             timeline: self.timeline.clone(),
             cgroups: self.cgroups.clone(),
+            holding: self.holding.clone(),
         }
     }
 
@@ -273,7 +282,7 @@ impl Engine {
     /// Sessions that may still have live processes: running ones, and finished ones whose
     /// background jobs live on. `MAX_SESSIONS` bounds these.
     pub fn running_count(&self) -> usize {
-        self.sessions.iter().filter(|s| s.holds_processes()).count()
+        self.holding.load(Ordering::Relaxed)
     }
 
     /// Kills a session's process tree (see `Session::kill`) with the configured grace.

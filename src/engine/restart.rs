@@ -3,6 +3,7 @@
 //! ended (listed as they were: see `Session::restore`).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use dashmap::DashMap;
 
@@ -30,6 +31,7 @@ impl EarlierRuns {
         events: &Arc<EventBus>,
         timeline: &Arc<Timeline>,
         cgroups: &Option<Arc<Cgroups>>,
+        holding: &Arc<AtomicUsize>,
     ) -> Result<Self, String> {
         let mut records = store
             .load()
@@ -45,6 +47,7 @@ impl EarlierRuns {
                 keeper: keeper.clone(),
                 timeline: timeline.clone(),
                 cgroups: cgroups.clone(),
+                holding: holding.clone(),
             };
             for held in keeper.list()? {
                 let Some(at) = records.iter().position(|r| r.id == held.id) else {

@@ -11,7 +11,7 @@
 //! with `setsid` is reached through its parent while that parent is in the session; see
 //! `process.rs`.) Reader EOF is not exit: a background job may hold the PTY open.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -30,13 +30,26 @@ const EXIT_DRAIN: Duration = Duration::from_millis(500);
 const GONE_POLL: Duration = Duration::from_millis(20);
 
 /// What is known of the session's processes.
-#[derive(Default)]
 pub(super) struct Processes {
     leader: Mutex<Leader>,
     kill_started: AtomicBool,
 }
 
 impl Processes {
+    /// Processes of a program just started or taken over: counted in `holding` until the leader
+    /// is reaped.
+    pub(super) fn running(holding: &Arc<AtomicUsize>) -> Self {
+        holding.fetch_add(1, Ordering::Relaxed);
+        Self {
+            leader: Mutex::new(Leader {
+                exited: false,
+                reaped: false,
+                counted: Some(Counted(holding.clone())),
+            }),
+            kill_started: AtomicBool::new(false),
+        }
+    }
+
     /// Processes of a session whose leader was reaped (by an earlier server): nothing of it is
     /// signalled.
     pub(super) fn gone() -> Self {
@@ -44,18 +57,37 @@ impl Processes {
             leader: Mutex::new(Leader {
                 exited: true,
                 reaped: true,
+                counted: None,
             }),
             kill_started: AtomicBool::new(false),
         }
     }
 }
 
-#[derive(Default)]
 struct Leader {
     /// The exit status was read (without reaping): the leader may be reaped once it is alone.
     exited: bool,
     /// Reaped: its pid may now belong to anyone, so nothing is signalled any more.
     reaped: bool,
+    /// The session's place in the engine's count of sessions holding processes, until reaped.
+    counted: Option<Counted>,
+}
+
+impl Leader {
+    fn reaped(&mut self) {
+        self.reaped = true;
+        self.counted = None;
+    }
+}
+
+/// One in the engine's count of sessions that may hold processes (`MAX_SESSIONS` bounds it),
+/// kept so that the count is read without visiting every session; given back on drop.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Session {
@@ -71,7 +103,7 @@ impl Session {
         let mut leader = lock(&self.processes.leader);
         if !leader.reaped && self.holder().is_some() {
             self.let_go();
-            leader.reaped = true;
+            leader.reaped();
         }
     }
 
@@ -166,7 +198,7 @@ impl Session {
             return false;
         }
         self.let_go();
-        leader.reaped = true;
+        leader.reaped();
         if let Some(cgroup) = &self.cgroup {
             // Empty now (a dead process leaves its cgroup before it is reaped), unless a
             // process that left the POSIX session lives on: then the cgroup stays, and keeps it.

@@ -105,6 +105,8 @@ pub(crate) struct Serving {
     pub timeline: Arc<Timeline>,
     /// Where sessions get their cgroups, when the server may make them.
     pub cgroups: Option<Arc<Cgroups>>,
+    /// How many sessions may hold processes (see `Engine::running_count`).
+    pub holding: Arc<AtomicUsize>,
 }
 
 impl Session {
@@ -293,7 +295,7 @@ impl Session {
             input,
             answered: Mutex::default(),
             master: Mutex::new(Some(master)),
-            processes: lifecycle::Processes::default(),
+            processes: lifecycle::Processes::running(&serving.holding),
             timing: Mutex::new(timing),
             viewers: AtomicUsize::new(0),
             typed_told: Default::default(),
