@@ -72,6 +72,9 @@ fn main() -> ExitCode {
     if monkeyproof::cli::is_command(&args) {
         return run_command(&args);
     }
+    if args.len() == 2 && args[1] == monkeyproof::keeper::launcher::COMMAND {
+        monkeyproof::keeper::launcher::serve();
+    }
     if args.len() == 3 && args[1] == "keeper" {
         return match monkeyproof::keeper::daemon::run(std::path::Path::new(&args[2])) {
             Ok(()) => ExitCode::SUCCESS,

@@ -577,6 +577,51 @@ async fn a_crash_of_the_keeper_leaves_the_running_server_serving() {
 }
 
 #[tokio::test]
+async fn programs_are_the_keepers_children_and_a_dead_launcher_is_started_again() {
+    let server = Server::start();
+    let first = server.exec("echo first; sleep 30").await;
+    server.wait_for_screen(&first.id, "first").await;
+    let keeper = keepers_of(&server.data_dir)[0];
+    // Started by the launcher, yet the keeper's own child: it reads the exit and reaps it.
+    assert_eq!(
+        parent_and_state(first.pid).map(|(ppid, _)| ppid),
+        Some(keeper)
+    );
+    let launchers: Vec<u32> = children_of(keeper)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c == b"monkeyproof\0keeper-launcher\0")
+        })
+        .collect();
+    assert_eq!(launchers.len(), 1, "one launcher, beside the programs");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(launchers[0] as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    let second = server.exec("echo second").await;
+    server.wait_for_screen(&second.id, "second").await;
+    assert_eq!(
+        server.wait_for_end(&second.id).await.info.exit_code,
+        Some(0)
+    );
+    assert!(
+        !children_of(keeper).contains(&launchers[0]),
+        "the dead launcher was reaped"
+    );
+    // A program that cannot start is refused as before, and leaves no zombie.
+    let (status, body) = server
+        .post(
+            "/sessions",
+            json!({"task": "x", "command": "/nonexistent/program"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(zombie_children(keeper).is_empty());
+}
+
+#[tokio::test]
 async fn a_data_dir_too_long_for_the_keepers_socket_is_refused_at_start() {
     let dir = std::env::temp_dir().join("d".repeat(110));
     let out = Command::new(env!("CARGO_BIN_EXE_monkeyproof"))

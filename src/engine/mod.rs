@@ -112,6 +112,9 @@ pub enum EngineError {
     Spawn(SpawnError),
 }
 
+/// How long a stop waits for the ends being recorded (see `Engine::detach`).
+const END_RECORD_WAIT: Duration = Duration::from_secs(2);
+
 /// All sessions of this server.
 pub struct Engine {
     config: EngineConfig,
@@ -501,6 +504,12 @@ impl Engine {
     pub async fn detach(&self) -> usize {
         let sessions = self.list();
         self.stop_readers(&sessions).await;
+        // A program reaped just now is no longer the keeper's: its end must reach the store
+        // before this server goes (a moment: the record is all that is left to write).
+        let deadline = Instant::now() + END_RECORD_WAIT;
+        while sessions.iter().any(|s| s.end_unrecorded()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         sessions.iter().filter(|s| s.holds_processes()).count()
     }
 

@@ -1,18 +1,16 @@
 //! Starting a session's program on its PTY: a session leader (pid == sid) whose controlling
-//! terminal is the PTY, with default signal handling and none of the server's descriptors.
+//! terminal is the PTY, with default signal handling and none of the keeper's descriptors.
 //!
-//! portable-pty's `spawn_command` does the same with `fork` and a child that lists `/dev/fd` and
-//! closes the descriptors one by one. Both grow with the server: `fork` copies the page tables of
-//! every thread stack (two threads per session), and the server holds ~4 descriptors per session,
-//! so a start took 16 ms (p50) at 1,000 sessions. `posix_spawn` shares the address space until
-//! `exec` instead (vfork), and glibc can make the child a session leader (`POSIX_SPAWN_SETSID`)
-//! before it opens the terminal, which then becomes its controlling terminal. portable-pty still
-//! opens, sizes and owns the PTY.
+//! portable-pty's `spawn_command` does it with `fork` and a child that lists `/dev/fd` and
+//! closes the descriptors one by one; `fork` and `posix_spawn` from the process that holds every
+//! PTY also copy (and `exec` closes) its whole descriptor table. So the keeper's launcher, a
+//! small process with a handful of descriptors, starts the programs (see `launcher.rs`), each in
+//! a new process that enters its cgroups, becomes a session leader and opens the terminal
+//! before `exec` (see `forked.rs`). portable-pty still opens, sizes and owns the PTY.
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -48,10 +46,11 @@ pub(super) const DEFAULT_SIGNALS: [libc::c_int; 7] = [
     libc::SIGPIPE,
 ];
 
-/// Starts `program` on the terminal at `tty` (the PTY's slave side); returns its pid.
-pub fn spawn_on_terminal(tty: &Path, program: &Program) -> io::Result<u32> {
+/// Starts `program` on the terminal at `tty` (the PTY's slave side) as a child of this
+/// process's parent; returns its pid.
+pub fn spawn_on_terminal(tty: &Path, program: &Program) -> Result<u32, forked::Unstarted> {
     let Some(name) = program.argv.first() else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command").into());
     };
     let search = program
         .env
@@ -81,75 +80,19 @@ pub fn spawn_on_terminal(tty: &Path, program: &Program) -> io::Result<u32> {
         p
     };
     let (argv_p, envp_p) = (pointers(&argv), pointers(&envp));
-    if !program.cgroups.is_empty() {
-        let cgroups = program
-            .cgroups
-            .iter()
-            .map(|p| c(p.as_bytes()))
-            .collect::<io::Result<Vec<_>>>()?;
-        return forked::spawn(&forked::Prepared {
-            path: &path,
-            argv: &argv_p,
-            envp: &envp_p,
-            cwd: &cwd,
-            tty: &tty,
-            cgroups: &cgroups,
-        });
-    }
-
-    let attr = SpawnAttr::new()?;
-    let actions = FileActions::new()?;
-    // SAFETY: every pointer passed points into a live CString or vector above, and the two
-    // objects are initialised (and destroyed by their guards).
-    unsafe {
-        let mut defaults = MaybeUninit::<libc::sigset_t>::uninit();
-        libc::sigemptyset(defaults.as_mut_ptr());
-        for signal in DEFAULT_SIGNALS {
-            libc::sigaddset(defaults.as_mut_ptr(), signal);
-        }
-        let mut none = MaybeUninit::<libc::sigset_t>::uninit();
-        libc::sigemptyset(none.as_mut_ptr());
-        let flags = libc::POSIX_SPAWN_SETSID
-            | libc::POSIX_SPAWN_SETSIGDEF as libc::c_short
-            | libc::POSIX_SPAWN_SETSIGMASK as libc::c_short;
-        check(libc::posix_spawnattr_setflags(attr.ptr(), flags))?;
-        check(libc::posix_spawnattr_setsigdefault(
-            attr.ptr(),
-            defaults.as_ptr(),
-        ))?;
-        check(libc::posix_spawnattr_setsigmask(attr.ptr(), none.as_ptr()))?;
-        check(libc::posix_spawn_file_actions_addchdir_np(
-            actions.ptr(),
-            cwd.as_ptr(),
-        ))?;
-        // Opened by a session leader with no controlling terminal (and without O_NOCTTY), the
-        // terminal becomes its controlling terminal.
-        check(libc::posix_spawn_file_actions_addopen(
-            actions.ptr(),
-            0,
-            tty.as_ptr(),
-            libc::O_RDWR,
-            0,
-        ))?;
-        check(libc::posix_spawn_file_actions_adddup2(actions.ptr(), 0, 1))?;
-        check(libc::posix_spawn_file_actions_adddup2(actions.ptr(), 0, 2))?;
-        // The server's own descriptors are close-on-exec; this closes any inherited from
-        // whoever started the server.
-        check(libc::posix_spawn_file_actions_addclosefrom_np(
-            actions.ptr(),
-            3,
-        ))?;
-        let mut pid: libc::pid_t = 0;
-        check(libc::posix_spawn(
-            &mut pid,
-            path.as_ptr(),
-            actions.ptr(),
-            attr.ptr(),
-            argv_p.as_ptr(),
-            envp_p.as_ptr(),
-        ))?;
-        Ok(pid as u32)
-    }
+    let cgroups = program
+        .cgroups
+        .iter()
+        .map(|p| c(p.as_bytes()))
+        .collect::<io::Result<Vec<_>>>()?;
+    forked::spawn(&forked::Prepared {
+        path: &path,
+        argv: &argv_p,
+        envp: &envp_p,
+        cwd: &cwd,
+        tty: &tty,
+        cgroups: &cgroups,
+    })
 }
 
 /// A program's environment: the server's, less `remove`, plus TERM and `set`; as
@@ -195,60 +138,6 @@ pub fn exit_notice(pid: u32) -> io::Result<AsyncFd<OwnedFd>> {
     unsafe {
         AsyncFd::register_with_interest(OwnedFd::from_raw_fd(fd as RawFd), Interest::READABLE)
             .map_err(Into::into)
-    }
-}
-
-/// `posix_spawn*` functions return an error number rather than setting `errno`.
-fn check(result: libc::c_int) -> io::Result<()> {
-    match result {
-        0 => Ok(()),
-        errno => Err(io::Error::from_raw_os_error(errno)),
-    }
-}
-
-/// A `posix_spawnattr_t`, destroyed on drop.
-struct SpawnAttr(Box<libc::posix_spawnattr_t>);
-
-impl SpawnAttr {
-    fn new() -> io::Result<Self> {
-        // SAFETY: zeroed memory is a valid argument to `posix_spawnattr_init`, which fills it.
-        let mut attr = Box::new(unsafe { std::mem::zeroed() });
-        check(unsafe { libc::posix_spawnattr_init(&mut *attr) })?;
-        Ok(Self(attr))
-    }
-
-    fn ptr(&self) -> *mut libc::posix_spawnattr_t {
-        std::ptr::from_ref(&*self.0).cast_mut()
-    }
-}
-
-impl Drop for SpawnAttr {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `new`, destroyed once.
-        unsafe { libc::posix_spawnattr_destroy(&mut *self.0) };
-    }
-}
-
-/// A `posix_spawn_file_actions_t`, destroyed on drop.
-struct FileActions(Box<libc::posix_spawn_file_actions_t>);
-
-impl FileActions {
-    fn new() -> io::Result<Self> {
-        // SAFETY: as for `SpawnAttr::new`.
-        let mut actions = Box::new(unsafe { std::mem::zeroed() });
-        check(unsafe { libc::posix_spawn_file_actions_init(&mut *actions) })?;
-        Ok(Self(actions))
-    }
-
-    fn ptr(&self) -> *mut libc::posix_spawn_file_actions_t {
-        std::ptr::from_ref(&*self.0).cast_mut()
-    }
-}
-
-impl Drop for FileActions {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `new`, destroyed once.
-        unsafe { libc::posix_spawn_file_actions_destroy(&mut *self.0) };
     }
 }
 

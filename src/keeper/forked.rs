@@ -1,13 +1,11 @@
-//! Starting a program inside its session's cgroup: `fork`, then, in the child, the session and
-//! terminal set up as `posix_spawn` does it (see `child.rs`), the move into the cgroup, and
-//! `exec`. The program and everything it starts are in the cgroup from their first instruction,
-//! which moving the pid in after the start could not promise — and `posix_spawn` has no step for
-//! it. `fork` costs little here: the keeper is a small process (a few MB, one descriptor per
-//! session).
+//! Starting a program inside its session's cgroup: a new process (see `spawn`), then, in it,
+//! the session and terminal set up, the move into the cgroup, and `exec`. The program and
+//! everything it starts are in the cgroup from their first instruction, which moving the pid in
+//! after the start could not promise — and `posix_spawn` has no step for it.
 //!
-//! Between `fork` and `exec` the child only makes system calls (no allocation, no lock: the
-//! keeper may have other threads), and reports a failure's errno on a close-on-exec pipe, which
-//! the parent reads to know that `exec` happened.
+//! Between the clone and `exec` the child only makes system calls (no allocation, no lock), and
+//! reports a failure's errno on a close-on-exec pipe, which the parent reads to know that
+//! `exec` happened.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -28,27 +26,53 @@ pub struct Prepared<'a> {
     pub cgroups: &'a [CString],
 }
 
-/// Starts the program; returns its pid once it runs the program (or the errno of the step that
-/// failed, with the child reaped).
-pub fn spawn(prepared: &Prepared) -> io::Result<u32> {
+/// A program that did not start.
+pub struct Unstarted {
+    pub error: io::Error,
+    /// The process created for it, which exited without running it: not reaped, since its
+    /// parent is the caller's parent.
+    pub child: Option<u32>,
+}
+
+impl From<io::Error> for Unstarted {
+    fn from(error: io::Error) -> Self {
+        Self { error, child: None }
+    }
+}
+
+/// Starts the program as a child of this process's parent (`CLONE_PARENT`: the launcher starts
+/// the keeper's children, see `launcher.rs`); returns its pid once it runs the program.
+pub fn spawn(prepared: &Prepared) -> Result<u32, Unstarted> {
     let mut pipe = [0; 2];
     // SAFETY: pipe2 fills the two descriptors, which are then owned here.
     let (report_read, report_write) = unsafe {
         if libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            return Err(io::Error::last_os_error());
+            return Err(io::Error::last_os_error().into());
         }
         (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1]))
     };
-    // SAFETY: the child only makes async-signal-safe calls on memory prepared before the fork
-    // (see `in_child`), and never returns.
-    let pid = unsafe { libc::fork() };
+    // A fork whose child's parent is ours. The raw system call skips glibc's fork handlers,
+    // which the child (system calls only, then exec) does not need.
+    // SAFETY: without CLONE_VM the child has its own copy of memory and stack; it only makes
+    // async-signal-safe calls on memory prepared before (see `in_child`) and never returns.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_PARENT | libc::SIGCHLD,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
     if pid < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(io::Error::last_os_error().into());
     }
     if pid == 0 {
         // SAFETY: as above.
         unsafe { in_child(prepared, report_write.as_raw_fd()) }
     }
+    let pid = pid as u32;
     drop(report_write);
     let mut errno = [0u8; 4];
     let read = loop {
@@ -60,22 +84,22 @@ pub fn spawn(prepared: &Prepared) -> io::Result<u32> {
     };
     if read == 0 {
         // The pipe closed on exec: the program runs.
-        return Ok(pid as u32);
+        return Ok(pid);
     }
-    let mut status = 0;
-    // SAFETY: reaping our own child, which has exited (or is about to).
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    Err(if read == 4 {
-        io::Error::from_raw_os_error(i32::from_ne_bytes(errno))
-    } else {
-        io::Error::other("the new process ended before it ran the program")
+    Err(Unstarted {
+        error: if read == 4 {
+            io::Error::from_raw_os_error(i32::from_ne_bytes(errno))
+        } else {
+            io::Error::other("the new process ended before it ran the program")
+        },
+        child: Some(pid),
     })
 }
 
 /// The child's steps; on a failure it writes the errno to `report` and exits 127.
 ///
 /// # Safety
-/// Called in the child of a `fork` only.
+/// Called in the child of `spawn`'s clone only.
 unsafe fn in_child(p: &Prepared, report: libc::c_int) -> ! {
     unsafe {
         let fail = || -> ! {

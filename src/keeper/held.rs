@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -22,8 +22,8 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
 use super::bulk::{BulkBudget, HOT_READ, typed_lately};
-use super::child::{self, Program};
 use super::connection::Connection;
+use super::launcher::Launcher;
 use super::transcripts::Transcripts;
 use super::wire::{self, Exit, Reply};
 
@@ -89,10 +89,14 @@ pub(super) struct Sessions {
     parked: Vec<usize>,
     /// How much the hot PTYs of sessions not typed into may read while somebody types.
     budget: BulkBudget,
+    /// What starts the programs (see `launcher.rs`).
+    launcher: Launcher,
 }
 
 impl Sessions {
+    /// The sessions' holder, with its launcher: call it while the keeper holds few descriptors.
     pub(super) fn new() -> io::Result<Self> {
+        let launcher = Launcher::start()?;
         Ok(Self {
             slots: Vec::new(),
             free: Vec::new(),
@@ -102,6 +106,7 @@ impl Sessions {
             buf: vec![0; READ_CHUNK],
             parked: Vec::new(),
             budget: BulkBudget::default(),
+            launcher,
         })
     }
 
@@ -121,7 +126,7 @@ impl Sessions {
 
     /// Starts a program and answers `Spawned` (with the master) or `Failed`.
     pub(super) fn spawn(&mut self, server: &mut Connection, request: wire::Spawn) {
-        let started = spawn(&request);
+        let started = spawn(&mut self.launcher, &request);
         let (pid, master) = match started {
             Ok(started) => started,
             Err(err) => {
@@ -390,14 +395,9 @@ fn ended(pid: u32) -> Option<Exit> {
     }
 }
 
-/// Starts the program asked for on a new PTY; returns its pid and the PTY's master
-/// (non-blocking).
-fn spawn(request: &wire::Spawn) -> io::Result<(u32, OwnedFd)> {
-    let env: Vec<Vec<u8>> = request
-        .env
-        .iter()
-        .filter_map(|pair| wire::decode_env(pair))
-        .collect();
+/// Starts the program asked for on a new PTY (through the launcher); returns its pid and the
+/// PTY's master (non-blocking).
+fn spawn(launcher: &mut Launcher, request: &wire::Spawn) -> io::Result<(u32, OwnedFd)> {
     let size = Winsize {
         ws_row: request.rows,
         ws_col: request.cols,
@@ -417,15 +417,7 @@ fn spawn(request: &wire::Spawn) -> io::Result<(u32, OwnedFd)> {
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
     )?;
     let tty = nix::unistd::ttyname(&pty.slave)?;
-    let pid = child::spawn_on_terminal(
-        &tty,
-        &Program {
-            argv: &request.argv,
-            cwd: Path::new(&request.cwd),
-            env: &env,
-            cgroups: &request.cgroups,
-        },
-    )?;
+    let pid = launcher.launch(&tty, request)?;
     // Only the program holds the terminal side: it gets EOF/SIGHUP as a terminal's would.
     drop(pty.slave);
     Ok((pid, pty.master))

@@ -11,6 +11,7 @@ pub mod daemon;
 mod dispatch;
 mod forked;
 mod held;
+pub mod launcher;
 mod transcripts;
 mod wire;
 

@@ -523,23 +523,28 @@ pub fn process_alive(pid: u32) -> bool {
         .is_some_and(|rest| !rest.starts_with('Z'))
 }
 
-/// Pids of zombie children of `parent`.
-pub fn zombie_children(parent: u32) -> Vec<u32> {
+/// The parent and state (`R`, `S`, `Z`…) of process `pid`, if it exists.
+pub fn parent_and_state(pid: u32) -> Option<(u32, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit(')').next()?.split_whitespace();
+    let state = fields.next()?.to_owned();
+    Some((fields.next()?.parse().ok()?, state))
+}
+
+/// Pids of the children of `parent`.
+pub fn children_of(parent: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let rest = s.rsplit(')').next()?.to_owned();
-                    let mut fields = rest.split_whitespace();
-                    let state = fields.next()?.to_owned();
-                    let ppid: u32 = fields.next()?.parse().ok()?;
-                    Some(state == "Z" && ppid == parent)
-                })
-                .unwrap_or(false)
-        })
+        .filter(|&pid| parent_and_state(pid).is_some_and(|(ppid, _)| ppid == parent))
+        .collect()
+}
+
+/// Pids of zombie children of `parent`.
+pub fn zombie_children(parent: u32) -> Vec<u32> {
+    children_of(parent)
+        .into_iter()
+        .filter(|&pid| parent_and_state(pid).is_some_and(|(_, state)| state == "Z"))
         .collect()
 }
 

@@ -33,6 +33,8 @@ const GONE_POLL: Duration = Duration::from_millis(20);
 pub(super) struct Processes {
     leader: Mutex<Leader>,
     kill_started: AtomicBool,
+    /// The program's end is in the store.
+    end_recorded: AtomicBool,
 }
 
 impl Processes {
@@ -47,6 +49,7 @@ impl Processes {
                 counted: Some(Counted(holding.clone())),
             }),
             kill_started: AtomicBool::new(false),
+            end_recorded: AtomicBool::new(false),
         }
     }
 
@@ -60,6 +63,7 @@ impl Processes {
                 counted: None,
             }),
             kill_started: AtomicBool::new(false),
+            end_recorded: AtomicBool::new(true),
         }
     }
 }
@@ -105,6 +109,13 @@ impl Session {
             self.let_go();
             leader.reaped();
         }
+    }
+
+    /// Whether the program's end is between its reaping and its record: a server that stopped
+    /// now would leave a record of a running session that no keeper holds.
+    pub(crate) fn end_unrecorded(&self) -> bool {
+        let leader = lock(&self.processes.leader);
+        leader.exited && leader.reaped && !self.processes.end_recorded.load(Ordering::SeqCst)
     }
 
     /// Whether the program exited but processes of its session live on (background jobs).
@@ -165,6 +176,7 @@ impl Session {
         self.agent_exited();
         // On disk before anyone can see the end.
         self.save_record_async().await;
+        self.processes.end_recorded.store(true, Ordering::SeqCst);
         // The output before the exit is reported before it.
         self.report_output();
         self.emit(EventKind::Exit {
