@@ -340,17 +340,27 @@ impl Server {
 
     /// SIGTERM, then SIGKILL if it has not exited within 10 s.
     fn terminate(&mut self) {
+        self.terminate_within(Duration::from_secs(10));
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `limit`; returns how long it took.
+    fn terminate_within(&mut self, limit: Duration) -> Duration {
+        let started = Instant::now();
+        // Already waited for: its pid may be someone else's now.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return Duration::ZERO;
+        }
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
+        while started.elapsed() < limit {
             if let Ok(Some(_)) = self.child.try_wait() {
-                break;
+                return started.elapsed();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        started.elapsed()
     }
 }
 
@@ -988,6 +998,17 @@ async fn scale(work: &Path, sizes: &Sizes) {
             "<= 60 KB (baseline: just started, screens awake)",
         );
     }
+    // Each killed session signals its processes and polls until they are gone; those polls
+    // share scans of /proc (one per round, not one per session).
+    let mut server = server;
+    let stop = server.terminate_within(Duration::from_secs(120));
+    row(
+        &format!("stop, killing {reached} sessions"),
+        format!("{:.1} s", stop.as_secs_f64()),
+        "17+ min".into(),
+        None,
+        "a few seconds (baseline: a scan of /proc per session and poll, 2026-12-02)",
+    );
 }
 
 /// Lets the kernel hand out at least `n` PTYs (`kernel.pty.max`, as root), or says why not.

@@ -365,7 +365,7 @@ impl Engine {
     /// Reaps those of `lingering` whose last background job has ended, freeing their slot (one
     /// `/proc` scan for all of them). Blocking.
     fn reap_lingering(lingering: &[Arc<Session>]) {
-        let live = process::live_session_ids();
+        let live = process::Scan::now().live_session_ids();
         for session in lingering {
             session.reap_when(|sid| !live.contains(&sid));
         }

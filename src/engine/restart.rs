@@ -70,7 +70,7 @@ impl EarlierRuns {
                             session = %id, pid, %why,
                             "cannot adopt the session: killing it"
                         );
-                        process::signal_session(pid, nix::sys::signal::Signal::SIGKILL);
+                        process::Scan::now().signal_session(pid, nix::sys::signal::Signal::SIGKILL);
                         keeper.reap(&id);
                     }
                 }

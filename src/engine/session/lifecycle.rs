@@ -191,12 +191,11 @@ impl Session {
     /// Reaps the leader if its exit was read and no live process of its session is left.
     /// Returns whether it is reaped.
     pub(super) async fn reap_if_alone(self: &Arc<Self>) -> bool {
+        let scan = process::Scan::shared().await;
         let session = self.clone();
-        tokio::task::spawn_blocking(move || {
-            session.reap_when(|sid| !process::session_has_live_members(sid))
-        })
-        .await
-        .unwrap_or(false)
+        tokio::task::spawn_blocking(move || session.reap_when(|sid| !scan.has_live_members(sid)))
+            .await
+            .unwrap_or(false)
     }
 
     /// Reaps the leader if its exit was read and `alone(pid)` says nothing else of the session
@@ -292,14 +291,17 @@ impl Session {
     /// Sends `signals` to every process of the session, unless the leader is reaped (then its
     /// ids may belong to strangers). Off the async workers: it reads `/proc`.
     async fn signal(self: &Arc<Self>, signals: &'static [Signal]) {
+        let scan = process::Scan::shared().await;
         let session = self.clone();
         let _ = tokio::task::spawn_blocking(move || {
             // Held while signalling, so the leader cannot be reaped (freeing its ids) meanwhile.
+            // Unreaped now, it was unreaped while the scan was made: the scan's members of its
+            // session are the session's.
             let Some(_leader) = session.leader_unreaped() else {
                 return;
             };
             for &signal in signals {
-                process::signal_session(session.pid, signal);
+                scan.signal_session(session.pid, signal);
             }
         })
         .await;
@@ -333,6 +335,6 @@ impl Session {
 /// Kills a program that was started but cannot be served (its leader is unreaped: its session
 /// is provably its own) and has the keeper reap it once it has ended.
 pub(super) fn abandon(pid: u32, keeper: &Keeper, id: &str) {
-    process::signal_session(pid, Signal::SIGKILL);
+    process::Scan::now().signal_session(pid, Signal::SIGKILL);
     keeper.reap(id);
 }

@@ -89,7 +89,7 @@ impl Session {
                     .cgroup
                     .as_ref()
                     .and_then(|c| c.cgroups.limits(&session.id)),
-                ..process::session_use(session.pid)
+                ..process::Scan::now().session_use(session.pid)
             })
         });
         let used = used.await.ok().flatten()?;
@@ -132,7 +132,7 @@ impl Session {
                 return;
             }
             let nice = if on { THROTTLED_NICE } else { 0 };
-            let set = process::renice_session(session.pid, nice);
+            let set = process::Scan::now().renice_session(session.pid, nice);
             tracing::info!(session = %session.id, nice, processes = set, "{what}");
         });
     }
