@@ -20,32 +20,6 @@ struct Usage {
 }
 
 fn usage(pid: u32) -> Usage {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| -> usize {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    };
-    let children = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit(')')
-                        .next()?
-                        .split_whitespace()
-                        .nth(1)?
-                        .parse::<u32>()
-                        .ok()
-                })
-                == Some(pid)
-        })
-        .count();
     let targets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
@@ -55,10 +29,21 @@ fn usage(pid: u32) -> Usage {
     Usage {
         fds: targets.len() - sockets,
         sockets,
-        threads: field("Threads:"),
-        rss_kb: field("VmRSS:"),
-        children,
+        threads: status_field(pid, "Threads:"),
+        rss_kb: status_field(pid, "VmRSS:"),
+        children: children_of(pid).len(),
     }
+}
+
+/// A number from `/proc/PID/status`.
+fn status_field(pid: u32, name: &str) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
 }
 
 /// The names of the server's threads, sorted (to say which one a leak is).
@@ -105,16 +90,15 @@ async fn create_stream_disconnect_kill_cycles_leave_nothing_behind() {
         // Idle pool threads leave within a few seconds, but periodic work (sweeps, the
         // throttle) borrows one now and then: the fewest threads seen over a while is the count.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let mut fewest = usage(server.pid());
+        let mut fewest_threads = usize::MAX;
         for _ in 0..30 {
+            fewest_threads = fewest_threads.min(status_field(server.pid(), "Threads:"));
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let now = usage(server.pid());
-            fewest = Usage {
-                threads: fewest.threads.min(now.threads),
-                ..now
-            };
         }
-        fewest
+        Usage {
+            threads: fewest_threads.min(status_field(server.pid(), "Threads:")),
+            ..usage(server.pid())
+        }
     };
     let baseline = settled(server.clone()).await;
     let baseline_threads = thread_names(server.pid());
