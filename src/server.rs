@@ -114,7 +114,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     wait_for_signal().await;
     stop_accepting.cancel();
     let limit = config.kill_grace() + Duration::from_millis(1800);
-    let drained = tokio::time::timeout(limit, async {
+    let drain = tokio::time::timeout(limit, async {
         match config.on_exit {
             OnExit::Kill => {
                 tracing::info!("shutting down: killing every session");
@@ -124,7 +124,9 @@ pub async fn run(config: Config) -> Result<(), String> {
                 let kept = engine.detach().await;
                 if kept > 0 {
                     println!(
-                        "{kept} session(s) keep running, held by the keeper; a server started                          again on {} takes them over. To stop them: DELETE /sessions/ID, or                          stop the server with MONKEYPROOF_ON_EXIT=kill (--on-exit kill)",
+                        "{kept} session(s) keep running, held by the keeper; a server started \
+                         again on {} takes them over. To stop them: DELETE /sessions/ID, or \
+                         stop the server with MONKEYPROOF_ON_EXIT=kill (--on-exit kill)",
                         data_dir.display()
                     );
                 }
@@ -132,13 +134,17 @@ pub async fn run(config: Config) -> Result<(), String> {
         }
         shutdown.cancel();
         let _ = server.await;
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("shutdown took too long; exiting anyway");
+    });
+    // A second signal cuts the stop short, as a second Ctrl-C does elsewhere.
+    tokio::select! {
+        drained = drain => if drained.is_err() {
+            tracing::warn!("shutdown took too long; exiting anyway");
+        },
+        _ = wait_for_signal() => tracing::warn!("a second signal: exiting now"),
     }
     if config.on_exit == OnExit::Kill {
-        engine.abandon_all();
+        let engine = engine.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.kill_rest()).await;
     }
     purger.abort();
     monitor.abort();

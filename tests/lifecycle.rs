@@ -472,3 +472,32 @@ async fn shutdown_kills_the_jobs_a_finished_session_left() {
         "shutdown left a finished session's job running"
     );
 }
+
+#[tokio::test]
+async fn a_second_signal_cuts_a_stop_short_and_still_kills_every_session() {
+    // A grace far longer than the test: only the second signal can end the stop in time.
+    let mut server = Server::start_with(&[("KILL_GRACE_MS", "60000")]);
+    let (stubborn, bg) = start_stubborn_job(&server).await;
+    let pid = nix::unistd::Pid::from_raw(server.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(process_alive(bg), "the job ignores TERM; its grace runs");
+    let second = std::time::Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    server.child.wait().unwrap();
+    assert!(
+        second.elapsed() < Duration::from_secs(3),
+        "the stop went on for {:?} after the second signal",
+        second.elapsed()
+    );
+    // What the stop had not killed yet was SIGKILLed on the way out, and the keeper, holding
+    // nothing, goes too.
+    eventually("the session's processes to be gone", || async {
+        (!process_alive(bg) && !process_alive(stubborn.pid)).then_some(())
+    })
+    .await;
+    eventually("the keeper to exit", || async {
+        keepers_of(&server.data_dir).is_empty().then_some(())
+    })
+    .await;
+}

@@ -489,12 +489,18 @@ impl Engine {
         })
     }
 
-    /// Hands every session to the keeper to reap once its program has ended, whether or not
-    /// its kill finished: after a stop that kills, no server will take them over, so the keeper
-    /// must not keep them (it exits once it holds nothing).
-    pub fn abandon_all(&self) {
-        for session in self.list() {
-            session.abandon_to_keeper();
+    /// The end of a stop that kills: SIGKILLs what is left of every session whose kill did not
+    /// finish in time (one scan of `/proc` for all), and hands each to the keeper to reap once
+    /// its program has ended. No server will take them over, so the keeper must not keep them
+    /// (it exits once it holds nothing). Blocking.
+    pub fn kill_rest(&self) {
+        let sessions = self.list();
+        if !sessions.iter().any(|s| s.holds_processes()) {
+            return;
+        }
+        let scan = process::Scan::now();
+        for session in sessions {
+            session.kill_now_and_abandon(&scan);
         }
     }
 

@@ -101,9 +101,14 @@ impl Session {
         !lock(&self.processes.leader).reaped
     }
 
-    /// Tells the keeper to reap the program as soon as it has ended, and stops signalling it
-    /// (see `Engine::abandon_all`).
-    pub(crate) fn abandon_to_keeper(&self) {
+    /// SIGKILLs whatever of the session still lives, tells the keeper to reap the program as
+    /// soon as it has ended, and stops signalling it (see `Engine::kill_rest`). `scan` must have
+    /// begun before this call: a leader unreaped now was unreaped while it was made, so the
+    /// scan's members of its session are the session's. Blocking (signals many processes).
+    pub(crate) fn kill_now_and_abandon(&self, scan: &process::Scan) {
+        if let Some(_leader) = self.leader_unreaped() {
+            scan.signal_session(self.pid, Signal::SIGKILL);
+        }
         let mut leader = lock(&self.processes.leader);
         if !leader.reaped && self.holder().is_some() {
             self.let_go();
