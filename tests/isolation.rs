@@ -385,3 +385,48 @@ fn the_wire_names_of_exit_reasons() {
     let value: Value = serde_json::to_value(ExitReason::OutOfMemory).unwrap();
     assert_eq!(value, "outOfMemory");
 }
+
+/// The directories of process `pid`'s cgroups in the memory, pids and cpu hierarchies (v1), or
+/// its one cgroup (v2).
+fn cgroup_dirs(pid: u32) -> Vec<std::path::PathBuf> {
+    let paths = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    paths
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            let (mount, file) = match controllers {
+                // v2, when it has the controllers (on a hybrid host it has none of them).
+                "" => ("/sys/fs/cgroup".to_owned(), "memory.max"),
+                c if c.split(',').any(|c| ["memory", "pids", "cpu"].contains(&c)) => {
+                    (format!("/sys/fs/cgroup/{c}"), "cgroup.procs")
+                }
+                _ => return None,
+            };
+            let dir = std::path::PathBuf::from(format!("{mount}{path}"));
+            dir.join(file).exists().then_some(dir)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stop_that_kills_leaves_no_cgroup_behind() {
+    let mut server = Server::start();
+    let session = server.exec("sleep 30").await;
+    if limits_of(&server, &session).await.is_none() {
+        return;
+    }
+    let dirs = eventually("the program in its cgroups", || async {
+        let dirs = cgroup_dirs(session.pid);
+        (!dirs.is_empty() && dirs.iter().all(|d| d.ends_with(&session.id))).then_some(dirs)
+    })
+    .await;
+    server.terminate();
+    // The sessions' cgroups, and the data directory's that held them.
+    for dir in dirs
+        .iter()
+        .flat_map(|d| [d.clone(), d.parent().unwrap().to_path_buf()])
+    {
+        assert!(!dir.exists(), "left behind: {dir:?}");
+    }
+}

@@ -114,6 +114,9 @@ pub enum EngineError {
 
 /// How long a stop waits for the ends being recorded (see `Engine::detach`).
 const END_RECORD_WAIT: Duration = Duration::from_secs(2);
+/// How long a stop that kills waits for the last killed processes to leave their cgroups, so
+/// that it can remove them (SIGKILL takes effect in milliseconds).
+const CGROUPS_GONE_WAIT: Duration = Duration::from_secs(1);
 
 /// All sessions of this server.
 pub struct Engine {
@@ -492,15 +495,19 @@ impl Engine {
     /// The end of a stop that kills: SIGKILLs what is left of every session whose kill did not
     /// finish in time (one scan of `/proc` for all), and hands each to the keeper to reap once
     /// its program has ended. No server will take them over, so the keeper must not keep them
-    /// (it exits once it holds nothing). Blocking.
+    /// (it exits once it holds nothing). Then removes the sessions' cgroups and the data
+    /// directory's, once the processes are gone (a dead process leaves its cgroup before it is
+    /// reaped). Blocking.
     pub fn kill_rest(&self) {
         let sessions = self.list();
-        if !sessions.iter().any(|s| s.holds_processes()) {
-            return;
+        if sessions.iter().any(|s| s.holds_processes()) {
+            let scan = process::Scan::now();
+            for session in sessions {
+                session.kill_now_and_abandon(&scan);
+            }
         }
-        let scan = process::Scan::now();
-        for session in sessions {
-            session.kill_now_and_abandon(&scan);
+        if self.cgroups.is_some() {
+            cgroup::remove_all_of(&self.config.data_dir, CGROUPS_GONE_WAIT);
         }
     }
 
