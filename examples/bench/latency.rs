@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use portable_pty::CommandBuilder;
+use reqwest::Method;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -239,9 +240,8 @@ pub(crate) async fn latency(work: &Path, sizes: &Sizes) {
         .unwrap();
     for flood in &floods {
         let _ = server
-            .http
-            .delete(format!("http://{}/sessions/{flood}", server.addr))
-            .send()
+            .client
+            .send(Method::DELETE, &format!("/sessions/{flood}"), None::<&()>)
             .await;
     }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::server::{Server, status_field};
 use crate::{Sizes, percentile, row};
@@ -79,19 +79,9 @@ pub(crate) async fn scale(work: &Path, sizes: &Sizes) {
         let started = Instant::now();
         // A plain interactive `sh` reading its terminal (an `exec` session would be a login
         // shell, whose profile scripts compete with the server for the CPU).
-        let res = server
-            .http
-            .post(format!("http://{}/sessions", server.addr))
-            .json(&json!({"command": "sh", "args": ["-is"], "task": "idle"}))
-            .send()
-            .await
-            .unwrap();
-        if res.status() != 201 {
-            println!(
-                "  (scale: session {} refused: {})",
-                i + 1,
-                res.text().await.unwrap()
-            );
+        let idle_sh = json!({"command": "sh", "args": ["-is"], "task": "idle"});
+        if let Err(refused) = server.client.post::<Value>("/sessions", &idle_sh).await {
+            println!("  (scale: session {} refused: {refused})", i + 1);
             break;
         }
         spawn.push(started.elapsed());

@@ -5,15 +5,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use monkeyproof::client::{Client, Socket};
+use monkeyproof::protocol::RAW_SUBPROTOCOL;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::{TOKEN, percentile};
 
 pub(crate) struct Server {
     pub(crate) child: Child,
-    pub(crate) addr: String,
-    pub(crate) http: reqwest::Client,
+    /// The project's client, with the token.
+    pub(crate) client: Client,
     pub(crate) data_dir: PathBuf,
 }
 
@@ -54,52 +55,31 @@ impl Server {
             }
         };
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .build()
-            .unwrap();
         Server {
             child,
-            addr,
-            http,
+            client: Client::new(&format!("http://{addr}"), TOKEN),
             data_dir,
         }
     }
 
     pub(crate) async fn create(&self, body: Value) -> Value {
-        let res = self
-            .http
-            .post(format!("http://{}/sessions", self.addr))
-            .json(&body)
-            .send()
+        self.client
+            .post("/sessions", &body)
             .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "{body}");
-        res.json().await.unwrap()
+            .unwrap_or_else(|e| panic!("{body}: {e}"))
     }
 
-    pub(crate) async fn ws(
-        &self,
-        id: &str,
-        query: &str,
-    ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
-    {
-        let mut req = format!("ws://{}/sessions/{id}/ws{query}", self.addr)
-            .into_client_request()
+    pub(crate) async fn ws(&self, id: &str, query: &str) -> Socket {
+        let path = format!("/sessions/{id}/ws{query}");
+        let request = self
+            .client
+            .ws_request(&path, Some(RAW_SUBPROTOCOL))
             .unwrap();
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-        req.headers_mut().insert(
-            "sec-websocket-protocol",
-            "monkeyproof.tty.v1".parse().unwrap(),
-        );
         // A small read buffer: tungstenite zero-fills it before every read, and the default
         // 128 KB would make the bench's own viewers the busiest thing on the machine.
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(16 * 1024);
-        tokio_tungstenite::connect_async_with_config(req, Some(config), true)
+        tokio_tungstenite::connect_async_with_config(request, Some(config), true)
             .await
             .unwrap()
             .0
@@ -107,14 +87,7 @@ impl Server {
 
     /// GET `path`, as JSON.
     pub(crate) async fn get_json(&self, path: &str) -> Value {
-        self.http
-            .get(format!("http://{}{path}", self.addr))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.client.get(path).await.unwrap()
     }
 
     /// p99 of `n` reads of `path`, each to its last byte.
@@ -122,13 +95,7 @@ impl Server {
         let mut samples = Vec::new();
         for _ in 0..n {
             let started = Instant::now();
-            let res = self
-                .http
-                .get(format!("http://{}{path}", self.addr))
-                .send()
-                .await
-                .unwrap();
-            let _ = res.bytes().await.unwrap();
+            self.client.get_bytes(path).await.unwrap();
             samples.push(started.elapsed());
         }
         percentile(&mut samples, 0.99)

@@ -13,12 +13,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use super::Server;
-use crate::client::escape;
-use crate::protocol::{RAW_SUBPROTOCOL, RawClientMessage, RawServerMessage};
+use crate::client::Client;
+use crate::protocol::{RawClientMessage, RawServerMessage};
 
 /// `monkeyproof attach`'s options.
 #[derive(Debug, clap::Args)]
@@ -86,17 +84,8 @@ fn detach_byte(name: &str) -> Result<u8, String> {
 
 /// Attaches; the exit status.
 pub async fn run(server: &Server, args: AttachArgs) -> Result<i32, String> {
-    let token = &server.token;
+    let client = Client::new(&server.url, &server.token);
     let detach = detach_byte(&args.detach_key)?;
-    let ws_base = server
-        .url
-        .trim_end_matches('/')
-        .replacen("http://", "ws://", 1)
-        .replacen("https://", "wss://", 1);
-    let url = |since: Option<u64>| {
-        let since = since.map(|n| format!("?since={n}")).unwrap_or_default();
-        format!("{ws_base}/sessions/{}/ws{since}", escape(&args.id))
-    };
     // Listened for before the banner: a signal sent once it shows must find the handlers (it
     // killed attach outright, terminal still raw, when it came a moment too soon).
     let mut stop = [
@@ -117,29 +106,12 @@ pub async fn run(server: &Server, args: AttachArgs) -> Result<i32, String> {
     let mut offset: Option<u64> = None;
     let mut backoff = Duration::from_millis(250);
     let end = 'connections: loop {
-        let mut request = url(offset)
-            .into_client_request()
-            .map_err(|e| e.to_string())?;
-        let headers = request.headers_mut();
-        headers.insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_static(RAW_SUBPROTOCOL),
-        );
-        headers.insert(
-            "authorization",
-            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?,
-        );
-        let socket = match tokio_tungstenite::connect_async(request).await {
-            Ok((socket, _)) => socket,
+        let socket = match client.raw_ws(&args.id, offset).await {
+            Ok(socket) => socket,
             // Refused outright (a wrong id or token): no point retrying.
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(err) if err.status.is_some() => {
                 drop(raw);
-                let body = response.body().as_deref().unwrap_or_default();
-                let message = serde_json::from_slice::<serde_json::Value>(body)
-                    .ok()
-                    .and_then(|v| v["error"].as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                return Err(format!("{message} ({})", response.status().as_u16()));
+                return Err(err.to_string());
             }
             Err(_) if offset.is_some() => {
                 tokio::time::sleep(backoff).await;
@@ -148,7 +120,7 @@ pub async fn run(server: &Server, args: AttachArgs) -> Result<i32, String> {
             }
             Err(err) => {
                 drop(raw);
-                return Err(format!("cannot reach {}: {err}", server.url));
+                return Err(err.to_string());
             }
         };
         backoff = Duration::from_millis(250);

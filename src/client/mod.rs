@@ -1,5 +1,10 @@
-//! A client of a running server's REST API, for the CLI (and, in time, the tests and the
-//! benchmark): the token on every request, and a failure as the server's own one-line message.
+//! A client of a running server, for the CLI, the tests and the benchmark: REST requests (here)
+//! and WebSocket connections (`ws.rs`), the token on every one, and a failure as the server's
+//! own one-line message.
+
+mod ws;
+
+pub use ws::Socket;
 
 use std::time::Duration;
 
@@ -20,6 +25,20 @@ impl std::fmt::Display for ClientError {
         match self.status {
             Some(status) => write!(f, "{} ({})", self.message, status.as_u16()),
             None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl ClientError {
+    /// A refusal: the server's `{"error": …}` message, or its body as it is.
+    fn refused(status: StatusCode, body: &[u8]) -> Self {
+        let message = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+        Self {
+            status: Some(status),
+            message,
         }
     }
 }
@@ -67,6 +86,35 @@ impl Client {
         body: Option<&impl Serialize>,
         headers: &[(&str, &str)],
     ) -> Result<reqwest::Response, ClientError> {
+        let response = self.answer(method, path, body, headers).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let text = response.bytes().await.unwrap_or_default();
+        Err(ClientError::refused(status, &text))
+    }
+
+    /// A request whatever its answer: the status and the JSON body (`Null` when it is not
+    /// JSON). `Err` only when the server cannot be reached.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<(StatusCode, Value), ClientError> {
+        let response = self.answer(method, path, body, &[]).await?;
+        let status = response.status();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    async fn answer(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        headers: &[(&str, &str)],
+    ) -> Result<reqwest::Response, ClientError> {
         let mut request = self
             .http
             .request(method, self.url(path))
@@ -77,23 +125,17 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| ClientError {
+        request
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e.without_url()))
+    }
+
+    fn unreachable(&self, err: impl std::fmt::Display) -> ClientError {
+        ClientError {
             status: None,
-            message: format!("cannot reach {}: {}", self.base, e.without_url()),
-        })?;
-        if response.status().is_success() {
-            return Ok(response);
+            message: format!("cannot reach {}: {err}", self.base),
         }
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or(text);
-        Err(ClientError {
-            status: Some(status),
-            message,
-        })
     }
 
     /// A JSON request and its JSON answer.

@@ -10,8 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use monkeyproof::client::Client;
 use monkeyproof::protocol::{RAW_SUBPROTOCOL, SessionDetail, SessionInfo};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -33,14 +34,15 @@ pub fn cli(server: &Server, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-pub type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws = monkeyproof::client::Socket;
 
 /// A running server, killed when dropped.
 pub struct Server {
     pub child: Child,
     pub base: String,
     pub addr: String,
+    /// The project's client, with the token.
+    pub client: Client,
     pub data_dir: PathBuf,
     /// The data dir the server said at start it uses.
     pub announced_data_dir: Option<PathBuf>,
@@ -183,9 +185,11 @@ impl Server {
             .default_headers(headers)
             .build()
             .unwrap();
+        let base = format!("http://{addr}");
         Server {
             child,
-            base: format!("http://{addr}"),
+            client: Client::new(&base, TOKEN),
+            base,
             addr,
             data_dir,
             announced_data_dir,
@@ -201,17 +205,9 @@ impl Server {
 
     /// POST /sessions; panics unless 201.
     pub async fn create(&self, body: Value) -> SessionInfo {
-        let res = self
-            .http
-            .post(self.url("/sessions"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        let text = res.text().await.unwrap();
-        assert_eq!(status, StatusCode::CREATED, "create {body}: {text}");
-        serde_json::from_str(&text).unwrap()
+        let (status, info) = self.post("/sessions", body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "create {body}: {info}");
+        serde_json::from_value(info).unwrap()
     }
 
     /// Starts `/bin/sh -lc TASK`.
@@ -272,15 +268,7 @@ impl Server {
 
     /// POST JSON to a path; returns status and body.
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let res = self
-            .http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
+        self.call(Method::POST, path, Some(&body)).await
     }
 
     /// `get` for an owned path (handy in closures).
@@ -289,15 +277,18 @@ impl Server {
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let res = self.http.get(self.url(path)).send().await.unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
+        self.call(Method::GET, path, None).await
     }
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        let res = self.http.delete(self.url(path)).send().await.unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
+        self.call(Method::DELETE, path, None).await
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+        self.client
+            .call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     /// GET a plain-text route; panics unless it answers 200 with `text/plain`.
@@ -313,14 +304,10 @@ impl Server {
     }
 
     pub async fn transcript(&self, id: &str) -> Vec<u8> {
-        let res = self
-            .http
-            .get(self.url(&format!("/sessions/{id}/transcript")))
-            .send()
+        self.client
+            .get_bytes(&format!("/sessions/{id}/transcript"))
             .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        res.bytes().await.unwrap().to_vec()
+            .unwrap()
     }
 
     /// A WebSocket handshake request for a session, with the token header unless `token` is None.
@@ -351,7 +338,10 @@ impl Server {
 
     /// Opens a raw-protocol WebSocket.
     pub async fn raw_ws(&self, id: &str, query: &str) -> Ws {
-        let req = self.ws_request(id, query, &[RAW_SUBPROTOCOL], Some(TOKEN));
+        let req = self
+            .client
+            .ws_request(&format!("/sessions/{id}/ws{query}"), Some(RAW_SUBPROTOCOL))
+            .unwrap();
         let (ws, res) = tokio_tungstenite::connect_async(req).await.unwrap();
         assert_eq!(
             res.headers().get("sec-websocket-protocol").unwrap(),
