@@ -54,14 +54,16 @@ pub(crate) fn bare_pty_latency(keys: usize) -> Vec<Duration> {
 }
 
 /// The floor under the keystroke figure: one byte over a loopback WebSocket to an echo server
-/// on its own runtime (as the real server is), and back: no PTY, no program.
+/// on its own runtime (as the real server is), and back: no PTY, no program. The echo is a task
+/// spawned on the runtime's workers, as the server's connections are: polled by `block_on`'s
+/// own thread instead, every message cost a wake-up from a worker to that thread.
 pub(crate) fn websocket_echo_latency(keys: usize) -> Vec<Duration> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async move {
+        let echo = runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let (tcp, _) = listener.accept().await.unwrap();
             tcp.set_nodelay(true).unwrap();
@@ -72,6 +74,7 @@ pub(crate) fn websocket_echo_latency(keys: usize) -> Vec<Duration> {
                 }
             }
         });
+        let _ = runtime.block_on(echo);
     });
     let client = tokio::runtime::Builder::new_current_thread()
         .enable_all()
