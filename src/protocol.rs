@@ -505,9 +505,13 @@ pub mod iso {
 
     /// `t` as the wire writes it.
     pub fn format(t: SystemTime) -> String {
-        time::OffsetDateTime::from(t)
-            .format(FORMAT)
-            .unwrap_or_default()
+        // Into a buffer of the right size: `format` would first walk the description to size it
+        // (the list formats three times per session).
+        let mut text = Vec::with_capacity(24);
+        match time::OffsetDateTime::from(t).format_into(&mut text, FORMAT) {
+            Ok(_) => String::from_utf8(text).unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     pub fn serialize<S: Serializer>(t: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {

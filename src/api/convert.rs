@@ -19,9 +19,13 @@ pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
     SessionInfo {
         id: session.id.clone(),
         task: session.task.clone(),
-        task_preview: session.task.chars().take(TASK_PREVIEW_CHARS).collect(),
-        cwd: session.cwd.display().to_string(),
-        command: display_command(&session.argv),
+        task_preview: preview(&session.task),
+        // Valid UTF-8 (nearly always) is copied as it is, without `display`'s lossy walk.
+        cwd: session
+            .cwd
+            .to_str()
+            .map_or_else(|| session.cwd.display().to_string(), str::to_owned),
+        command: session.command_line.clone(),
         kind: session.kind,
         status: snap.status,
         exit_code: exit.code,
@@ -47,6 +51,15 @@ pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
         task_delivered_at: snap.task_delivered_at.map(iso_time),
         agent: snap.agent,
     }
+}
+
+/// The task's first `TASK_PREVIEW_CHARS` characters.
+fn preview(task: &str) -> String {
+    // No more bytes than that: no more characters either.
+    if task.len() <= TASK_PREVIEW_CHARS {
+        return task.to_owned();
+    }
+    task.chars().take(TASK_PREVIEW_CHARS).collect()
 }
 
 /// The screen as `GET /sessions/:id/screen?format=json` shows it.
@@ -116,9 +129,4 @@ pub fn event(engine: &Engine, event: &Event, with_data: bool) -> SessionEvent {
 fn output_bytes(engine: &Engine, session: &str, offset: u64, length: u64) -> Option<String> {
     let bytes = engine.get(session)?.output_range(offset, length)?;
     Some(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
-/// `argv` as a shell would need it typed.
-pub fn display_command(argv: &[String]) -> String {
-    shell_words::join(argv)
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::AppState;
-use super::convert::{display_command, screen_view, session_info};
+use super::convert::{screen_view, session_info};
 use super::error::{ApiError, JsonBody};
 use super::params::{self, SINCE_ERROR, optional_number, term_size};
 use crate::engine::{
@@ -158,7 +158,7 @@ pub async fn create_session(
     }
     tracing::info!(
         session = %session.id, client = %client, pid = session.pid, owner = ?session.owner,
-        command = %display_command(&session.argv), cwd = %session.cwd.display(),
+        command = %session.command_line, cwd = %session.cwd.display(),
         "audit: session started"
     );
     Ok((StatusCode::CREATED, Json(app.info(&session))))

@@ -42,7 +42,7 @@ pub fn render(
         .and_then(|m| parse_size(&m.data))
         .unwrap_or(snapshot.size);
     let (cols, rows) = (first.cols, first.rows);
-    let command = shell_words::join(&session.argv);
+    let command = &session.command_line;
     let header = match version {
         CastVersion::V3 => json!({
             "version": 3,

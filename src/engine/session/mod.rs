@@ -102,6 +102,8 @@ pub struct Session {
     pub kind: SessionKind,
     pub task: String,
     pub argv: Vec<String>,
+    /// `argv` as a shell would need it typed (made once: the list shows it for every session).
+    pub command_line: String,
     pub cwd: PathBuf,
     /// A name for people (not an address: ids are).
     pub name: Option<String>,

@@ -116,6 +116,7 @@ impl Session {
             id: record.id,
             kind,
             task: record.task,
+            command_line: shell_words::join(&record.argv),
             argv: record.argv,
             cwd: record.cwd,
             name: record.name,

@@ -270,6 +270,7 @@ impl Session {
             id: parts.id,
             kind: parts.kind,
             task: parts.task,
+            command_line: shell_words::join(&parts.argv),
             argv: parts.argv,
             cwd: parts.cwd,
             name: parts.name,
