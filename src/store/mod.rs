@@ -7,6 +7,7 @@
 //! on the async workers. The store also holds the data directory's instance lock (`lock.rs`):
 //! two servers on one data directory would overwrite each other's records.
 
+mod checkpoint;
 pub mod lock;
 mod timeline;
 
@@ -103,6 +104,7 @@ pub struct SessionRecord {
 pub struct Store {
     db: Mutex<Connection>,
     path: PathBuf,
+    _checkpoints: checkpoint::Checkpoints,
     _lock: InstanceLock,
 }
 
@@ -128,6 +130,8 @@ impl Store {
         }
         db.pragma_update(None, "journal_mode", "WAL")
             .and_then(|()| db.pragma_update(None, "synchronous", "NORMAL"))
+            // The log is copied into the database by `checkpoint.rs`, outside this lock.
+            .and_then(|()| db.pragma_update(None, "wal_autocheckpoint", 0))
             .and_then(|()| db.busy_timeout(std::time::Duration::from_secs(5)))
             .map_err(|e| cannot(&e))?;
         let version: i64 = db
@@ -150,9 +154,11 @@ impl Store {
             .and_then(|()| db.execute_batch(timeline::SCHEMA))
             .and_then(|()| db.pragma_update(None, "user_version", SCHEMA_VERSION))
             .map_err(|e| cannot(&e))?;
+        let checkpoints = checkpoint::Checkpoints::start(&path).map_err(|e| cannot(&e))?;
         Ok(Self {
             db: Mutex::new(db),
             path,
+            _checkpoints: checkpoints,
             _lock: lock,
         })
     }
@@ -365,6 +371,33 @@ mod tests {
             assert_eq!(store.get("new").unwrap(), Some(new));
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    #[test]
+    fn commits_leave_the_log_to_the_checkpoint_thread() {
+        let dir = std::env::temp_dir().join(format!("mp-store-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir).unwrap();
+        let automatic: i64 = store
+            .lock()
+            .pragma_query_value(None, "wal_autocheckpoint", |row| row.get(0))
+            .unwrap();
+        assert_eq!(automatic, 0, "no commit copies the log into the database");
+        let mut big = record("big");
+        big.final_screen = Some(vec![b'x'; 64 << 10]);
+        for i in 0..100 {
+            big.id = format!("big-{i}");
+            store.save(&big).unwrap();
+        }
+        // The checkpoint thread copies the log into the database file (6.4 MB of screens).
+        let database = || std::fs::metadata(dir.join(DATABASE)).unwrap().len();
+        let started = std::time::Instant::now();
+        while database() < 6 << 20 && started.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(database() >= 6 << 20, "{} bytes", database());
+        assert_eq!(store.load().unwrap().len(), 100);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
