@@ -69,8 +69,9 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!(
-        "monkeyproof {} listening on http://{addr}",
-        env!("CARGO_PKG_VERSION")
+        "monkeyproof {} {}{addr}",
+        env!("CARGO_PKG_VERSION"),
+        crate::client::LISTENING
     );
     println!("data dir: {}", data_dir.display());
     if token.generated {

@@ -2,10 +2,10 @@
 //! directory, and what the figures read of it (RSS, threads, timed reads).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use monkeyproof::client::{Client, Socket};
+use monkeyproof::client::{Client, Launched, Socket, launch};
 use monkeyproof::protocol::RAW_SUBPROTOCOL;
 use serde_json::Value;
 
@@ -38,23 +38,17 @@ impl Server {
             .env("MONKEYPROOF_ON_EXIT", "kill")
             .env("KILL_GRACE_MS", "500")
             .env("RUST_LOG", "monkeyproof=warn")
-            .env("MAX_SESSIONS", "5000")
-            .stdout(Stdio::piped());
+            .env("MAX_SESSIONS", "5000");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .spawn()
+        let Launched {
+            child,
+            addr,
+            stdout,
+        } = launch(cmd)
             .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it first)", bin.display()));
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let addr = loop {
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-            if let Some(a) = line.split("listening on http://").nth(1) {
-                break a.trim().to_owned();
-            }
-        };
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        std::thread::spawn(move || stdout.for_each(drop));
         Server {
             child,
             client: Client::new(&format!("http://{addr}"), TOKEN),

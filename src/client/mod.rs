@@ -1,9 +1,11 @@
 //! A client of a running server, for the CLI, the tests and the benchmark: REST requests (here)
 //! and WebSocket connections (`ws.rs`), the token on every one, and a failure as the server's
-//! own one-line message.
+//! own one-line message; and starting a server of one's own (`launch.rs`).
 
+mod launch;
 mod ws;
 
+pub use launch::{LISTENING, Launched, launch};
 pub use ws::Socket;
 
 use std::time::Duration;

@@ -4,13 +4,12 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 use std::future::Future;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use monkeyproof::client::Client;
+use monkeyproof::client::{Client, Launched};
 use monkeyproof::protocol::{RAW_SUBPROTOCOL, SessionDetail, SessionInfo};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -120,7 +119,6 @@ impl Server {
             .env("MONKEYPROOF_ON_EXIT", "kill")
             .env("RUST_LOG", "monkeyproof=warn")
             .args(launch.args)
-            .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let log = launch
             .log
@@ -152,18 +150,11 @@ impl Server {
                 });
             }
         }
-        let mut child = cmd.spawn().expect("start server");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.trim().to_owned();
-            }
-        };
+        let Launched {
+            child,
+            addr,
+            stdout: mut lines,
+        } = monkeyproof::client::launch(cmd).expect("start server");
         let announced_data_dir = lines
             .next()
             .and_then(Result::ok)
