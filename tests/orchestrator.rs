@@ -709,3 +709,22 @@ async fn a_wait_since_past_the_end_is_refused_clearly() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn input_larger_than_the_terminal_holds_goes_in_whole_as_the_program_reads() {
+    let server = Server::start();
+    // Raw mode: no line length limit, no echo; the program reads at its own pace.
+    let session = server
+        .exec("stty raw -echo; echo READY; head -c 300000 | wc -c; sleep 30")
+        .await;
+    server.wait_for_screen(&session.id, "READY").await;
+    // Far more than the terminal buffers: the writes wait for the program, then go on.
+    let (status, body) = server
+        .post(
+            &format!("/sessions/{}/input", session.id),
+            json!({"input": "x".repeat(300_000), "enter": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    server.wait_for_screen(&session.id, "300000").await;
+}

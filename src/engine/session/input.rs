@@ -9,7 +9,6 @@
 //! Also here: recognising a viewer's terminal answering queries the server already answered.
 
 use std::collections::VecDeque;
-use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -105,7 +104,7 @@ struct Queue {
     /// The writer task has an item in hand.
     writing: bool,
     /// The PTY, for writes made at once; gone once the queue is closed.
-    pty: Option<Arc<AsyncFd<Arc<OwnedFd>>>>,
+    pty: Option<Arc<OwnedFd>>,
 }
 
 /// One input (or answer): its writes go out whole, in order, with a pause between them.
@@ -119,9 +118,8 @@ struct Item {
 }
 
 impl InputQueue {
-    /// A queue writing to `pty`, and the writer task that serves it.
-    pub(super) fn new(pty: AsyncFd<Arc<OwnedFd>>) -> (Arc<Self>, impl Future<Output = ()>) {
-        let pty = Arc::new(pty);
+    /// A queue writing to `pty` (non-blocking), and the writer task that serves it.
+    pub(super) fn new(pty: Arc<OwnedFd>) -> (Arc<Self>, impl Future<Output = ()>) {
         let queue = Self::writing_to(Some(pty.clone()));
         (queue.clone(), write_loop(queue, pty))
     }
@@ -133,7 +131,7 @@ impl InputQueue {
         queue
     }
 
-    fn writing_to(pty: Option<Arc<AsyncFd<Arc<OwnedFd>>>>) -> Arc<Self> {
+    fn writing_to(pty: Option<Arc<OwnedFd>>) -> Arc<Self> {
         Arc::new(Self {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -259,7 +257,7 @@ impl InputQueue {
 }
 
 /// The writer task: writes what is queued until the queue is closed, then lets the PTY go.
-async fn write_loop(queue: Arc<InputQueue>, pty: Arc<AsyncFd<Arc<OwnedFd>>>) {
+async fn write_loop(queue: Arc<InputQueue>, pty: Arc<OwnedFd>) {
     while let Some(item) = queue.next().await {
         let result = write_all(&pty, &item.writes, item.pause_first, &queue.closed).await;
         queue.written(&item);
@@ -273,10 +271,10 @@ async fn write_loop(queue: Arc<InputQueue>, pty: Arc<AsyncFd<Arc<OwnedFd>>>) {
 }
 
 /// Writes as much of `bytes` as the PTY takes without waiting.
-fn write_now(pty: &AsyncFd<Arc<OwnedFd>>, bytes: &[u8]) -> Result<usize, InputError> {
+fn write_now(pty: &OwnedFd, bytes: &[u8]) -> Result<usize, InputError> {
     let mut written = 0;
     while written < bytes.len() {
-        match nix::unistd::write(pty.get_ref(), &bytes[written..]) {
+        match nix::unistd::write(pty, &bytes[written..]) {
             Ok(n) => written += n,
             Err(nix::errno::Errno::EINTR) => {}
             Err(nix::errno::Errno::EAGAIN) => break,
@@ -289,7 +287,7 @@ fn write_now(pty: &AsyncFd<Arc<OwnedFd>>, bytes: &[u8]) -> Result<usize, InputEr
 /// Writes each of `writes` as its own write, with a short pause between them (and before the
 /// first when `pause_first`).
 async fn write_all(
-    pty: &AsyncFd<Arc<OwnedFd>>,
+    pty: &Arc<OwnedFd>,
     writes: &[Vec<u8>],
     pause_first: bool,
     closed: &CancellationToken,
@@ -306,23 +304,36 @@ async fn write_all(
         }
         let mut rest = &bytes[..];
         while !rest.is_empty() {
-            let mut ready = tokio::select! {
-                ready = pty.writable() => ready.map_err(|_| InputError::NotRunning)?,
-                _ = closed.cancelled() => return Err(InputError::NotRunning),
-            };
-            // Nothing holds the terminal's other side any more (the program is gone or closed
-            // it): nobody will ever read this.
-            if ready.ready().is_write_closed() {
-                return Err(InputError::NotRunning);
-            }
-            match ready.try_io(|fd| Ok(nix::unistd::write(fd.get_ref(), rest)?)) {
-                Ok(Ok(n)) => rest = &rest[n..],
-                Ok(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
-                Ok(Err(_)) => return Err(InputError::NotRunning),
+            rest = &rest[write_now(pty, rest)?..];
+            if !rest.is_empty() {
                 // The PTY is full: wait until the program reads.
-                Err(_would_block) => {}
+                tokio::select! {
+                    writable = until_writable(pty) => writable?,
+                    _ = closed.cancelled() => return Err(InputError::NotRunning),
+                }
             }
         }
+    }
+    Ok(())
+}
+
+/// Waits until the PTY takes input again. The master is in the runtime's poll only meanwhile:
+/// left in it, every byte the program read woke a worker (the terminal says "writable" each
+/// time), which then waited in the kernel for the terminal's buffer work — on every keystroke.
+async fn until_writable(pty: &Arc<OwnedFd>) -> Result<(), InputError> {
+    // SAFETY: the descriptor stays open while registered: the `AsyncFd` holds a reference to
+    // it, and is dropped (deregistered) on return.
+    let registered =
+        unsafe { AsyncFd::register_with_interest(pty.clone(), tokio::io::Interest::WRITABLE) }
+            .map_err(|_| InputError::NotRunning)?;
+    let ready = registered
+        .writable()
+        .await
+        .map_err(|_| InputError::NotRunning)?;
+    // Nothing holds the terminal's other side any more (the program is gone or closed it):
+    // nobody will ever read this.
+    if ready.ready().is_write_closed() {
+        return Err(InputError::NotRunning);
     }
     Ok(())
 }

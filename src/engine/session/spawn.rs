@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
 use super::super::cgroup::{Cgroups, LimitRequest, Membership};
@@ -238,16 +236,6 @@ impl Session {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| (id.clone(), std::io::Error::other("no async runtime")))?;
         let master = Arc::new(master);
-        // Input is written from async code that must never block.
-        let writer = {
-            let _runtime = runtime.enter();
-            // Writability only: registered for reading too, every chunk of output would
-            // wake the runtime for nothing.
-            // SAFETY: the descriptor stays open while registered: the `AsyncFd` holds a
-            // reference to it.
-            unsafe { AsyncFd::register_with_interest(master.clone(), Interest::WRITABLE) }
-                .map_err(|e| (id.clone(), e.into()))?
-        };
         let exited = match parts.exit {
             Some(exit) => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
@@ -264,7 +252,8 @@ impl Session {
             (Some(serving.keeper), None)
         };
 
-        let (input, writer) = InputQueue::new(writer);
+        // Input is written from async code: the master is non-blocking (the keeper made it so).
+        let (input, writer) = InputQueue::new(master.clone());
         let timing = Timing::from(parts.log.total());
         let session = Arc::new(Session {
             id: parts.id,
