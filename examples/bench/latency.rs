@@ -98,6 +98,81 @@ pub(crate) fn websocket_echo_latency(keys: usize) -> Vec<Duration> {
     })
 }
 
+/// The best a server of this stack could do: a WebSocket bridged to bash's PTY on one thread
+/// (tokio's current-thread runtime, the master in its poll, as ttyd's one event loop holds it),
+/// nothing recorded, no screen model, no second process. The same client times it.
+pub(crate) async fn bridge_keystrokes(keys: usize) -> Vec<Duration> {
+    use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+    use tokio::io::unix::AsyncFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let bridge = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let (tcp, _) = listener.accept().await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            let pair = bare_pty();
+            let mut cmd = CommandBuilder::new("bash");
+            cmd.args(["--norc", "--noprofile", "-i"]);
+            cmd.env("PS1", "$ ");
+            let mut child = pair.slave.spawn_command(cmd).unwrap();
+            drop(pair.slave);
+            let raw = pair.master.as_raw_fd().unwrap();
+            // SAFETY: the master stays open (held by `pair.master`) while borrowed.
+            let master: OwnedFd = unsafe { BorrowedFd::borrow_raw(raw) }
+                .try_clone_to_owned()
+                .unwrap();
+            let flags = nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap();
+            let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+            nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags)).unwrap();
+            // SAFETY: the `AsyncFd` owns the descriptor: it stays open while registered.
+            let master =
+                unsafe { AsyncFd::register_with_interest(master, tokio::io::Interest::READABLE) }
+                    .unwrap();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                tokio::select! {
+                    msg = ws.next() => match msg {
+                        Some(Ok(Message::Binary(bytes))) => {
+                            let _ = nix::unistd::write(master.get_ref(), &bytes);
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                    ready = master.readable() => {
+                        let mut ready = ready.unwrap();
+                        match ready.try_io(|fd| Ok(nix::unistd::read(fd.get_ref().as_raw_fd(), &mut buf)?)) {
+                            Ok(Ok(n)) if n > 0 => {
+                                if ws.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(_) => break,
+                            Err(_would_block) => {}
+                        }
+                    }
+                }
+            }
+            let _ = child.kill();
+        });
+    });
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), None, true)
+            .await
+            .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let samples = websocket_keystrokes(&mut ws, keys, Framing::Raw).await;
+    drop(ws);
+    let _ = bridge.join();
+    samples
+}
+
 /// Keystrokes typed over `ws` into bash's line editor, each timed until its echo comes back.
 pub(crate) async fn websocket_keystrokes(
     ws: &mut tokio_tungstenite::WebSocketStream<
@@ -221,8 +296,10 @@ pub(crate) async fn latency(work: &Path, sizes: &Sizes) {
     // Interleaved with ttyd's rounds, so both see the machine in the same mood.
     let mut samples = Vec::new();
     let mut ttyd = Vec::new();
+    let mut bridge = Vec::new();
     for _ in 0..3 {
         samples.extend(websocket_keystrokes(&mut ws, sizes.keys / 3, Framing::Raw).await);
+        bridge.extend(bridge_keystrokes(sizes.keys / 3).await);
         if let Some(theirs) = ttyd_keystrokes(sizes.keys / 3).await {
             ttyd.extend(theirs);
         }
@@ -268,6 +345,13 @@ pub(crate) async fn latency(work: &Path, sizes: &Sizes) {
     );
     if ttyd.is_empty() {
         println!("  (ttyd: skipped; TTYD=/path/to/ttyd compares with it)");
+        report(
+            "  one-thread bridge echo p50",
+            &mut bridge,
+            &mut bare,
+            0.5,
+            "(WebSocket <-> PTY on one thread, nothing recorded)",
+        );
     } else {
         report(
             "keystroke echo p50 vs ttyd",
@@ -282,6 +366,13 @@ pub(crate) async fn latency(work: &Path, sizes: &Sizes) {
             &mut ttyd,
             0.99,
             "p99 <= 0.5 ms (baseline: ttyd)",
+        );
+        report(
+            "  one-thread bridge echo p50",
+            &mut bridge,
+            &mut ttyd,
+            0.5,
+            "(WebSocket <-> PTY on one thread, nothing recorded; vs ttyd)",
         );
     }
     report(
