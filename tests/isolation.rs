@@ -430,3 +430,45 @@ async fn a_stop_that_kills_leaves_no_cgroup_behind() {
         assert!(!dir.exists(), "left behind: {dir:?}");
     }
 }
+
+/// cgroup v2, where the server starts in a cgroup other than the root that holds processes (a
+/// systemd service, a container): they move to one leaf beside the sessions' directory, and a
+/// second server started from that leaf shares both instead of nesting a leaf of its own (each
+/// start went one level deeper, and a stop looked for its sessions' cgroups in the wrong place).
+/// Runs where this test's own cgroup is such a v2 cgroup (`.ci/cgroup-v2` boots a VM for it).
+#[tokio::test]
+async fn on_cgroup_v2_the_servers_of_one_service_share_one_leaf() {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let Some(own) = own.lines().find_map(|l| l.strip_prefix("0::")) else {
+        return eprintln!("skipped: not a cgroup v2 system");
+    };
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    // An earlier test's server may have moved this process into the leaf already.
+    let mut service = root.join(own.trim_start_matches('/'));
+    if service.ends_with("monkeyproof-server") {
+        service.pop();
+    }
+    if !root.join("cgroup.controllers").exists() || service == root {
+        return eprintln!("skipped: this test runs in a cgroup v2 other than the root");
+    }
+    let cgroup_of = |pid: u32| {
+        let line = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        root.join(line.trim().strip_prefix("0::/").unwrap())
+    };
+    let (first, second) = (Server::start(), Server::start());
+    for server in [&first, &second] {
+        let session = server.exec("sleep 30").await;
+        assert!(limits_of(server, &session).await.is_some(), "cgroups on v2");
+        assert_eq!(cgroup_of(server.pid()), service.join("monkeyproof-server"));
+        let dir = cgroup_of(session.pid);
+        assert_eq!(dir.file_name().unwrap(), session.id.as_str());
+        assert_eq!(
+            dir.parent().unwrap().parent().unwrap(),
+            service.join("monkeyproof")
+        );
+    }
+    let nested = service
+        .join("monkeyproof-server")
+        .join("monkeyproof-server");
+    assert!(!nested.exists(), "no leaf below the leaf: {nested:?}");
+}

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 /// The directory made below the server's own cgroup for its sessions.
 const SESSIONS_DIR: &str = "monkeyproof";
+/// v2: the leaf beside `SESSIONS_DIR` that the processes of the server's cgroup move to.
+const SERVER_LEAF: &str = "monkeyproof-server";
 /// The controllers a session's cgroup needs.
 const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
 /// `cpu.weight`'s range (v2), which the API uses on v1 too.
@@ -91,6 +93,7 @@ impl Cgroups {
     /// thread of its own.
     pub fn set_up(defaults: Limits, data_dir: &Path) -> Result<Cgroups, String> {
         let hierarchy = Hierarchy::find()?;
+        hierarchy.make()?;
         let data_dir_name = data_dir_name(data_dir)?;
         for base in hierarchy.bases() {
             hierarchy.make_data_dir(&base.join(&data_dir_name))?;
@@ -154,6 +157,8 @@ impl Hierarchy {
         }
     }
 
+    /// Where the sessions' cgroups go, without making anything: for the setup, and for a
+    /// stop that removes them.
     fn find() -> Result<Hierarchy, String> {
         let own = std::fs::read_to_string("/proc/self/cgroup")
             .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
@@ -163,13 +168,22 @@ impl Hierarchy {
         let v2_path = own.lines().find_map(|line| line.strip_prefix("0::"));
         if let (Some(root), Some(path)) = (unified, v2_path) {
             let dir = Path::new(root).join(path.trim_start_matches('/'));
+            // A server in the leaf an earlier server made (a second server in the same
+            // service, or one started by a process the first moved there) shares its place:
+            // one more leaf below would nest deeper with every start.
+            let dir = match dir.parent() {
+                Some(parent) if dir.file_name() == Some(SERVER_LEAF.as_ref()) => parent.to_owned(),
+                _ => dir,
+            };
             let available =
                 std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
             if CONTROLLERS
                 .iter()
                 .all(|c| available.split_whitespace().any(|a| a == *c))
             {
-                return set_up_v2(&dir).map(|sessions| Hierarchy::V2 { sessions });
+                return Ok(Hierarchy::V2 {
+                    sessions: dir.join(SESSIONS_DIR),
+                });
             }
         }
         let mut sessions = Vec::new();
@@ -187,12 +201,22 @@ impl Hierarchy {
                     mount.display()
                 ));
             };
-            let dir = mount.join(path.trim_start_matches('/')).join(SESSIONS_DIR);
-            make_dir(&dir)?;
-            sessions.push(dir);
+            sessions.push(mount.join(path.trim_start_matches('/')).join(SESSIONS_DIR));
         }
         let sessions = sessions.try_into().expect("one directory per controller");
         Ok(Hierarchy::V1 { sessions })
+    }
+
+    /// Makes the sessions' directories (v2: with the controllers given down to them).
+    fn make(&self) -> Result<(), String> {
+        match self {
+            Hierarchy::V2 { sessions } => {
+                set_up_v2(sessions.parent().expect("below the server's cgroup"))?;
+                make_dir(sessions)?;
+                give_controllers(sessions)
+            }
+            Hierarchy::V1 { sessions } => sessions.iter().try_for_each(|dir| make_dir(dir)),
+        }
     }
 }
 
@@ -379,33 +403,30 @@ pub fn remove_all_of(data_dir: &Path, within: std::time::Duration) {
     }
 }
 
-/// v2: sessions go in `<own>/monkeyproof`, with the three controllers given down to them. A
-/// cgroup other than the root can only give controllers to its children while it holds no
-/// process itself, so the processes in the server's own cgroup (the server, and its keeper if
-/// one runs) move to a leaf beside it, `<own>/monkeyproof-server`, as container init systems do.
-fn set_up_v2(own: &Path) -> Result<PathBuf, String> {
-    if let Err(first) = enable_controllers(own) {
-        if first.raw_os_error() != Some(libc::EBUSY) {
-            return Err(cannot_enable(own, first));
-        }
-        let leaf = own.join("monkeyproof-server");
-        make_dir(&leaf)?;
-        let procs = std::fs::read_to_string(own.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs.lines() {
-            // A process may have ended meanwhile.
-            let _ = std::fs::write(leaf.join("cgroup.procs"), pid);
-        }
-        enable_controllers(own).map_err(|e| {
-            format!(
-                "{} (it holds processes this server did not move)",
-                cannot_enable(own, e)
-            )
-        })?;
+/// v2: lets `own`'s children have the three controllers. A cgroup other than the root can only
+/// give controllers to its children while it holds no process itself, so the processes in the
+/// server's own cgroup (the server, its keeper if one runs, and whatever else shares it) move to
+/// a leaf beside the sessions, `<own>/monkeyproof-server`, as container init systems do.
+fn set_up_v2(own: &Path) -> Result<(), String> {
+    let Err(first) = enable_controllers(own) else {
+        return Ok(());
+    };
+    if first.raw_os_error() != Some(libc::EBUSY) {
+        return Err(cannot_enable(own, first));
     }
-    let sessions = own.join(SESSIONS_DIR);
-    make_dir(&sessions)?;
-    give_controllers(&sessions)?;
-    Ok(sessions)
+    let leaf = own.join(SERVER_LEAF);
+    make_dir(&leaf)?;
+    let procs = std::fs::read_to_string(own.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs.lines() {
+        // A process may have ended meanwhile.
+        let _ = std::fs::write(leaf.join("cgroup.procs"), pid);
+    }
+    enable_controllers(own).map_err(|e| {
+        format!(
+            "{} (it holds processes this server did not move)",
+            cannot_enable(own, e)
+        )
+    })
 }
 
 /// What v2's `cgroup.subtree_control` is given at each level down to the sessions.
