@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -85,6 +85,12 @@ pub fn spawn_on_terminal(tty: &Path, program: &Program) -> Result<u32, forked::U
         .iter()
         .map(|p| c(p.as_bytes()))
         .collect::<io::Result<Vec<_>>>()?;
+    // cgroup v2 (one cgroup, entered through its `cgroup.procs`): the child is created in it.
+    let v2_dir = match program.cgroups {
+        [procs] if procs.ends_with("/cgroup.procs") => Path::new(procs).parent(),
+        _ => None,
+    };
+    let v2_dir = v2_dir.and_then(|dir| std::fs::File::open(dir).ok());
     forked::spawn(&forked::Prepared {
         path: &path,
         argv: &argv_p,
@@ -92,6 +98,7 @@ pub fn spawn_on_terminal(tty: &Path, program: &Program) -> Result<u32, forked::U
         cwd: &cwd,
         tty: &tty,
         cgroups: &cgroups,
+        into: v2_dir.as_ref().map(|dir| dir.as_fd()),
     })
 }
 

@@ -1,5 +1,6 @@
 //! Starting a program inside its session's cgroup: a new process (see `spawn`), then, in it,
-//! the session and terminal set up, the move into the cgroup, and `exec`. The program and
+//! the session and terminal set up, the move into the cgroup (unless it was created there, as
+//! cgroup v2 allows), and `exec`. The program and
 //! everything it starts are in the cgroup from their first instruction, which moving the pid in
 //! after the start could not promise — and `posix_spawn` has no step for it.
 //!
@@ -9,7 +10,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::child::DEFAULT_SIGNALS;
 
@@ -22,8 +23,13 @@ pub struct Prepared<'a> {
     pub envp: &'a [*mut libc::c_char],
     pub cwd: &'a CStr,
     pub tty: &'a CStr,
-    /// Files of cgroups (`cgroup.procs`, or v1's `tasks`) the child writes itself into.
+    /// Files of cgroups (`cgroup.procs`, or v1's `tasks`) the child writes itself into, when it
+    /// was not created inside its cgroup.
     pub cgroups: &'a [CString],
+    /// cgroup v2: the session's cgroup directory, to create the child in (`clone3` with
+    /// `CLONE_INTO_CGROUP`, Linux 5.7): nothing moves, so no start waits for the kernel's
+    /// thread-group lock, which a move takes for writing (and an RCU grace period with it).
+    pub into: Option<BorrowedFd<'a>>,
 }
 
 /// A program that did not start.
@@ -51,26 +57,20 @@ pub fn spawn(prepared: &Prepared) -> Result<u32, Unstarted> {
         }
         (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1]))
     };
-    // A fork whose child's parent is ours. The raw system call skips glibc's fork handlers,
-    // which the child (system calls only, then exec) does not need.
-    // SAFETY: without CLONE_VM the child has its own copy of memory and stack; it only makes
-    // async-signal-safe calls on memory prepared before (see `in_child`) and never returns.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::CLONE_PARENT | libc::SIGCHLD,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
+    // Created in its cgroup where the kernel can; else moved there by the child. A kernel
+    // without `clone3` says ENOSYS, one before 5.7 E2BIG (it does not know the cgroup field).
+    let created_in_cgroup = prepared.into.map(|dir| clone_into(dir.as_raw_fd()));
+    let (pid, in_cgroup) = match created_in_cgroup {
+        Some(-1) if !matches!(errno(), libc::ENOSYS | libc::E2BIG) => (-1, true),
+        Some(pid) if pid >= 0 => (pid, true),
+        _ => (fork_beside(), false),
     };
     if pid < 0 {
         return Err(io::Error::last_os_error().into());
     }
     if pid == 0 {
-        // SAFETY: as above.
-        unsafe { in_child(prepared, report_write.as_raw_fd()) }
+        // SAFETY: as in `fork_beside`.
+        unsafe { in_child(prepared, in_cgroup, report_write.as_raw_fd()) }
     }
     let pid = pid as u32;
     drop(report_write);
@@ -96,11 +96,54 @@ pub fn spawn(prepared: &Prepared) -> Result<u32, Unstarted> {
     })
 }
 
-/// The child's steps; on a failure it writes the errno to `report` and exits 127.
+/// A fork whose child's parent is ours; the child's pid, 0 in the child, or -1. The raw system
+/// call skips glibc's fork handlers, which the child (system calls only, then exec) does not
+/// need.
+fn fork_beside() -> libc::c_long {
+    // SAFETY: without CLONE_VM the child has its own copy of memory and stack; it only makes
+    // async-signal-safe calls on memory prepared before (see `in_child`) and never returns.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_PARENT | libc::SIGCHLD,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    }
+}
+
+fn errno() -> libc::c_int {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// `fork_beside`, the child created in the cgroup whose directory `cgroup` is open.
+fn clone_into(cgroup: libc::c_int) -> libc::c_long {
+    /// Linux's `CLONE_INTO_CGROUP` (the `libc` crate's constant overflows its type).
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    // SAFETY: all zeros is a valid `clone_args` (no pidfd, tid, stack or tls asked for).
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    // No exit signal of its own: with CLONE_PARENT the child takes its parent's (SIGCHLD to
+    // the keeper), and clone3 refuses one (EINVAL).
+    args.flags = libc::CLONE_PARENT as u64 | CLONE_INTO_CGROUP;
+    args.cgroup = cgroup as u64;
+    // SAFETY: as in `fork_beside` (a null stack: the child goes on on a copy of this one).
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    }
+}
+
+/// The child's steps; on a failure it writes the errno to `report` and exits 127. `in_cgroup`:
+/// it was created inside its cgroup.
 ///
 /// # Safety
 /// Called in the child of `spawn`'s clone only.
-unsafe fn in_child(p: &Prepared, report: libc::c_int) -> ! {
+unsafe fn in_child(p: &Prepared, in_cgroup: bool, report: libc::c_int) -> ! {
     unsafe {
         let fail = || -> ! {
             let errno = *libc::__errno_location();
@@ -110,7 +153,7 @@ unsafe fn in_child(p: &Prepared, report: libc::c_int) -> ! {
         if libc::setsid() < 0 {
             fail();
         }
-        for procs in p.cgroups {
+        for procs in p.cgroups.iter().filter(|_| !in_cgroup) {
             let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             // "0": the writer itself.
             if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
