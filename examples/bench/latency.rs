@@ -17,16 +17,24 @@ use crate::server::Server;
 use crate::throughput::bare_pty;
 use crate::{Sizes, percentile, row};
 
-/// The baseline: bytes written to bash's line editor in a bare PTY and read back as its echo.
-pub(crate) fn bare_pty_latency(keys: usize) -> Vec<Duration> {
+/// bash's line editor in a bare PTY: the master, and bash.
+fn bare_bash() -> (
+    Box<dyn portable_pty::MasterPty + Send>,
+    Box<dyn portable_pty::Child + Send + Sync>,
+) {
     let pair = bare_pty();
     let mut cmd = CommandBuilder::new("bash");
     cmd.args(["--norc", "--noprofile", "-i"]);
     cmd.env("PS1", "$ ");
-    let mut child = pair.slave.spawn_command(cmd).unwrap();
-    drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader().unwrap();
-    let mut writer = pair.master.take_writer().unwrap();
+    let child = pair.slave.spawn_command(cmd).unwrap();
+    (pair.master, child)
+}
+
+/// The baseline: bytes written to bash's line editor in a bare PTY and read back as its echo.
+pub(crate) fn bare_pty_latency(keys: usize) -> Vec<Duration> {
+    let (master, mut child) = bare_bash();
+    let mut reader = master.try_clone_reader().unwrap();
+    let mut writer = master.take_writer().unwrap();
     let mut buf = [0u8; 4096];
     std::thread::sleep(Duration::from_millis(300));
     let _ = reader.read(&mut buf);
@@ -117,14 +125,9 @@ pub(crate) async fn bridge_keystrokes(keys: usize) -> Vec<Duration> {
             let (tcp, _) = listener.accept().await.unwrap();
             tcp.set_nodelay(true).unwrap();
             let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-            let pair = bare_pty();
-            let mut cmd = CommandBuilder::new("bash");
-            cmd.args(["--norc", "--noprofile", "-i"]);
-            cmd.env("PS1", "$ ");
-            let mut child = pair.slave.spawn_command(cmd).unwrap();
-            drop(pair.slave);
-            let raw = pair.master.as_raw_fd().unwrap();
-            // SAFETY: the master stays open (held by `pair.master`) while borrowed.
+            let (pty, mut child) = bare_bash();
+            let raw = pty.as_raw_fd().unwrap();
+            // SAFETY: the master stays open (held by `pty`) while borrowed.
             let master: OwnedFd = unsafe { BorrowedFd::borrow_raw(raw) }
                 .try_clone_to_owned()
                 .unwrap();
