@@ -54,8 +54,8 @@ async fn a_claude_turn_with_a_permission_is_followed_exactly_and_the_users_hooks
             "env": {"HOME": home},
         }))
         .await;
-    let id = &session.id;
-    assert_eq!(session.agent.unwrap().kind, AgentKind::Claude);
+    let id = &session.about.id;
+    assert_eq!(session.now.agent.unwrap().kind, AgentKind::Claude);
 
     let waiting = wait_agent(&server, id, &["waiting"]).await;
     let agent = &waiting["agent"];
@@ -117,7 +117,7 @@ async fn a_claude_turn_with_a_permission_is_followed_exactly_and_the_users_hooks
     tokio::time::sleep(Duration::from_millis(200)).await;
     let detail = server.detail(id).await;
     assert_eq!(
-        serde_json::to_value(detail.info.agent.unwrap().state).unwrap(),
+        serde_json::to_value(detail.info.now.agent.unwrap().state).unwrap(),
         "idle"
     );
 }
@@ -130,7 +130,7 @@ async fn a_question_and_a_denied_permission_are_told_apart() {
             json!({"type": "interactive", "command": agent_fixture("claude"), "task": "ask me"}),
         )
         .await;
-    let id = &session.id;
+    let id = &session.about.id;
     let waiting = wait_agent(&server, id, &["waiting"]).await;
     assert_eq!(waiting["agent"]["waitingFor"], "question", "{waiting}");
     assert_eq!(waiting["agent"]["message"], "Which colour?");
@@ -169,7 +169,7 @@ async fn the_login_screen_is_read_by_the_rules_before_any_hook() {
             "env": {"STANDIN_LOGIN": "1"},
         }))
         .await;
-    let id = &session.id;
+    let id = &session.about.id;
     let waiting = wait_agent(&server, id, &["waiting"]).await;
     assert_eq!(waiting["agent"]["waitingFor"], "login", "{waiting}");
     assert_eq!(waiting["agent"]["message"], "Select login method:");
@@ -208,8 +208,8 @@ async fn codex_is_followed_through_notify_and_its_screen_and_its_users_notify_st
             "env": {"CODEX_HOME": codex_home},
         }))
         .await;
-    let id = &session.id;
-    assert_eq!(session.agent.unwrap().kind, AgentKind::Codex);
+    let id = &session.about.id;
+    assert_eq!(session.now.agent.unwrap().kind, AgentKind::Codex);
     let waiting = wait_agent(&server, id, &["waiting"]).await;
     assert_eq!(waiting["agent"]["waitingFor"], "permission", "{waiting}");
     let (status, _) = approve(&server, id, true).await;
@@ -257,8 +257,8 @@ async fn a_preset_declares_the_screen_rules_and_keys_of_any_program() {
     let session = server
         .create(json!({"type": "interactive", "preset": "asker", "task": "x"}))
         .await;
-    let id = &session.id;
-    assert_eq!(session.agent.unwrap().kind, AgentKind::Custom);
+    let id = &session.about.id;
+    assert_eq!(session.now.agent.unwrap().kind, AgentKind::Custom);
     let waiting = wait_agent(&server, id, &["waiting"]).await;
     assert_eq!(waiting["agent"]["waitingFor"], "permission", "{waiting}");
     assert_eq!(waiting["agent"]["message"], "Delete it? (y/n)");
@@ -267,10 +267,10 @@ async fn a_preset_declares_the_screen_rules_and_keys_of_any_program() {
     server.wait_for_screen(id, "got y").await;
     // Sessions that run no agent say so.
     let plain = server.exec("sleep 5").await;
-    assert!(plain.agent.is_none());
+    assert!(plain.now.agent.is_none());
     let (status, body) = server
         .post(
-            &format!("/sessions/{}/wait", plain.id),
+            &format!("/sessions/{}/wait", plain.about.id),
             json!({"agent": ["idle"]}),
         )
         .await;
@@ -335,9 +335,9 @@ async fn an_agent_is_followed_across_a_restart_with_its_hooks_and_last_answer() 
     let session = server
         .create(json!({"type": "interactive", "command": agent_fixture("claude"), "task": "hello"}))
         .await;
-    let id = session.id.clone();
+    let id = session.about.id.clone();
     eventually("the first turn's answer", || async {
-        let agent = server.detail(&id).await.info.agent?;
+        let agent = server.detail(&id).await.info.now.agent?;
         agent.last_answer.filter(|a| a == "Answer to: hello")
     })
     .await;
@@ -345,7 +345,13 @@ async fn an_agent_is_followed_across_a_restart_with_its_hooks_and_last_answer() 
 
     let server = keep(Some(data_dir));
     // Its screen says idle; the last answer is the one from before.
-    let agent = server.detail(&id).await.info.agent.expect("still an agent");
+    let agent = server
+        .detail(&id)
+        .await
+        .info
+        .now
+        .agent
+        .expect("still an agent");
     assert_eq!(agent.kind, AgentKind::Claude);
     assert_eq!(agent.last_answer.as_deref(), Some("Answer to: hello"));
     // Its hooks, with the secret they were started with, are heard by the new server.
@@ -391,15 +397,15 @@ async fn the_real_claude_code_starts_with_the_settings_the_server_passes() {
         }))
         .await;
     assert!(
-        session.command.contains("--settings"),
+        session.about.command.contains("--settings"),
         "{}",
-        session.command
+        session.about.command
     );
     // It gets past its arguments to its welcome screen (without a network it then says it
     // cannot connect); a --settings it could not read would stop it with "Error: Settings …".
     let (_, waited) = server
         .post(
-            &format!("/sessions/{}/wait", session.id),
+            &format!("/sessions/{}/wait", session.about.id),
             json!({"match": "Welcome to Claude Code|Error", "timeout_ms": 30000}),
         )
         .await;

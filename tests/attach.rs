@@ -102,8 +102,8 @@ async fn attach_types_follows_the_window_detaches_and_exits_with_the_programs_st
     let session = server
         .exec("PS1='at$ ' exec bash --norc --noprofile -i")
         .await;
-    server.wait_for_screen(&session.id, "at$").await;
-    let id = session.id.clone();
+    server.wait_for_screen(&session.about.id, "at$").await;
+    let id = session.about.id.clone();
 
     let mut attached = Attached::start(&server, &[&id]);
     attached.expect("detach with C-\\");
@@ -122,7 +122,7 @@ async fn attach_types_follows_the_window_detaches_and_exits_with_the_programs_st
         })
         .unwrap();
     eventually("the session to follow the window", || async {
-        (server.detail(&id).await.info.cols == 100).then_some(())
+        (server.detail(&id).await.info.now.cols == 100).then_some(())
     })
     .await;
     attached.type_(b"stty size\r");
@@ -134,17 +134,17 @@ async fn attach_types_follows_the_window_detaches_and_exits_with_the_programs_st
     assert_eq!(attached.exit_code(), 0);
     assert!(contains(&attached.seen, "[detached"));
     assert_eq!(
-        server.detail(&id).await.info.status,
+        server.detail(&id).await.info.now.status,
         monkeyproof::protocol::SessionStatus::Running
     );
 
     // Read-only: the screen is redrawn, keys go nowhere.
     let mut watcher = Attached::start(&server, &["--read-only", &id]);
     watcher.expect("before-detach");
-    let before = server.detail(&id).await.info.output_bytes;
+    let before = server.detail(&id).await.info.now.output_bytes;
     watcher.type_(b"echo from-watcher\r");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(server.detail(&id).await.info.output_bytes, before);
+    assert_eq!(server.detail(&id).await.info.now.output_bytes, before);
     watcher.type_(&[0x1c]);
     assert_eq!(watcher.exit_code(), 0);
 
@@ -173,7 +173,7 @@ async fn a_dropped_connection_is_resumed_with_nothing_lost_or_repeated() {
     let session = server
         .exec("read go; for i in $(seq 1 200); do echo line-$i; sleep 0.01; done; exec cat")
         .await;
-    let mut attached = Attached::start(&server, &[&session.id]);
+    let mut attached = Attached::start(&server, &[&session.about.id]);
     attached.expect("detach with");
     attached.type_(b"\r");
     attached.expect("line-20\r\n");
@@ -211,7 +211,7 @@ async fn a_dropped_connection_is_resumed_with_nothing_lost_or_repeated() {
 async fn a_signal_to_attach_restores_the_terminal() {
     let server = Server::start();
     let session = server.exec("cat").await;
-    let mut attached = Attached::start(&server, &[&session.id]);
+    let mut attached = Attached::start(&server, &[&session.about.id]);
     attached.expect("detach with");
     let canonical = |attached: &Attached| {
         let termios = attached.pair.master.get_termios().expect("termios");

@@ -93,7 +93,7 @@ async fn every_subcommand_against_a_live_server() {
 
     // resize, logs.
     assert_eq!(status(&cli(&server, &["resize", &id, "100x30"])), 0);
-    assert_eq!(server.detail(&id).await.info.cols, 100);
+    assert_eq!(server.detail(&id).await.info.now.cols, 100);
     assert_eq!(status(&cli(&server, &["resize", &id, "big"])), 1);
     let logs = stdout(&cli(&server, &["logs", &id]));
     assert!(logs.starts_with("hi-cli\r\ntyped-line"), "{logs:?}");
@@ -120,7 +120,7 @@ async fn every_subcommand_against_a_live_server() {
     let out = cli(&server, &["wait", &id, "--exit", "--timeout", "10s"]);
     assert_eq!((status(&out), stdout(&out).trim()), (11, "exit"));
     assert_eq!(
-        server.detail(&id).await.info.status,
+        server.detail(&id).await.info.now.status,
         monkeyproof::protocol::SessionStatus::Killed
     );
     // kill --remove forgets it.
@@ -170,7 +170,7 @@ async fn serve_runs_the_server_as_no_subcommand_does() {
         ..Launch::default()
     });
     let session = server.exec("echo served").await;
-    server.wait_for_screen(&session.id, "served").await;
+    server.wait_for_screen(&session.about.id, "served").await;
 }
 
 #[tokio::test]

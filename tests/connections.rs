@@ -158,7 +158,7 @@ async fn silent_and_slow_connections_are_closed_but_requests_in_flight_are_not()
     let session = server.exec("sleep 1.5; echo late; sleep 30").await;
     let (status, body) = server
         .post(
-            &format!("/sessions/{}/wait", session.id),
+            &format!("/sessions/{}/wait", session.about.id),
             json!({"match": "late", "timeout_ms": 10000}),
         )
         .await;
@@ -169,14 +169,14 @@ async fn silent_and_slow_connections_are_closed_but_requests_in_flight_are_not()
     // …and an event stream outlives it too.
     let mut events = server
         .http
-        .get(server.url(&format!("/sessions/{}/events", session.id)))
+        .get(server.url(&format!("/sessions/{}/events", session.about.id)))
         .send()
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     server
         .post(
-            &format!("/sessions/{}/resize", session.id),
+            &format!("/sessions/{}/resize", session.about.id),
             json!({"cols": 90, "rows": 20}),
         )
         .await;

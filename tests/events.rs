@@ -15,13 +15,16 @@ async fn the_feed_reports_a_sessions_life_in_order() {
     let session = server
         .exec("printf '\\033]0;the-title\\007'; echo hello-events; printf '\\a'; sleep 0.6; exit 4")
         .await;
-    let events = feed.until(&session.id, "removed").await;
+    let events = feed.until(&session.about.id, "removed").await;
     let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
     assert!(
         ids.windows(2).all(|w| w[0] < w[1]),
         "ids must grow: {ids:?}"
     );
-    let mine: Vec<&SessionEvent> = events.iter().filter(|e| e.session == session.id).collect();
+    let mine: Vec<&SessionEvent> = events
+        .iter()
+        .filter(|e| e.session == session.about.id)
+        .collect();
     let kinds: Vec<String> = mine.iter().map(|e| type_of(e)).collect();
     let position = |k: &str| {
         kinds
@@ -65,7 +68,7 @@ async fn types_narrows_the_feed_and_an_unknown_type_is_refused() {
     let mut feed = Sse::open(&server, "/events?types=created,exit", None).await;
     let session = server.exec("echo some-output; exit 2").await;
     let kinds: Vec<String> = feed
-        .until(&session.id, "exit")
+        .until(&session.about.id, "exit")
         .await
         .iter()
         .map(type_of)
@@ -87,28 +90,28 @@ async fn a_session_feed_resumes_after_last_event_id() {
     let session = server
         .exec("stty size; read x; echo second; sleep 30")
         .await;
-    let path = format!("/sessions/{}/events", session.id);
+    let path = format!("/sessions/{}/events", session.about.id);
     // An id this run never had (ids start at the start time) gets a reset, then all kept.
     let mut feed = Sse::open(&server, &path, Some(0)).await;
     assert_eq!(type_of(&feed.next().await), "reset");
     let created = feed.next().await;
     assert_eq!(type_of(&created), "created");
-    let first_output = feed.until(&session.id, "output").await;
+    let first_output = feed.until(&session.about.id, "output").await;
     let resume_after = first_output.last().unwrap().id;
 
     server
         .post(
-            &format!("/sessions/{}/resize", session.id),
+            &format!("/sessions/{}/resize", session.about.id),
             json!({"cols": 100, "rows": 30}),
         )
         .await;
     server
         .post(
-            &format!("/sessions/{}/input", session.id),
+            &format!("/sessions/{}/input", session.about.id),
             json!({"input": "go", "enter": true}),
         )
         .await;
-    let resize = feed.until(&session.id, "resize").await;
+    let resize = feed.until(&session.about.id, "resize").await;
     let resize_event = resize.last().unwrap().clone();
     assert_eq!(
         serde_json::to_value(&resize_event.kind).unwrap()["cols"],
@@ -118,11 +121,11 @@ async fn a_session_feed_resumes_after_last_event_id() {
 
     // Reconnecting with Last-Event-ID gets exactly what followed, nothing before it.
     let mut resumed = Sse::open(&server, &path, Some(resume_after)).await;
-    let again = resumed.until(&session.id, "resize").await;
+    let again = resumed.until(&session.about.id, "resize").await;
     assert!(
         again
             .iter()
-            .all(|e| e.id > resume_after && e.session == session.id)
+            .all(|e| e.id > resume_after && e.session == session.about.id)
     );
     assert_eq!(again.last().unwrap(), &resize_event);
     assert_eq!(
@@ -137,12 +140,12 @@ async fn a_session_feed_resumes_after_last_event_id() {
     server.exec("echo other").await;
     server
         .post(
-            &format!("/sessions/{}/input", session.id),
+            &format!("/sessions/{}/input", session.about.id),
             json!({"keys": ["x"]}),
         )
         .await;
-    let next = resumed.until(&session.id, "output").await;
-    assert!(next.iter().all(|e| e.session == session.id));
+    let next = resumed.until(&session.about.id, "output").await;
+    assert!(next.iter().all(|e| e.session == session.about.id));
 
     let (status, body) = server.get(&format!("{path}?lastEventId=abc")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -156,10 +159,10 @@ async fn a_session_feed_resumes_after_last_event_id() {
 async fn an_id_from_another_run_gets_a_reset_and_ids_never_repeat_across_runs() {
     let first = Server::start();
     let a = first.exec("echo one").await;
-    first.wait_for_end(&a.id).await;
-    let mut feed = Sse::open(&first, &format!("/sessions/{}/events", a.id), Some(0)).await;
+    first.wait_for_end(&a.about.id).await;
+    let mut feed = Sse::open(&first, &format!("/sessions/{}/events", a.about.id), Some(0)).await;
     assert_eq!(type_of(&feed.next().await), "reset");
-    let last_of_first_run = feed.until(&a.id, "exit").await.last().unwrap().id;
+    let last_of_first_run = feed.until(&a.about.id, "exit").await.last().unwrap().id;
     drop(feed);
     drop(first);
 
@@ -170,7 +173,7 @@ async fn an_id_from_another_run_gets_a_reset_and_ids_never_repeat_across_runs() 
     let mut resumed = Sse::open(&second, "/events", Some(last_of_first_run)).await;
     let reset = resumed.next().await;
     assert_eq!(type_of(&reset), "reset");
-    let created = resumed.until(&b.id, "created").await;
+    let created = resumed.until(&b.about.id, "created").await;
     assert!(created.last().unwrap().id > last_of_first_run);
     // An id above the newest is no better.
     let mut ahead = Sse::open(&second, "/events", Some(u64::MAX / 4)).await;
@@ -187,7 +190,7 @@ async fn what_happens_at_a_moment_is_published_once_each_and_in_order() {
              printf '\\a'; sleep 0.2; printf '\\a\\a'; exit 5",
         )
         .await;
-    let path = format!("/sessions/{}/resize", session.id);
+    let path = format!("/sessions/{}/resize", session.about.id);
     // Two resizes right after creation, well within one activity tick.
     for (cols, rows) in [(100, 30), (90, 20)] {
         let (status, _) = server
@@ -197,12 +200,15 @@ async fn what_happens_at_a_moment_is_published_once_each_and_in_order() {
     }
     server
         .post(
-            &format!("/sessions/{}/input", session.id),
+            &format!("/sessions/{}/input", session.about.id),
             json!({"input": "go", "enter": true}),
         )
         .await;
-    let events = feed.until(&session.id, "exit").await;
-    let mine: Vec<&SessionEvent> = events.iter().filter(|e| e.session == session.id).collect();
+    let events = feed.until(&session.about.id, "exit").await;
+    let mine: Vec<&SessionEvent> = events
+        .iter()
+        .filter(|e| e.session == session.about.id)
+        .collect();
     let of = |kind: &str| -> Vec<serde_json::Value> {
         mine.iter()
             .filter(|e| type_of(e) == kind)
@@ -234,5 +240,8 @@ async fn what_happens_at_a_moment_is_published_once_each_and_in_order() {
         .iter()
         .map(|v| v["length"].as_u64().unwrap())
         .sum();
-    assert_eq!(total, server.detail(&session.id).await.info.output_bytes);
+    assert_eq!(
+        total,
+        server.detail(&session.about.id).await.info.now.output_bytes
+    );
 }

@@ -69,7 +69,7 @@ async fn a_foreign_host_name_is_refused_on_loopback() {
     }
     // A rebinding page cannot open a WebSocket either, token or not.
     let session = server.exec("sleep 30").await;
-    let mut req = server.ws_request(&session.id, "", &[], Some(TOKEN));
+    let mut req = server.ws_request(&session.about.id, "", &[], Some(TOKEN));
     req.headers_mut()
         .insert("host", format!("evil.example:{port}").parse().unwrap());
     assert_eq!(server.ws_status(req).await, 403);
@@ -107,7 +107,7 @@ async fn the_environment_policy_lets_loader_variables_through() {
             "env": {"NODE_OPTIONS": "--max-old-space-size=64", "BASH_ENV": "/dev/null", "LD_PRELOAD": ""},
         }))
         .await;
-    let detail = server.wait_for_end(&session.id).await;
+    let detail = server.wait_for_end(&session.about.id).await;
     assert!(
         detail
             .recent_output
@@ -144,7 +144,7 @@ mod websocket_limits {
     async fn oversized_invalid_and_endless_messages_close_with_the_right_code() {
         let server = Server::start();
         let session = server.exec("cat > /dev/null").await;
-        let id = &session.id;
+        let id = &session.about.id;
         let big = Message::Binary(vec![b'x'; 2 * 1024 * 1024].into());
         assert_eq!(close_code_after(&server, id, vec![big]).await, Some(1009));
 
@@ -182,7 +182,7 @@ mod websocket_limits {
             }
         }
         assert_eq!(
-            server.detail(id).await.info.status,
+            server.detail(id).await.info.now.status,
             monkeyproof::protocol::SessionStatus::Running
         );
     }
@@ -195,7 +195,7 @@ async fn kill_reaches_jobs_that_trap_signals_and_children_that_called_setsid() {
     let session = server
         .exec("set -m; (trap '' TERM HUP; sleep 1000) & echo job=$!; set +m; setsid sleep 1000 & echo own=$!; wait")
         .await;
-    let detail = server.wait_for_screen(&session.id, "own=").await;
+    let detail = server.wait_for_screen(&session.about.id, "own=").await;
     let pid_of = |prefix: &str| -> u32 {
         let line = detail
             .screen
@@ -207,7 +207,9 @@ async fn kill_reaches_jobs_that_trap_signals_and_children_that_called_setsid() {
     };
     let (job, own) = (pid_of("job="), pid_of("own="));
     assert!(process_alive(job) && process_alive(own));
-    server.delete(&format!("/sessions/{}", session.id)).await;
+    server
+        .delete(&format!("/sessions/{}", session.about.id))
+        .await;
     eventually("the job and the setsid child to die", || async {
         (!process_alive(job) && !process_alive(own)).then_some(())
     })
@@ -223,17 +225,20 @@ async fn hostile_output_is_survived_and_never_answered() {
     // that nothing was typed back at it.
     let task = r#"printf '\033]52;c;cm0gLXJmIC8K\007'; printf '\033[21t'; printf '\033P$q\nm\033\\'; printf '\033]50;?\007'; printf '\033]0;'; head -c 10000000 /dev/zero | tr '\0' a; printf '\007'; printf '\033[::::x\377\376\300 ok\n'; if read -t 1 -r reply; then echo "ANSWERED:$reply"; else echo SURVIVED; fi; sleep 30"#;
     let session = server.exec(task).await;
-    let detail = server.wait_for_screen(&session.id, "SURVIVED").await;
+    let detail = server.wait_for_screen(&session.about.id, "SURVIVED").await;
     assert!(detail.screen.lines.iter().all(|l| !l.contains("ANSWERED")));
-    assert!(detail.info.output_bytes > 10_000_000);
+    assert!(detail.info.now.output_bytes > 10_000_000);
     // The title of a 10 MB OSC is bounded, and plain-text views hold no control characters.
     assert!(
-        detail.info.title.len() < 4096,
+        detail.info.now.title.len() < 4096,
         "title of {} bytes",
-        detail.info.title.len()
+        detail.info.now.title.len()
     );
     let (_, text) = server
-        .get(&format!("/sessions/{}/screen?format=json", session.id))
+        .get(&format!(
+            "/sessions/{}/screen?format=json",
+            session.about.id
+        ))
         .await;
     for line in text["lines"].as_array().unwrap() {
         assert!(
@@ -249,7 +254,9 @@ async fn hostile_output_is_survived_and_never_answered() {
     );
     // The server is still fine.
     let other = server.exec("echo still-serving").await;
-    server.wait_for_screen(&other.id, "still-serving").await;
+    server
+        .wait_for_screen(&other.about.id, "still-serving")
+        .await;
 }
 
 #[tokio::test]
@@ -258,7 +265,7 @@ async fn the_audit_log_records_starts_ends_and_denials_but_never_the_token() {
     let session = server
         .create(json!({"task": "exit 3", "owner": "auditor", "cwd": "/tmp"}))
         .await;
-    server.wait_for_end(&session.id).await;
+    server.wait_for_end(&session.about.id).await;
     let stranger = client_from("127.0.0.5");
     let res = stranger
         .get(server.url(&format!("/sessions?token={TOKEN}")))
@@ -267,7 +274,7 @@ async fn the_audit_log_records_starts_ends_and_denials_but_never_the_token() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let mut req = server.ws_request(&session.id, &format!("?token={TOKEN}"), &[], None);
+    let mut req = server.ws_request(&session.about.id, &format!("?token={TOKEN}"), &[], None);
     req.headers_mut()
         .insert("origin", "http://evil.example".parse().unwrap());
     assert_eq!(server.ws_status(req).await, 403);
@@ -285,7 +292,7 @@ async fn the_audit_log_records_starts_ends_and_denials_but_never_the_token() {
     };
     let started = line("audit: session started");
     for part in [
-        session.id.as_str(),
+        session.about.id.as_str(),
         "client=127.0.0.1:",
         "auditor",
         "exit 3",
@@ -345,20 +352,20 @@ async fn exits_of_every_kind_keep_their_status_and_final_output() {
         .await;
     let killed_itself = server.exec("echo bye; kill -TERM $$; sleep 5").await;
 
-    let detail = server.wait_for_end(&flood.id).await;
-    assert_eq!(detail.info.exit_code, Some(9));
-    let transcript = server.transcript(&flood.id).await;
+    let detail = server.wait_for_end(&flood.about.id).await;
+    assert_eq!(detail.info.now.exit_code, Some(9));
+    let transcript = server.transcript(&flood.about.id).await;
     assert_eq!(transcript.len(), 3_000_000 + 2 + 12);
     assert!(transcript.ends_with(b"\r\nFINAL-LINE\r\n"));
-    assert_eq!(detail.info.output_bytes, transcript.len() as u64);
+    assert_eq!(detail.info.now.output_bytes, transcript.len() as u64);
 
-    let detail = server.wait_for_end(&detached.id).await;
-    assert_eq!(detail.info.exit_code, Some(4));
+    let detail = server.wait_for_end(&detached.about.id).await;
+    assert_eq!(detail.info.now.exit_code, Some(4));
     assert!(detail.recent_output.contains("closing"));
 
-    let detail = server.wait_for_end(&killed_itself.id).await;
-    assert_eq!(detail.info.signal.as_deref(), Some("SIGTERM"));
-    assert_eq!(detail.info.exit_code, None);
+    let detail = server.wait_for_end(&killed_itself.about.id).await;
+    assert_eq!(detail.info.now.signal.as_deref(), Some("SIGTERM"));
+    assert_eq!(detail.info.now.exit_code, None);
 }
 
 fn rss_kb(pid: u32) -> usize {
@@ -376,8 +383,8 @@ async fn a_viewer_that_never_reads_costs_bounded_memory() {
     let session = server
         .exec("sleep 0.5; timeout 4 yes 'a line of output that repeats'; echo FLOOD-OVER; sleep 30")
         .await;
-    let _stalled = server.raw_ws(&session.id, "?since=0").await; // never read
-    let mut reader = server.raw_ws(&session.id, "?since=0").await;
+    let _stalled = server.raw_ws(&session.about.id, "?since=0").await; // never read
+    let mut reader = server.raw_ws(&session.about.id, "?since=0").await;
     let before = rss_kb(server.pid());
     let mut peak = before;
     let mut received = 0usize;
@@ -394,7 +401,7 @@ async fn a_viewer_that_never_reads_costs_bounded_memory() {
         }
         peak = peak.max(rss_kb(server.pid()));
     }
-    let total = server.detail(&session.id).await.info.output_bytes;
+    let total = server.detail(&session.about.id).await.info.now.output_bytes;
     eprintln!("flood of {total} bytes: RSS {before} kB -> peak {peak} kB; reader got {received}");
     assert!(
         total > 20_000_000,
@@ -407,7 +414,7 @@ async fn a_viewer_that_never_reads_costs_bounded_memory() {
         peak - before
     );
     assert!(received > 1_000_000);
-    let transcript = server.transcript(&session.id).await;
+    let transcript = server.transcript(&session.about.id).await;
     assert_eq!(transcript.len() as u64, total);
 }
 
@@ -419,8 +426,8 @@ async fn start_program_that_never_reads(
     let stuck = server
         .exec("stty raw -echo; echo ready; exec sleep 600")
         .await;
-    server.wait_for_screen(&stuck.id, "ready").await;
-    let path = format!("/sessions/{}/input", stuck.id);
+    server.wait_for_screen(&stuck.about.id, "ready").await;
+    let path = format!("/sessions/{}/input", stuck.about.id);
     (stuck, path)
 }
 
@@ -432,19 +439,23 @@ async fn input_to_a_program_that_never_reads_holds_up_nobody_else() {
     let (stuck_input, ()) = tokio::join!(server.post(&path, json!({ "input": big })), async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         // Everything else carries on: the server answers, another session takes input.
-        let (status, _) = server.get(&format!("/sessions/{}", stuck.id)).await;
+        let (status, _) = server.get(&format!("/sessions/{}", stuck.about.id)).await;
         assert_eq!(status, StatusCode::OK);
         let other = server.exec("exec cat").await;
         let (status, _) = server
             .post(
-                &format!("/sessions/{}/input", other.id),
+                &format!("/sessions/{}/input", other.about.id),
                 json!({ "input": "still typing", "enter": true }),
             )
             .await;
         assert_eq!(status, StatusCode::OK);
-        server.wait_for_screen(&other.id, "still typing").await;
+        server
+            .wait_for_screen(&other.about.id, "still typing")
+            .await;
         // Killing the session that does not read ends the write waiting on it.
-        let (status, _) = server.delete(&format!("/sessions/{}", stuck.id)).await;
+        let (status, _) = server
+            .delete(&format!("/sessions/{}", stuck.about.id))
+            .await;
         assert_eq!(status, StatusCode::OK);
     });
     let (status, body) = stuck_input;
@@ -467,7 +478,7 @@ async fn answers_a_program_never_reads_are_dropped_not_queued() {
     let mut peak = before;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !server
-        .detail(&session.id)
+        .detail(&session.about.id)
         .await
         .recent_output
         .contains("QUERIES-DONE")
@@ -479,7 +490,7 @@ async fn answers_a_program_never_reads_are_dropped_not_queued() {
         peak = peak.max(rss_kb(server.pid()));
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let total = server.detail(&session.id).await.info.output_bytes;
+    let total = server.detail(&session.about.id).await.info.now.output_bytes;
     eprintln!("{total} bytes of queries: RSS {before} kB -> peak {peak} kB");
     assert!(total > 26_000_000, "{total}");
     assert!(
@@ -488,9 +499,11 @@ async fn answers_a_program_never_reads_are_dropped_not_queued() {
         peak - before
     );
     // The session still works.
-    let (status, _) = server.delete(&format!("/sessions/{}", session.id)).await;
+    let (status, _) = server
+        .delete(&format!("/sessions/{}", session.about.id))
+        .await;
     assert_eq!(status, StatusCode::OK);
-    server.wait_for_end(&session.id).await;
+    server.wait_for_end(&session.about.id).await;
 }
 
 #[tokio::test]
@@ -522,7 +535,7 @@ async fn input_a_program_never_reads_is_bounded() {
         "{body}"
     );
     // A viewer's keystrokes are refused the same way, and its connection stays up.
-    let mut ws = server.raw_ws(&stuck.id, "").await;
+    let mut ws = server.raw_ws(&stuck.about.id, "").await;
     next_json(&mut ws).await; // hello
     send_bytes(&mut ws, &vec![b'y'; 1_500_000 / 2]).await;
     send_bytes(&mut ws, &vec![b'y'; 1_500_000 / 2]).await;
@@ -535,7 +548,9 @@ async fn input_a_program_never_reads_is_bounded() {
     };
     assert!(refused["error"].as_str().unwrap().contains("not reading"));
     // Killing the session ends the writes waiting on it.
-    server.delete(&format!("/sessions/{}", stuck.id)).await;
+    server
+        .delete(&format!("/sessions/{}", stuck.about.id))
+        .await;
     assert_eq!(first.await.unwrap(), StatusCode::CONFLICT);
     assert_eq!(second.await.unwrap(), StatusCode::CONFLICT);
 }
@@ -563,7 +578,7 @@ async fn the_token_comes_from_a_file_and_on_the_command_line_it_is_warned_about(
     assert!(!contains(&cmdline, TOKEN));
     // The program in a session learns neither the token nor where it is kept.
     let session = server.exec("env; sleep 30").await;
-    let detail = server.wait_for_screen(&session.id, "PATH=").await;
+    let detail = server.wait_for_screen(&session.about.id, "PATH=").await;
     assert!(!detail.recent_output.contains("MONKEYPROOF_TOKEN_FILE"));
     assert!(!server.log_text().contains("--token puts"));
     drop(server);
@@ -755,14 +770,14 @@ async fn a_data_dir_others_own_or_may_write_is_refused() {
 async fn a_transcript_swapped_for_a_symlink_is_not_followed() {
     let server = Server::start();
     let session = server.exec("echo mine").await;
-    let detail = server.wait_for_end(&session.id).await;
+    let detail = server.wait_for_end(&session.about.id).await;
     let secret = write_file("secret", "root only", 0o600);
     let transcript = std::path::PathBuf::from(&detail.transcript_path);
     std::fs::remove_file(&transcript).unwrap();
     std::os::unix::fs::symlink(&secret, &transcript).unwrap();
     let res = server
         .http
-        .get(server.url(&format!("/sessions/{}/transcript", session.id)))
+        .get(server.url(&format!("/sessions/{}/transcript", session.about.id)))
         .send()
         .await
         .unwrap();
@@ -778,7 +793,7 @@ async fn the_data_dir_is_named_at_start_and_logs_to_a_file_are_plain() {
     let server = Server::start_logging(&[]);
     assert_eq!(server.announced_data_dir.as_ref(), Some(&server.data_dir));
     let session = server.exec("echo hi").await;
-    server.wait_for_end(&session.id).await;
+    server.wait_for_end(&session.about.id).await;
     let log = server.log_text();
     assert!(log.contains("audit: session started"), "{log}");
     assert!(!log.contains('\u{1b}'), "colours in a log file: {log:?}");
@@ -873,7 +888,7 @@ async fn finished_sessions_keep_their_screen_and_a_tail_in_memory_the_rest_on_di
                 let session = server
                     .create(json!({"task": flood, "cols": 200, "rows": 50}))
                     .await;
-                ids.push(session.id);
+                ids.push(session.about.id);
             }
             for id in &ids {
                 server.wait_for_end(id).await;
@@ -906,7 +921,7 @@ async fn finished_sessions_keep_their_screen_and_a_tail_in_memory_the_rest_on_di
     // What was dropped from memory is still served, from the transcript.
     let id = &last[0];
     let detail = server.detail(id).await;
-    assert!(detail.info.output_bytes > 1_300_000);
+    assert!(detail.info.now.output_bytes > 1_300_000);
     assert!(
         detail.recent_output.ends_with("LAST-LINE"),
         "{}",
@@ -928,7 +943,7 @@ async fn finished_sessions_keep_their_screen_and_a_tail_in_memory_the_rest_on_di
         data.len()
     );
     let transcript = server.transcript(id).await;
-    assert_eq!(transcript.len() as u64, detail.info.output_bytes);
+    assert_eq!(transcript.len() as u64, detail.info.now.output_bytes);
 }
 
 #[tokio::test]
@@ -938,8 +953,8 @@ async fn only_the_newest_finished_sessions_are_kept_beyond_the_cap() {
     let mut ids = Vec::new();
     for i in 0..5 {
         let session = server.exec(&format!("echo {i}")).await;
-        server.wait_for_end(&session.id).await;
-        ids.push(session.id);
+        server.wait_for_end(&session.about.id).await;
+        ids.push(session.about.id);
     }
     eventually("the oldest finished sessions to go", || async {
         let (_, list) = server.get("/sessions").await;
@@ -959,7 +974,7 @@ async fn only_the_newest_finished_sessions_are_kept_beyond_the_cap() {
         .iter()
         .map(|s| s["id"].as_str().unwrap())
         .collect();
-    assert_eq!(kept, [running.id.as_str(), &ids[2], &ids[3], &ids[4]]);
+    assert_eq!(kept, [running.about.id.as_str(), &ids[2], &ids[3], &ids[4]]);
     assert_eq!(
         server.get(&format!("/sessions/{}", ids[0])).await.0,
         StatusCode::NOT_FOUND

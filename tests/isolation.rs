@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 /// The limits of a running session's cgroup; `None` (and a message) when it has none.
 async fn limits_of(server: &Server, session: &SessionInfo) -> Option<Limits> {
     let limits = server
-        .detail(&session.id)
+        .detail(&session.about.id)
         .await
         .usage
         .and_then(|usage| usage.limits);
@@ -93,14 +93,16 @@ async fn each_session_runs_in_a_cgroup_of_its_own_with_the_limits_asked_for() {
     let mut dirs = Vec::new();
     for session in [&asked, &defaults] {
         let dir = eventually("the program in its cgroup", || async {
-            cgroup_dir(session.pid).filter(|dir| dir.ends_with(&session.id))
+            cgroup_dir(session.about.pid).filter(|dir| dir.ends_with(&session.about.id))
         })
         .await;
         dirs.push(dir);
     }
     for session in [&asked, &defaults] {
-        server.delete(&format!("/sessions/{}", session.id)).await;
-        let ended = server.wait_for_end(&session.id).await;
+        server
+            .delete(&format!("/sessions/{}", session.about.id))
+            .await;
+        let ended = server.wait_for_end(&session.about.id).await;
         assert_eq!(ended.usage, None);
     }
     for dir in dirs {
@@ -123,14 +125,14 @@ async fn a_fork_bomb_stops_at_pids_max() {
     if limits_of(&server, &bomb).await.is_none() {
         return;
     }
-    let ended = server.wait_for_end(&bomb.id).await;
+    let ended = server.wait_for_end(&bomb.about.id).await;
     assert!(
         ended.recent_output.contains("fork"),
         "the shell could not start more: {:?}",
         ended.recent_output
     );
     assert!(!ended.recent_output.contains("all started"));
-    server.delete(&format!("/sessions/{}", bomb.id)).await;
+    server.delete(&format!("/sessions/{}", bomb.about.id)).await;
 }
 
 #[tokio::test]
@@ -146,11 +148,11 @@ async fn a_session_over_its_memory_limit_is_killed_alone_and_says_why() {
     if limits_of(&server, &neighbour).await.is_none() {
         return;
     }
-    let ended = server.wait_for_end(&hog.id).await;
-    assert_eq!(ended.info.exit_reason, Some(ExitReason::OutOfMemory));
+    let ended = server.wait_for_end(&hog.about.id).await;
+    assert_eq!(ended.info.now.exit_reason, Some(ExitReason::OutOfMemory));
     assert!(!ended.recent_output.contains("held"));
     let mut events = Sse::open(&server, "/events?types=exit", Some(0)).await;
-    let exit = events.until(&hog.id, "exit").await.pop().unwrap();
+    let exit = events.until(&hog.about.id, "exit").await.pop().unwrap();
     let exit = serde_json::to_value(&exit.kind).unwrap();
     assert_eq!(exit["reason"], "outOfMemory", "{exit}");
     // Listed the same, and kept across restarts in the record.
@@ -159,15 +161,18 @@ async fn a_session_over_its_memory_limit_is_killed_alone_and_says_why() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["id"] == hog.id.as_str())
+        .find(|s| s["id"] == hog.about.id.as_str())
         .unwrap();
     assert_eq!(listed["exitReason"], "outOfMemory");
 
-    let neighbour = server.detail(&neighbour.id).await;
-    assert_eq!(neighbour.info.ended_at, None, "the other session runs on");
-    assert_eq!(neighbour.info.exit_reason, None);
+    let neighbour = server.detail(&neighbour.about.id).await;
+    assert_eq!(
+        neighbour.info.now.ended_at, None,
+        "the other session runs on"
+    );
+    assert_eq!(neighbour.info.now.exit_reason, None);
     server
-        .delete(&format!("/sessions/{}", neighbour.info.id))
+        .delete(&format!("/sessions/{}", neighbour.info.about.id))
         .await;
 }
 
@@ -180,7 +185,7 @@ async fn a_program_that_cannot_start_leaves_no_cgroup_behind() {
         return;
     }
     let meta = std::fs::metadata(&server.data_dir).unwrap();
-    let sessions_dir = cgroup_dir(probe.pid)
+    let sessions_dir = cgroup_dir(probe.about.pid)
         .unwrap()
         .parent()
         .unwrap()
@@ -208,7 +213,9 @@ async fn a_program_that_cannot_start_leaves_no_cgroup_behind() {
         );
         assert_eq!(count(), 1, "{command}");
     }
-    server.delete(&format!("/sessions/{}", probe.id)).await;
+    server
+        .delete(&format!("/sessions/{}", probe.about.id))
+        .await;
 }
 
 #[tokio::test]
@@ -242,9 +249,11 @@ async fn limits_out_of_range_are_refused_and_need_cgroups() {
         "{body}"
     );
     let plain = without.exec("sleep 30").await;
-    let usage = without.detail(&plain.id).await.usage.unwrap();
+    let usage = without.detail(&plain.about.id).await.usage.unwrap();
     assert_eq!(usage.limits, None, "no cgroup");
-    without.delete(&format!("/sessions/{}", plain.id)).await;
+    without
+        .delete(&format!("/sessions/{}", plain.about.id))
+        .await;
 }
 
 #[tokio::test]
@@ -258,7 +267,7 @@ async fn a_running_session_shows_the_cpu_and_memory_its_processes_use() {
              held = b\"x\" * (64 << 20)\nprint(\"holding\")\ntime.sleep(60)'; echo done",
         )
         .await;
-    let detail = server.wait_for_screen(&session.id, "holding").await;
+    let detail = server.wait_for_screen(&session.about.id, "holding").await;
     let usage = detail.usage.expect("usage while running");
     assert!(usage.processes >= 2, "the shell and python: {usage:?}");
     assert!(usage.memory_bytes >= 64 << 20, "{usage:?}");
@@ -266,8 +275,10 @@ async fn a_running_session_shows_the_cpu_and_memory_its_processes_use() {
     assert!(usage.cpu_ms >= 300, "{usage:?}");
     assert!(!usage.throttled);
 
-    server.delete(&format!("/sessions/{}", session.id)).await;
-    let ended = server.wait_for_end(&session.id).await;
+    server
+        .delete(&format!("/sessions/{}", session.about.id))
+        .await;
+    let ended = server.wait_for_end(&session.about.id).await;
     assert_eq!(ended.usage, None, "nothing runs, nothing is used");
 }
 
@@ -293,21 +304,29 @@ async fn flood_is_throttled_then_let_go(
         .exec("timeout 1.5 yes flood-flood-flood-flood; exec sleep 30")
         .await;
     server
-        .wait_for(&flood.id, "the flood to be throttled", |d| throttled(d))
+        .wait_for(&flood.about.id, "the flood to be throttled", |d| {
+            throttled(d)
+        })
         .await;
     let usage = |detail: SessionDetail| detail.usage.expect("usage while running");
-    assert!(usage(server.detail(&flood.id).await).throttled);
-    let quiet_detail = server.detail(&quiet.id).await;
+    assert!(usage(server.detail(&flood.about.id).await).throttled);
+    let quiet_detail = server.detail(&quiet.about.id).await;
     assert!(!throttled(&quiet_detail), "a quiet session keeps its share");
     assert!(!usage(quiet_detail).throttled);
     server
-        .wait_for(&flood.id, "the throttle to be let go once it quiets", |d| {
-            !throttled(d)
-        })
+        .wait_for(
+            &flood.about.id,
+            "the throttle to be let go once it quiets",
+            |d| !throttled(d),
+        )
         .await;
-    assert!(!usage(server.detail(&flood.id).await).throttled);
-    server.delete(&format!("/sessions/{}", flood.id)).await;
-    server.delete(&format!("/sessions/{}", quiet.id)).await;
+    assert!(!usage(server.detail(&flood.about.id).await).throttled);
+    server
+        .delete(&format!("/sessions/{}", flood.about.id))
+        .await;
+    server
+        .delete(&format!("/sessions/{}", quiet.about.id))
+        .await;
 }
 
 #[tokio::test]
@@ -325,7 +344,9 @@ async fn a_flooding_session_gets_the_least_cpu_weight_until_it_quiets() {
     };
     assert_eq!(limits.cpu_weight, 100);
     flood_is_throttled_then_let_go(&server, |d| weight(d) == Some(1)).await;
-    server.delete(&format!("/sessions/{}", probe.id)).await;
+    server
+        .delete(&format!("/sessions/{}", probe.about.id))
+        .await;
 }
 
 #[tokio::test]
@@ -335,7 +356,7 @@ async fn without_cgroups_a_flooding_session_runs_at_the_lowest_priority_until_it
         return;
     }
     let server = Server::start_with(&[("MONKEYPROOF_CGROUPS", "false")]);
-    flood_is_throttled_then_let_go(&server, |d| nice_of(d.info.pid) == 19).await;
+    flood_is_throttled_then_let_go(&server, |d| nice_of(d.info.about.pid) == 19).await;
 }
 
 /// While somebody types into one session, a flood in another is read at a bounded rate
@@ -351,14 +372,14 @@ async fn a_flood_beside_a_typed_session_loses_nothing() {
     let ended = loop {
         let (status, _) = server
             .post(
-                &format!("/sessions/{}/input", typed.id),
+                &format!("/sessions/{}/input", typed.about.id),
                 json!({"input": "k", "enter": false}),
             )
             .await;
         assert_eq!(status, StatusCode::OK);
         typed_keys += 1;
-        let detail = server.detail(&flood.id).await;
-        if detail.info.exit_code.is_some() {
+        let detail = server.detail(&flood.about.id).await;
+        if detail.info.now.exit_code.is_some() {
             break detail;
         }
         assert!(
@@ -368,15 +389,15 @@ async fn a_flood_beside_a_typed_session_loses_nothing() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     let expected: String = (1..=lines).map(|i| format!("{i}\r\n")).collect();
-    let ended = server.wait_for_end(&ended.info.id).await;
-    assert_eq!(ended.info.exit_code, Some(0));
+    let ended = server.wait_for_end(&ended.info.about.id).await;
+    assert_eq!(ended.info.now.exit_code, Some(0));
     assert!(
-        server.transcript(&flood.id).await == expected.as_bytes(),
+        server.transcript(&flood.about.id).await == expected.as_bytes(),
         "the flood's output, whole and in order"
     );
     assert!(ended.screen.lines.iter().any(|l| l == &lines.to_string()));
     server
-        .wait_for_screen(&typed.id, &"k".repeat(typed_keys.min(40)))
+        .wait_for_screen(&typed.about.id, &"k".repeat(typed_keys.min(40)))
         .await;
 }
 
@@ -417,8 +438,8 @@ async fn a_stop_that_kills_leaves_no_cgroup_behind() {
         return;
     }
     let dirs = eventually("the program in its cgroups", || async {
-        let dirs = cgroup_dirs(session.pid);
-        (!dirs.is_empty() && dirs.iter().all(|d| d.ends_with(&session.id))).then_some(dirs)
+        let dirs = cgroup_dirs(session.about.pid);
+        (!dirs.is_empty() && dirs.iter().all(|d| d.ends_with(&session.about.id))).then_some(dirs)
     })
     .await;
     server.terminate();
@@ -460,8 +481,8 @@ async fn on_cgroup_v2_the_servers_of_one_service_share_one_leaf() {
         let session = server.exec("sleep 30").await;
         assert!(limits_of(server, &session).await.is_some(), "cgroups on v2");
         assert_eq!(cgroup_of(server.pid()), service.join("monkeyproof-server"));
-        let dir = cgroup_of(session.pid);
-        assert_eq!(dir.file_name().unwrap(), session.id.as_str());
+        let dir = cgroup_of(session.about.pid);
+        assert_eq!(dir.file_name().unwrap(), session.about.id.as_str());
         assert_eq!(
             dir.parent().unwrap().parent().unwrap(),
             service.join("monkeyproof")

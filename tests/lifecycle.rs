@@ -22,7 +22,7 @@ async fn delete_kills_a_background_job_that_traps_term() {
         "the master, for input and resizes (the keeper reads it and writes the transcript)"
     );
 
-    let path = format!("/sessions/{}", session.id);
+    let path = format!("/sessions/{}", session.about.id);
     let (status, body) = server.delete(&path).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"killed": true})));
     // The job ignores TERM and HUP: only SIGKILL after the grace period ends it.
@@ -36,14 +36,14 @@ async fn delete_kills_a_background_job_that_traps_term() {
     })
     .await;
 
-    let detail = server.wait_for_end(&session.id).await;
-    assert_eq!(detail.info.status, SessionStatus::Killed);
-    assert!(detail.info.signal.is_some() || detail.info.exit_code.is_some());
+    let detail = server.wait_for_end(&session.about.id).await;
+    assert_eq!(detail.info.now.status, SessionStatus::Killed);
+    assert!(detail.info.now.signal.is_some() || detail.info.now.exit_code.is_some());
     // Idempotent, and the status stays `killed`.
     let (status, body) = server.delete(&path).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"killed": true})));
     assert_eq!(
-        server.detail(&session.id).await.info.status,
+        server.detail(&session.about.id).await.info.now.status,
         SessionStatus::Killed
     );
     // No zombies, and the PTY descriptors are closed again.
@@ -59,12 +59,16 @@ async fn delete_ends_an_interactive_shell_that_ignores_term() {
     let server = Server::start();
     let session = server.exec("exec bash --norc -i").await;
     server
-        .wait_for(&session.id, "a prompt", |d| d.info.output_bytes > 0)
+        .wait_for(&session.about.id, "a prompt", |d| {
+            d.info.now.output_bytes > 0
+        })
         .await;
-    server.delete(&format!("/sessions/{}", session.id)).await;
-    let detail = server.wait_for_end(&session.id).await;
-    assert_eq!(detail.info.status, SessionStatus::Killed);
-    assert!(!process_alive(session.pid));
+    server
+        .delete(&format!("/sessions/{}", session.about.id))
+        .await;
+    let detail = server.wait_for_end(&session.about.id).await;
+    assert_eq!(detail.info.now.status, SessionStatus::Killed);
+    assert!(!process_alive(session.about.pid));
 }
 
 #[tokio::test]
@@ -77,12 +81,12 @@ async fn finished_sessions_expire_after_their_ttl() {
     let long = server
         .create(json!({"task": "-c", "type": "interactive", "command": "bash", "args": ["--norc"]}))
         .await;
-    let detail = server.wait_for_end(&short.id).await;
+    let detail = server.wait_for_end(&short.about.id).await;
     let transcript = std::path::PathBuf::from(&detail.transcript_path);
     assert!(transcript.exists());
     let running = server.exec("sleep 30").await;
     eventually("the finished session to expire", || async {
-        let (status, _) = server.get(&format!("/sessions/{}", short.id)).await;
+        let (status, _) = server.get(&format!("/sessions/{}", short.about.id)).await;
         (status == StatusCode::NOT_FOUND).then_some(())
     })
     .await;
@@ -94,12 +98,12 @@ async fn finished_sessions_expire_after_their_ttl() {
     // Running sessions are never expired; interactive ones have their own TTL.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
-        server.detail(&running.id).await.info.status,
+        server.detail(&running.about.id).await.info.now.status,
         SessionStatus::Running
     );
-    server.wait_for_end(&long.id).await;
+    server.wait_for_end(&long.about.id).await;
     assert_eq!(
-        server.get(&format!("/sessions/{}", long.id)).await.0,
+        server.get(&format!("/sessions/{}", long.about.id)).await.0,
         StatusCode::OK
     );
 }
@@ -109,7 +113,7 @@ async fn remove_forgets_a_finished_session_and_refuses_a_running_one() {
     let server = Server::start_with(&[("KILL_GRACE_MS", "500")]);
     let running = server.exec("sleep 30").await;
     let (status, body) = server
-        .delete(&format!("/sessions/{}?remove=true", running.id))
+        .delete(&format!("/sessions/{}?remove=true", running.about.id))
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(
@@ -117,20 +121,21 @@ async fn remove_forgets_a_finished_session_and_refuses_a_running_one() {
         "{body}"
     );
     assert_eq!(
-        server.detail(&running.id).await.info.status,
+        server.detail(&running.about.id).await.info.now.status,
         SessionStatus::Running,
         "a refused removal leaves the session alone"
     );
     let (status, _) = server
-        .delete(&format!("/sessions/{}?remove=maybe", running.id))
+        .delete(&format!("/sessions/{}?remove=maybe", running.about.id))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // A finished session whose background job lives on: the job goes, then the session.
     let (finished, bg) = start_lingering_job(&server).await;
-    let transcript = std::path::PathBuf::from(server.detail(&finished.id).await.transcript_path);
+    let transcript =
+        std::path::PathBuf::from(server.detail(&finished.about.id).await.transcript_path);
     let (status, body) = server
-        .delete(&format!("/sessions/{}?remove=true", finished.id))
+        .delete(&format!("/sessions/{}?remove=true", finished.about.id))
         .await;
     assert_eq!(
         (status, body),
@@ -139,19 +144,21 @@ async fn remove_forgets_a_finished_session_and_refuses_a_running_one() {
     assert!(!process_alive(bg), "the job it left was killed first");
     for path in ["", "/transcript", "/recording"] {
         let (status, _) = server
-            .get(&format!("/sessions/{}{path}", finished.id))
+            .get(&format!("/sessions/{}{path}", finished.about.id))
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path} still answers");
     }
     assert!(!transcript.exists(), "the transcript goes with the record");
     let (_, list) = server.get("/sessions").await;
-    assert!(!list.to_string().contains(&finished.id));
+    assert!(!list.to_string().contains(&finished.about.id));
     // Its record went with it (the same removal as expiry, whose restart test covers the disk).
     let (status, _) = server
-        .delete(&format!("/sessions/{}?remove=true", finished.id))
+        .delete(&format!("/sessions/{}?remove=true", finished.about.id))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    server.delete(&format!("/sessions/{}", running.id)).await;
+    server
+        .delete(&format!("/sessions/{}", running.about.id))
+        .await;
 }
 
 #[tokio::test]
@@ -162,8 +169,8 @@ async fn max_sessions_counts_running_sessions() {
     let (status, body) = server.post("/sessions", json!({"task": "sleep 30"})).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["error"], "Max sessions reached (2). 2 running.");
-    server.delete(&format!("/sessions/{}", a.id)).await;
-    server.wait_for_end(&a.id).await;
+    server.delete(&format!("/sessions/{}", a.about.id)).await;
+    server.wait_for_end(&a.about.id).await;
     server.exec("true").await;
 }
 
@@ -173,12 +180,12 @@ async fn shutdown_kills_everything_and_closes_viewers() {
     let busy = server.exec("while :; do echo busy; sleep 0.01; done").await;
     // Output is flowing before the stop (on a loaded machine the shell may not have started).
     server
-        .wait_for(&busy.id, "two lines of output", |d| {
+        .wait_for(&busy.about.id, "two lines of output", |d| {
             d.screen.lines.iter().filter(|l| l.contains("busy")).count() > 1
         })
         .await;
     let (stubborn, bg) = start_stubborn_job(&server).await;
-    let mut viewer = server.raw_ws(&busy.id, "").await;
+    let mut viewer = server.raw_ws(&busy.about.id, "").await;
     next_json(&mut viewer).await;
 
     let took = server.terminate();
@@ -186,8 +193,8 @@ async fn shutdown_kills_everything_and_closes_viewers() {
         took < Duration::from_millis(1000 + 2000),
         "shutdown took {took:?}"
     );
-    assert!(!process_alive(busy.pid));
-    assert!(!process_alive(stubborn.pid));
+    assert!(!process_alive(busy.about.pid));
+    assert!(!process_alive(stubborn.about.pid));
     assert!(!process_alive(bg));
     // The viewer got a close frame (after the exit message).
     let closed = loop {
@@ -201,7 +208,7 @@ async fn shutdown_kills_everything_and_closes_viewers() {
     let transcript = server
         .data_dir
         .join("transcripts")
-        .join(format!("{}.log", busy.id));
+        .join(format!("{}.log", busy.about.id));
     let text = std::fs::read_to_string(transcript).unwrap();
     assert!(
         text.starts_with("busy\r\n") && text.matches("busy").count() > 1,
@@ -276,7 +283,7 @@ async fn start_stubborn_job(server: &Server) -> (monkeyproof::protocol::SessionI
     let session = server
         .exec("set -m; (trap '' TERM HUP; sleep 1000) & echo bg=$!; wait")
         .await;
-    let detail = server.wait_for_screen(&session.id, "bg=").await;
+    let detail = server.wait_for_screen(&session.about.id, "bg=").await;
     let line = detail
         .screen
         .lines
@@ -296,7 +303,7 @@ async fn the_pty_is_the_programs_controlling_terminal() {
              trap 'echo got-winch' WINCH; while :; do sleep 0.05; done",
         )
         .await;
-    let detail = server.wait_for_screen(&session.id, "ctty=").await;
+    let detail = server.wait_for_screen(&session.about.id, "ctty=").await;
     let line = detail
         .screen
         .lines
@@ -321,22 +328,22 @@ async fn the_pty_is_the_programs_controlling_terminal() {
     // controlling terminal of the program's session.
     let (status, _) = server
         .post(
-            &format!("/sessions/{}/resize", session.id),
+            &format!("/sessions/{}/resize", session.about.id),
             json!({ "cols": 100, "rows": 30 }),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    server.wait_for_screen(&session.id, "got-winch").await;
+    server.wait_for_screen(&session.about.id, "got-winch").await;
     let (status, _) = server
         .post(
-            &format!("/sessions/{}/input", session.id),
+            &format!("/sessions/{}/input", session.about.id),
             json!({ "keys": ["C-c"] }),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let ended = server.wait_for_end(&session.id).await;
+    let ended = server.wait_for_end(&session.about.id).await;
     assert_eq!(
-        ended.info.signal.as_deref(),
+        ended.info.now.signal.as_deref(),
         Some("SIGINT"),
         "{:?}",
         ended.info
@@ -349,15 +356,15 @@ async fn start_lingering_job(server: &Server) -> (monkeyproof::protocol::Session
     let session = server
         .exec("trap '' HUP TERM; sleep 1000 & echo bg=$!; exit 0")
         .await;
-    let detail = server.wait_for_end(&session.id).await;
-    let transcript = String::from_utf8(server.transcript(&session.id).await).unwrap();
+    let detail = server.wait_for_end(&session.about.id).await;
+    let transcript = String::from_utf8(server.transcript(&session.about.id).await).unwrap();
     let bg = transcript
         .lines()
         .find_map(|l| l.trim().strip_prefix("bg="))
         .unwrap_or_else(|| panic!("no bg= in {transcript:?}"))
         .parse()
         .unwrap();
-    assert_eq!(detail.info.status, SessionStatus::Exited);
+    assert_eq!(detail.info.now.status, SessionStatus::Exited);
     assert!(process_alive(bg));
     (session, bg)
 }
@@ -389,23 +396,25 @@ async fn delete_never_signals_a_process_that_reused_a_finished_sessions_pid() {
     }
     let server = Server::start_with(&[("KILL_GRACE_MS", "300")]);
     let session = server.exec("exit 0").await;
-    server.wait_for_end(&session.id).await;
-    assert!(!process_alive(session.pid));
+    server.wait_for_end(&session.about.id).await;
+    assert!(!process_alive(session.about.pid));
     // A stranger gets the finished session's pid, as its own session and group id.
-    let mut stranger = start_session_leader_as(session.pid);
+    let mut stranger = start_session_leader_as(session.about.pid);
     eventually("the stranger to lead its own session", || async {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", session.pid)).ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", session.about.pid)).ok()?;
         let sid = stat
             .rsplit(')')
             .next()?
             .split_whitespace()
             .nth(3)?
             .to_owned();
-        (sid == session.pid.to_string()).then_some(())
+        (sid == session.about.pid.to_string()).then_some(())
     })
     .await;
 
-    let (status, _) = server.delete(&format!("/sessions/{}", session.id)).await;
+    let (status, _) = server
+        .delete(&format!("/sessions/{}", session.about.id))
+        .await;
     assert_eq!(status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(300 + 1500)).await;
     assert!(
@@ -413,7 +422,7 @@ async fn delete_never_signals_a_process_that_reused_a_finished_sessions_pid() {
         "DELETE signalled a process that merely reused the pid"
     );
     assert_eq!(
-        server.detail(&session.id).await.info.status,
+        server.detail(&session.about.id).await.info.now.status,
         SessionStatus::Exited
     );
     let _ = stranger.kill();
@@ -421,7 +430,9 @@ async fn delete_never_signals_a_process_that_reused_a_finished_sessions_pid() {
 
     // Background jobs that outlive the program are still reached while they live.
     let (lingering, bg) = start_lingering_job(&server).await;
-    server.delete(&format!("/sessions/{}", lingering.id)).await;
+    server
+        .delete(&format!("/sessions/{}", lingering.about.id))
+        .await;
     eventually("the background job to die", || async {
         (!process_alive(bg)).then_some(())
     })
@@ -439,7 +450,9 @@ async fn max_sessions_counts_finished_sessions_whose_jobs_live() {
     let (_, banner) = server.get("/").await;
     assert_eq!(banner["running"], 2);
     // Once a job is gone (killed here), its session's slot is free again.
-    server.delete(&format!("/sessions/{}", first.id)).await;
+    server
+        .delete(&format!("/sessions/{}", first.about.id))
+        .await;
     eventually("the first job to die", || async {
         (!process_alive(first_bg)).then_some(())
     })
@@ -493,7 +506,7 @@ async fn a_second_signal_cuts_a_stop_short_and_still_kills_every_session() {
     // What the stop had not killed yet was SIGKILLed on the way out, and the keeper, holding
     // nothing, goes too.
     eventually("the session's processes to be gone", || async {
-        (!process_alive(bg) && !process_alive(stubborn.pid)).then_some(())
+        (!process_alive(bg) && !process_alive(stubborn.about.pid)).then_some(())
     })
     .await;
     eventually("the keeper to exit", || async {

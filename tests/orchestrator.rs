@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 async fn key_logger(server: &Server, args: &str) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keylog.py");
     let session = server.exec(&format!("exec python3 {script} {args}")).await;
-    server.wait_for_screen(&session.id, "ready").await;
-    session.id
+    server.wait_for_screen(&session.about.id, "ready").await;
+    session.about.id
 }
 
 /// Everything the key logger has read so far.
@@ -133,14 +133,14 @@ async fn cursor_keys_follow_the_programs_mode() {
     let session = server
         .exec(&format!("printf '\\033[?1h'; exec python3 {script}"))
         .await;
-    server.wait_for_screen(&session.id, "ready").await;
+    server.wait_for_screen(&session.about.id, "ready").await;
     server
         .post(
-            &format!("/sessions/{}/input", session.id),
+            &format!("/sessions/{}/input", session.about.id),
             json!({"keys": ["Up", "Left"]}),
         )
         .await;
-    wait_for_logged(&server, &session.id, b"\x1bOA\x1bOD").await;
+    wait_for_logged(&server, &session.about.id, b"\x1bOA\x1bOD").await;
 }
 
 #[tokio::test]
@@ -219,20 +219,20 @@ async fn a_paste_can_never_end_early() {
     let marker = std::env::temp_dir().join(format!("mp-pwned-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
     let shell = server.exec("exec bash --norc --noprofile -i").await;
-    server.wait_for_screen(&shell.id, "bash-").await;
+    server.wait_for_screen(&shell.about.id, "bash-").await;
     let attack = format!(
         "echo one\u{1b}[20\u{1b}[201~1~\rtouch {}\r",
         marker.display()
     );
     server
         .post(
-            &format!("/sessions/{}/input", shell.id),
+            &format!("/sessions/{}/input", shell.about.id),
             json!({"text": attack, "paste": true}),
         )
         .await;
     wait(
         &server,
-        &shell.id,
+        &shell.about.id,
         json!({"idle_ms": 500, "timeout_ms": 5000}),
     )
     .await;
@@ -261,7 +261,7 @@ async fn a_typed_task_can_never_end_its_paste_early() {
     let mut expected = pasted(task);
     expected.push(b'\r');
     let deadline = Instant::now() + Duration::from_secs(15);
-    while logged_bytes(&server, &session.id).await != expected {
+    while logged_bytes(&server, &session.about.id).await != expected {
         assert!(Instant::now() < deadline, "the task never arrived whole");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -274,7 +274,7 @@ async fn screen_as_text_ansi_and_json() {
     let session = server
         .create(json!({"task": "for i in $(seq 1 30); do echo row-$i; done; printf '\\033[31mred\\033[0m   \\n'; sleep 30", "rows": 10, "cols": 40}))
         .await;
-    let id = &session.id;
+    let id = &session.about.id;
     server.wait_for_screen(id, "red").await;
 
     let res = server.get_text(&format!("/sessions/{id}/screen")).await;
@@ -341,7 +341,7 @@ async fn screen(server: &Server, id: &str, query: &str) -> String {
 }
 
 async fn session_bytes(server: &Server, id: &str) -> u64 {
-    server.detail(id).await.info.output_bytes
+    server.detail(id).await.info.now.output_bytes
 }
 
 async fn wait(server: &Server, id: &str, body: Value) -> WaitResult {
@@ -362,7 +362,7 @@ async fn wait_for_a_pattern_idle_exit_or_timeout() {
     let session = server
         .exec("sleep 0.4; echo 'answer: 42'; sleep 0.6; echo done; read x; exit 3")
         .await;
-    let id = &session.id;
+    let id = &session.about.id;
     let started = Instant::now();
     let matched = wait(
         &server,
@@ -393,7 +393,7 @@ async fn wait_for_a_pattern_idle_exit_or_timeout() {
     assert_eq!(idle.condition, "idle");
     assert!(idle.screen.contains("done"), "{}", idle.screen);
     let detail = server.detail(id).await;
-    assert!(detail.info.idle_ms >= 300);
+    assert!(detail.info.now.idle_ms >= 300);
 
     // Matching on output after an offset ignores what came before it.
     let since = idle.offset;
@@ -455,7 +455,7 @@ async fn many_waiters_on_many_sessions_are_all_released() {
         let session = server
             .exec(&format!("read x; echo released-{i}-$x; sleep 30"))
             .await;
-        ids.push(session.id);
+        ids.push(session.about.id);
     }
     let started = Instant::now();
     let mut waiters = tokio::task::JoinSet::new();
@@ -503,24 +503,29 @@ async fn activity_title_and_bells() {
         .exec("printf '\\033]0;my-title\\007'; printf '\\a\\a'; while :; do echo tick; sleep 0.05; done")
         .await;
     let busy = server
-        .wait_for(&session.id, "busy", |d| d.info.title == "my-title")
+        .wait_for(&session.about.id, "busy", |d| {
+            d.info.now.title == "my-title"
+        })
         .await;
-    assert_eq!(busy.info.bells, 2);
-    assert_eq!(busy.info.activity, monkeyproof::protocol::Activity::Busy);
-    assert!(busy.info.last_output_at.is_some());
+    assert_eq!(busy.info.now.bells, 2);
+    assert_eq!(
+        busy.info.now.activity,
+        monkeyproof::protocol::Activity::Busy
+    );
+    assert!(busy.info.now.last_output_at.is_some());
     // Stop the output with Ctrl-C: the session turns idle.
     server
         .post(
-            &format!("/sessions/{}/input", session.id),
+            &format!("/sessions/{}/input", session.about.id),
             json!({"keys": ["C-c"]}),
         )
         .await;
     let quiet = server
-        .wait_for(&session.id, "idle", |d| {
-            d.info.activity == monkeyproof::protocol::Activity::Idle
+        .wait_for(&session.about.id, "idle", |d| {
+            d.info.now.activity == monkeyproof::protocol::Activity::Idle
         })
         .await;
-    assert!(quiet.info.idle_ms >= 400);
+    assert!(quiet.info.now.idle_ms >= 400);
 }
 
 #[tokio::test]
@@ -533,7 +538,7 @@ async fn driving_a_full_screen_agent_end_to_end() {
             json!({"type": "interactive", "command": "python3", "args": [agent], "task": "hello"}),
         )
         .await;
-    let id = &session.id;
+    let id = &session.about.id;
     let first = wait(
         &server,
         id,
@@ -575,7 +580,7 @@ async fn driving_a_full_screen_agent_end_to_end() {
     let exit = wait(&server, id, json!({"exit": true, "timeout_ms": 15000})).await;
     assert_eq!(exit.condition, "exit");
     let ended = server.detail(id).await;
-    assert_eq!(ended.info.exit_code, Some(0));
+    assert_eq!(ended.info.now.exit_code, Some(0));
     assert!(!ended.screen.alternate_screen);
 }
 
@@ -598,20 +603,21 @@ async fn a_typed_task_is_pasted_in_once_the_agent_is_idle() {
         .create(json!({"type": "interactive", "preset": "fake", "task": "first line\nsecond line"}))
         .await;
     // Not in the command line: it is typed in later.
-    assert_eq!(session.command, format!("python3 {agent}"));
-    assert_eq!(session.task_delivered_at, None);
+    assert_eq!(session.about.command, format!("python3 {agent}"));
+    assert_eq!(session.now.task_delivered_at, None);
     let answered = wait(
         &server,
-        &session.id,
+        &session.about.id,
         json!({"match": "ANSWER: 2 lines, first='first line', last='second line'", "timeout_ms": 20000}),
     )
     .await;
     assert_eq!(answered.condition, "match");
     assert!(
         server
-            .detail(&session.id)
+            .detail(&session.about.id)
             .await
             .info
+            .now
             .task_delivered_at
             .is_some()
     );
@@ -620,7 +626,7 @@ async fn a_typed_task_is_pasted_in_once_the_agent_is_idle() {
     let plain = server
         .create(json!({"type": "interactive", "command": "python3", "args": [agent], "task": "x"}))
         .await;
-    assert!(plain.task_delivered_at.is_some());
+    assert!(plain.now.task_delivered_at.is_some());
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -635,7 +641,7 @@ async fn a_costly_pattern_holds_up_nobody_else() {
              echo PRINTED; sleep 60",
         )
         .await;
-    let id = &session.id;
+    let id = &session.about.id;
     wait(
         &server,
         id,
@@ -696,10 +702,12 @@ async fn a_costly_pattern_holds_up_nobody_else() {
 async fn a_wait_since_past_the_end_is_refused_clearly() {
     let server = Server::start();
     let session = server.exec("echo some output; sleep 30").await;
-    server.wait_for_screen(&session.id, "some output").await;
+    server
+        .wait_for_screen(&session.about.id, "some output")
+        .await;
     let (status, body) = server
         .post(
-            &format!("/sessions/{}/wait", session.id),
+            &format!("/sessions/{}/wait", session.about.id),
             json!({"match": "x", "since": 1_000_000_000u64}),
         )
         .await;
@@ -717,14 +725,14 @@ async fn input_larger_than_the_terminal_holds_goes_in_whole_as_the_program_reads
     let session = server
         .exec("stty raw -echo; echo READY; head -c 300000 | wc -c; sleep 30")
         .await;
-    server.wait_for_screen(&session.id, "READY").await;
+    server.wait_for_screen(&session.about.id, "READY").await;
     // Far more than the terminal buffers: the writes wait for the program, then go on.
     let (status, body) = server
         .post(
-            &format!("/sessions/{}/input", session.id),
+            &format!("/sessions/{}/input", session.about.id),
             json!({"input": "x".repeat(300_000), "enter": false}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    server.wait_for_screen(&session.id, "300000").await;
+    server.wait_for_screen(&session.about.id, "300000").await;
 }

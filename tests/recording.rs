@@ -75,21 +75,21 @@ async fn a_recording_is_the_transcript_with_its_timing_resizes_and_exit() {
             "cols": 90, "rows": 20,
         }))
         .await;
-    server.wait_for_screen(&session.id, "one").await;
+    server.wait_for_screen(&session.about.id, "one").await;
     let (status, _) = server
         .post(
-            &format!("/sessions/{}/resize", session.id),
+            &format!("/sessions/{}/resize", session.about.id),
             json!({"cols": 100, "rows": 30}),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    server.wait_for_end(&session.id).await;
-    let transcript = String::from_utf8(server.transcript(&session.id).await).unwrap();
+    server.wait_for_end(&session.about.id).await;
+    let transcript = String::from_utf8(server.transcript(&session.about.id).await).unwrap();
     assert!(transcript.contains("café"));
     // The marks are written in batches: give the last one its moment.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let (header, events) = recording(&server, &session.id, "v3").await;
+    let (header, events) = recording(&server, &session.about.id, "v3").await;
     assert_eq!(header["version"], 3);
     assert_eq!(
         header["term"],
@@ -109,7 +109,7 @@ async fn a_recording_is_the_transcript_with_its_timing_resizes_and_exit() {
     assert_eq!(events.last().unwrap()[1], "x");
     assert_eq!(events.last().unwrap()[2], "3");
 
-    let (header, events) = recording(&server, &session.id, "v2").await;
+    let (header, events) = recording(&server, &session.about.id, "v2").await;
     assert_eq!(
         (
             header["version"].clone(),
@@ -126,7 +126,10 @@ async fn a_recording_is_the_transcript_with_its_timing_resizes_and_exit() {
     // The asciinema CLI plays the v2 file back as the transcript.
     let v2 = server
         .http
-        .get(server.url(&format!("/sessions/{}/recording?format=v2", session.id)))
+        .get(server.url(&format!(
+            "/sessions/{}/recording?format=v2",
+            session.about.id
+        )))
         .send()
         .await
         .unwrap()
@@ -145,7 +148,10 @@ async fn a_recording_is_the_transcript_with_its_timing_resizes_and_exit() {
     assert_eq!(String::from_utf8_lossy(&played.stdout), transcript);
 
     let (status, body) = server
-        .get(&format!("/sessions/{}/recording?format=v9", session.id))
+        .get(&format!(
+            "/sessions/{}/recording?format=v9",
+            session.about.id
+        ))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(
@@ -163,17 +169,17 @@ async fn a_recording_spans_a_restart() {
     let session = first
         .exec("echo before; sleep 1.2; echo after; sleep 0.2; exit 0")
         .await;
-    first.wait_for_screen(&session.id, "before").await;
+    first.wait_for_screen(&session.about.id, "before").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let dir = first.stop_keeping_data(Signal::SIGTERM);
     let second = Server::launch(Launch {
         data_dir: Some(dir),
         ..Launch::default()
     });
-    second.wait_for_end(&session.id).await;
+    second.wait_for_end(&session.about.id).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let transcript = String::from_utf8(second.transcript(&session.id).await).unwrap();
-    let (_, events) = recording(&second, &session.id, "v3").await;
+    let transcript = String::from_utf8(second.transcript(&session.about.id).await).unwrap();
+    let (_, events) = recording(&second, &session.about.id, "v3").await;
     assert_eq!(output_of(&events), transcript);
     let at = times(&events, true);
     let gap = time_of(&events, &at, "after") - time_of(&events, &at, "before");
@@ -192,17 +198,21 @@ async fn input_is_recorded_only_when_asked() {
         let session = server
             .create(json!({"task": "cat", "recordInput": record_input}))
             .await;
-        assert_eq!(session.record_input, record_input);
+        assert_eq!(session.about.record_input, record_input);
         server
             .post(
-                &format!("/sessions/{}/input", session.id),
+                &format!("/sessions/{}/input", session.about.id),
                 json!({"input": "typed-secret", "enter": true}),
             )
             .await;
-        server.wait_for_screen(&session.id, "typed-secret").await;
-        server.delete(&format!("/sessions/{}", session.id)).await;
-        server.wait_for_end(&session.id).await;
-        ids.push(session.id);
+        server
+            .wait_for_screen(&session.about.id, "typed-secret")
+            .await;
+        server
+            .delete(&format!("/sessions/{}", session.about.id))
+            .await;
+        server.wait_for_end(&session.about.id).await;
+        ids.push(session.about.id);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, events) = recording(&server, &ids[0], "v3").await;

@@ -78,7 +78,7 @@ async fn health_banner_and_presets() {
 async fn every_route_but_health_needs_the_token() {
     let server = Server::start();
     let session = server.exec("sleep 30").await;
-    let id = &session.id;
+    let id = &session.about.id;
     let routes = [
         ("GET", "/".to_owned()),
         ("GET", "/presets".to_owned()),
@@ -137,7 +137,10 @@ async fn every_route_but_health_needs_the_token() {
     // Nothing above started or killed anything.
     let (_, list) = server.get("/sessions").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(server.detail(id).await.info.status, SessionStatus::Running);
+    assert_eq!(
+        server.detail(id).await.info.now.status,
+        SessionStatus::Running
+    );
 }
 
 #[tokio::test]
@@ -146,33 +149,34 @@ async fn exec_reports_tty_size_and_exit_code() {
     let session = server
         .create(json!({"task": "tty; stty size; echo done; exit 7", "cols": 100, "rows": 30}))
         .await;
-    assert_eq!(session.status, SessionStatus::Running);
-    assert_eq!((session.cols, session.rows), (100, 30));
+    assert_eq!(session.now.status, SessionStatus::Running);
+    assert_eq!((session.now.cols, session.now.rows), (100, 30));
     assert_eq!(
-        session.command,
+        session.about.command,
         "/bin/sh -lc 'tty; stty size; echo done; exit 7'"
     );
     assert!(
-        session.id.len() >= 20
+        session.about.id.len() >= 20
             && session
+                .about
                 .id
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     );
-    assert!(session.created_at.ends_with('Z'));
+    assert!(session.about.created_at.ends_with('Z'));
 
-    let detail = server.wait_for_end(&session.id).await;
-    assert_eq!(detail.info.status, SessionStatus::Exited);
-    assert_eq!(detail.info.exit_code, Some(7));
-    assert_eq!(detail.info.signal, None);
+    let detail = server.wait_for_end(&session.about.id).await;
+    assert_eq!(detail.info.now.status, SessionStatus::Exited);
+    assert_eq!(detail.info.now.exit_code, Some(7));
+    assert_eq!(detail.info.now.signal, None);
     assert!(
         detail.recent_output.contains("/dev/pts/"),
         "{}",
         detail.recent_output
     );
     assert!(detail.recent_output.contains("30 100"));
-    assert!(detail.info.output_lines >= 3);
-    assert!(detail.info.ended_at.is_some());
+    assert!(detail.info.now.output_lines >= 3);
+    assert!(detail.info.now.ended_at.is_some());
     assert!(
         detail.screen.lines[2].starts_with("done"),
         "{:?}",
@@ -184,10 +188,10 @@ async fn exec_reports_tty_size_and_exit_code() {
 async fn signal_death_is_reported() {
     let server = Server::start();
     let session = server.exec("echo before; kill -KILL $$").await;
-    let detail = server.wait_for_end(&session.id).await;
-    assert_eq!(detail.info.status, SessionStatus::Exited);
-    assert_eq!(detail.info.exit_code, None);
-    assert_eq!(detail.info.signal.as_deref(), Some("SIGKILL"));
+    let detail = server.wait_for_end(&session.about.id).await;
+    assert_eq!(detail.info.now.status, SessionStatus::Exited);
+    assert_eq!(detail.info.now.exit_code, None);
+    assert_eq!(detail.info.now.signal.as_deref(), Some("SIGKILL"));
     assert!(detail.recent_output.contains("before"));
 }
 
@@ -321,10 +325,10 @@ async fn cwd_env_owner_and_labels() {
             "labels": [" Build ", "build", "", "CI", "x".repeat(80)],
         }))
         .await;
-    assert_eq!(session.owner.as_deref(), Some("alice"));
-    assert_eq!(session.labels[..2], ["build", "ci"]);
-    assert_eq!(session.labels[2].len(), 64);
-    let detail = server.wait_for_end(&session.id).await;
+    assert_eq!(session.about.owner.as_deref(), Some("alice"));
+    assert_eq!(session.about.labels[..2], ["build", "ci"]);
+    assert_eq!(session.about.labels[2].len(), 64);
+    let detail = server.wait_for_end(&session.about.id).await;
     assert!(
         detail.recent_output.contains(dir.to_str().unwrap()),
         "{}",
@@ -347,13 +351,13 @@ async fn cwd_env_owner_and_labels() {
     // A relative cwd resolves against the server's cwd; the default is $HOME.
     let relative = server.create(json!({"task": "pwd", "cwd": "."})).await;
     assert_eq!(
-        relative.cwd,
+        relative.about.cwd,
         std::env::current_dir().unwrap().to_str().unwrap()
     );
     let home = server.exec("pwd").await;
-    assert_eq!(home.cwd, std::env::var("HOME").unwrap());
-    server.wait_for_end(&relative.id).await;
-    server.wait_for_end(&home.id).await;
+    assert_eq!(home.about.cwd, std::env::var("HOME").unwrap());
+    server.wait_for_end(&relative.about.id).await;
+    server.wait_for_end(&home.about.id).await;
 
     let other = server
         .create(json!({"task": "sleep 30", "owner": "bob", "labels": ["deploy"]}))
@@ -363,14 +367,40 @@ async fn cwd_env_owner_and_labels() {
         serde_json::from_value::<Vec<SessionInfo>>(body.clone())
             .unwrap()
             .into_iter()
-            .map(|s| s.id)
+            .map(|s| s.about.id)
             .collect()
     };
-    assert_eq!(ids(&list("?owner=bob").await.1), [other.id.as_str()]);
-    assert_eq!(ids(&list("?label=BUILD").await.1), [session.id.as_str()]);
-    assert_eq!(ids(&list("?status=running").await.1), [other.id.as_str()]);
+    assert_eq!(ids(&list("?owner=bob").await.1), [other.about.id.as_str()]);
+    assert_eq!(
+        ids(&list("?label=BUILD").await.1),
+        [session.about.id.as_str()]
+    );
+    assert_eq!(
+        ids(&list("?status=running").await.1),
+        [other.about.id.as_str()]
+    );
     assert_eq!(ids(&list("").await.1).len(), 4);
     assert!(ids(&list("?status=killed").await.1).is_empty());
+    // Each entry is the session's info as its own route shows it (the list keeps the fixed
+    // half of each entry's JSON from the first listing on: this is the second).
+    let info_keys: Vec<String> = json!(other).as_object().unwrap().keys().cloned().collect();
+    for entry in list("").await.1.as_array().unwrap() {
+        let id = entry["id"].as_str().unwrap();
+        let mut own = server.get_path(format!("/sessions/{id}")).await.1;
+        let mut entry = entry.clone();
+        let mut keys: Vec<String> = entry.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        let mut expected = info_keys.clone();
+        expected.sort();
+        assert_eq!(keys, expected);
+        for changing in ["idleMs", "activity"] {
+            entry.as_object_mut().unwrap().remove(changing);
+        }
+        own.as_object_mut()
+            .unwrap()
+            .retain(|key, _| entry.get(key).is_some());
+        assert_eq!(entry, own);
+    }
     let (status, body) = list("?status=zombie").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -383,14 +413,14 @@ async fn cwd_env_owner_and_labels() {
 async fn input_reaches_cat_and_an_interactive_bash() {
     let server = Server::start();
     let cat = server.exec("cat").await;
-    let path = format!("/sessions/{}/input", cat.id);
+    let path = format!("/sessions/{}/input", cat.about.id);
     let (status, body) = server
         .post(&path, json!({"input": "hello-cat", "enter": true}))
         .await;
     assert_eq!((status, body), (StatusCode::OK, json!({"sent": true})));
     // The terminal echoes the line and cat prints it again.
     server
-        .wait_for(&cat.id, "cat's echo", |d| {
+        .wait_for(&cat.about.id, "cat's echo", |d| {
             d.screen
                 .lines
                 .iter()
@@ -408,8 +438,8 @@ async fn input_reaches_cat_and_an_interactive_bash() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Ctrl-D ends cat; input to an ended session is a conflict.
     server.post(&path, json!({"input": "\u{4}"})).await;
-    let ended = server.wait_for_end(&cat.id).await;
-    assert_eq!(ended.info.exit_code, Some(0));
+    let ended = server.wait_for_end(&cat.about.id).await;
+    assert_eq!(ended.info.now.exit_code, Some(0));
     let (status, body) = server.post(&path, json!({"input": "late"})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
@@ -420,15 +450,15 @@ async fn input_reaches_cat_and_an_interactive_bash() {
                        "args": ["--norc", "--noprofile"]}),
         )
         .await;
-    assert_eq!((bash.cols, bash.rows), (200, 50));
+    assert_eq!((bash.now.cols, bash.now.rows), (200, 50));
     let (status, _) = server
         .post(
-            &format!("/sessions/{}/input", bash.id),
+            &format!("/sessions/{}/input", bash.about.id),
             json!({"input": "echo $((6*7))-answer"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    server.wait_for_screen(&bash.id, "42-answer").await;
+    server.wait_for_screen(&bash.about.id, "42-answer").await;
 }
 
 #[tokio::test]
@@ -439,8 +469,8 @@ async fn resize_reaches_the_program_and_the_screen() {
             json!({"task": "stty size; read line; stty size; sleep 30", "cols": 90, "rows": 20}),
         )
         .await;
-    server.wait_for_screen(&session.id, "20 90").await;
-    let path = format!("/sessions/{}/resize", session.id);
+    server.wait_for_screen(&session.about.id, "20 90").await;
+    let path = format!("/sessions/{}/resize", session.about.id);
     let (status, body) = server.post(&path, json!({"cols": 120, "rows": 40})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -449,11 +479,11 @@ async fn resize_reaches_the_program_and_the_screen() {
     );
     server
         .post(
-            &format!("/sessions/{}/input", session.id),
+            &format!("/sessions/{}/input", session.about.id),
             json!({"input": "", "enter": true}),
         )
         .await;
-    let detail = server.wait_for_screen(&session.id, "40 120").await;
+    let detail = server.wait_for_screen(&session.about.id, "40 120").await;
     assert_eq!((detail.screen.cols, detail.screen.rows), (120, 40));
     assert_eq!(detail.screen.lines.len(), 40);
 
@@ -473,11 +503,11 @@ async fn resize_reaches_the_program_and_the_screen() {
     assert_eq!(status, StatusCode::OK);
     server
         .post(
-            &format!("/sessions/{}/input", session.id),
+            &format!("/sessions/{}/input", session.about.id),
             json!({"input": "\u{4e2d}\u{6587}"}),
         )
         .await;
-    assert_eq!(server.detail(&session.id).await.screen.cols, 1);
+    assert_eq!(server.detail(&session.about.id).await.screen.cols, 1);
     let (status, _) = server
         .post("/sessions/nope/resize", json!({"cols": 10, "rows": 10}))
         .await;
@@ -495,7 +525,7 @@ async fn full_screen_program_shows_in_the_snapshot() {
         )
         .await;
     let detail = server
-        .wait_for_screen(&session.id, "first line of the file")
+        .wait_for_screen(&session.about.id, "first line of the file")
         .await;
     assert!(detail.screen.alternate_screen);
     assert_eq!(detail.screen.lines[1], "second line");
@@ -512,11 +542,11 @@ async fn full_screen_program_shows_in_the_snapshot() {
     // Quit vim: the main screen comes back.
     server
         .post(
-            &format!("/sessions/{}/input", session.id),
+            &format!("/sessions/{}/input", session.about.id),
             json!({"input": "\u{1b}:q!\r"}),
         )
         .await;
-    let ended = server.wait_for_end(&session.id).await;
+    let ended = server.wait_for_end(&session.about.id).await;
     assert!(!ended.screen.alternate_screen);
 }
 
@@ -527,15 +557,18 @@ async fn transcript_serves_bytes_from_an_offset() {
     let session = server
         .exec("printf 'caf\\303'; sleep 0.3; printf '\\251 ok\\n'; printf '\\342\\224'; sleep 0.3; printf '\\200 box\\n'")
         .await;
-    server.wait_for_end(&session.id).await;
-    let full = server.transcript(&session.id).await;
+    server.wait_for_end(&session.about.id).await;
+    let full = server.transcript(&session.about.id).await;
     assert_eq!(
         String::from_utf8(full.clone()).unwrap(),
         "café ok\r\n─ box\r\n"
     );
 
     let res = server
-        .get_text(&format!("/sessions/{}/transcript?since=5", session.id))
+        .get_text(&format!(
+            "/sessions/{}/transcript?since=5",
+            session.about.id
+        ))
         .await;
     let header = |name: &str| res.headers()[name].to_str().unwrap().to_owned();
     assert_eq!(header("x-transcript-offset"), "5");
@@ -543,17 +576,20 @@ async fn transcript_serves_bytes_from_an_offset() {
     assert_eq!(header("x-transcript-next-offset"), full.len().to_string());
     assert_eq!(res.bytes().await.unwrap(), full[5..]);
 
-    let detail = server.detail(&session.id).await;
+    let detail = server.detail(&session.about.id).await;
     assert!(
         detail.recent_output.contains("café ok"),
         "{}",
         detail.recent_output
     );
-    assert_eq!(detail.info.output_bytes, full.len() as u64);
+    assert_eq!(detail.info.now.output_bytes, full.len() as u64);
 
     for bad in ["-1", "abc", "1.5"] {
         let (status, body) = server
-            .get(&format!("/sessions/{}/transcript?since={bad}", session.id))
+            .get(&format!(
+                "/sessions/{}/transcript?since={bad}",
+                session.about.id
+            ))
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"], "since must be a non-negative byte offset");
@@ -598,8 +634,8 @@ async fn a_presets_file_replaces_the_builtin_ones() {
     let session = server
         .create(json!({"task": "hello there", "type": "print", "preset": "echoer"}))
         .await;
-    assert_eq!(session.command, "echo agent: 'hello there'");
-    let detail = server.wait_for_end(&session.id).await;
+    assert_eq!(session.about.command, "echo agent: 'hello there'");
+    let detail = server.wait_for_end(&session.about.id).await;
     assert!(detail.recent_output.contains("agent: hello there"));
     // print with an explicit command, and `mode` as the alias of `type`.
     let session = server
@@ -607,8 +643,11 @@ async fn a_presets_file_replaces_the_builtin_ones() {
             json!({"task": "t", "mode": "print", "command": "printf", "args": ["%s-%s\\n", "x"]}),
         )
         .await;
-    assert_eq!(session.kind, monkeyproof::protocol::SessionKind::Print);
-    let detail = server.wait_for_end(&session.id).await;
+    assert_eq!(
+        session.about.kind,
+        monkeyproof::protocol::SessionKind::Print
+    );
+    let detail = server.wait_for_end(&session.about.id).await;
     assert!(
         detail.recent_output.contains("x-t"),
         "{}",
@@ -770,7 +809,7 @@ async fn labels_are_bounded_and_handled_in_linear_time() {
     let session = server
         .create(json!({"task": "true", "labels": labels}))
         .await;
-    assert_eq!(session.labels.len(), 63);
+    assert_eq!(session.about.labels.len(), 63);
     let (status, body) = server
         .post(
             "/sessions",
@@ -782,7 +821,7 @@ async fn labels_are_bounded_and_handled_in_linear_time() {
     let named = server
         .create(json!({"task": "true", "name": "  nightly build  "}))
         .await;
-    assert_eq!(named.name.as_deref(), Some("nightly build"));
+    assert_eq!(named.about.name.as_deref(), Some("nightly build"));
     let (_, listed) = server.get("/sessions").await;
     assert!(listed.to_string().contains("\"name\":\"nightly build\""));
     for bad in ["n".repeat(65), "two\nlines".into(), "\u{1b}[31mred".into()] {

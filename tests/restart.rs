@@ -68,10 +68,12 @@ async fn finished_sessions_are_listed_after_a_restart_as_they_were() {
             "name": "the build"}),
         )
         .await;
-    first.wait_for_screen(&killed.id, "killed-soon").await;
-    first.delete(&format!("/sessions/{}", killed.id)).await;
+    first.wait_for_screen(&killed.about.id, "killed-soon").await;
+    first
+        .delete(&format!("/sessions/{}", killed.about.id))
+        .await;
     let mut before = Vec::new();
-    for id in [&plain.id, &full_screen.id, &killed.id] {
+    for id in [&plain.about.id, &full_screen.about.id, &killed.about.id] {
         first.wait_for_end(id).await;
         before.push(seen(&first, id).await);
     }
@@ -99,11 +101,14 @@ async fn finished_sessions_are_listed_after_a_restart_as_they_were() {
         ids(&list_before),
         "same sessions, same order"
     );
-    for (id, before) in [&plain.id, &full_screen.id, &killed.id].iter().zip(&before) {
+    for (id, before) in [&plain.about.id, &full_screen.about.id, &killed.about.id]
+        .iter()
+        .zip(&before)
+    {
         assert_eq!(&seen(&second, id).await, before, "session {id} as it was");
     }
     // A viewer of a restored session gets its final screen and its end.
-    let mut ws = second.raw_ws(&full_screen.id, "").await;
+    let mut ws = second.raw_ws(&full_screen.about.id, "").await;
     let hello = next_json(&mut ws).await;
     assert_eq!(hello["type"], "hello", "{hello}");
     let drawn = read_raw_until(&mut ws, |bytes| contains(bytes, "full screen")).await;
@@ -115,31 +120,33 @@ async fn finished_sessions_are_listed_after_a_restart_as_they_were() {
     // Restored sessions take no input and no resize.
     let (status, _) = second
         .post(
-            &format!("/sessions/{}/input", plain.id),
+            &format!("/sessions/{}/input", plain.about.id),
             json!({"input": "x"}),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     // And the new server runs sessions of its own beside them.
     let fresh = second.exec("echo after-restart").await;
-    second.wait_for_screen(&fresh.id, "after-restart").await;
+    second
+        .wait_for_screen(&fresh.about.id, "after-restart")
+        .await;
 }
 
 #[tokio::test]
 async fn finished_sessions_still_expire_after_a_restart() {
     let first = Server::start();
     let session = first.exec("echo short-lived").await;
-    first.wait_for_end(&session.id).await;
+    first.wait_for_end(&session.about.id).await;
     let transcript = first
         .data_dir
         .join("transcripts")
-        .join(format!("{}.log", session.id));
+        .join(format!("{}.log", session.about.id));
     assert!(transcript.exists());
 
     let dir = first.stop_keeping_data(Signal::SIGTERM);
     let second = restart_in(dir.clone(), &[("SESSION_TTL_MS", "300")]);
     eventually("the session to expire", || async {
-        let (status, _) = second.get(&format!("/sessions/{}", session.id)).await;
+        let (status, _) = second.get(&format!("/sessions/{}", session.about.id)).await;
         (status == StatusCode::NOT_FOUND).then_some(())
     })
     .await;
@@ -158,7 +165,9 @@ async fn finished_sessions_still_expire_after_a_restart() {
 async fn a_session_whose_server_and_keeper_were_killed_is_listed_as_killed_with_its_output() {
     let first = Server::start();
     let session = first.exec("echo before-the-crash; sleep 30").await;
-    first.wait_for_screen(&session.id, "before-the-crash").await;
+    first
+        .wait_for_screen(&session.about.id, "before-the-crash")
+        .await;
     let dir = first.stop_keeping_data(Signal::SIGKILL);
     // As after a reboot: with the keeper gone too, the program loses its terminal and is hung
     // up.
@@ -166,21 +175,21 @@ async fn a_session_whose_server_and_keeper_were_killed_is_listed_as_killed_with_
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(keeper as i32), Signal::SIGKILL).unwrap();
     }
     eventually("the orphaned program to be hung up", || async {
-        (!process_alive(session.pid)).then_some(())
+        (!process_alive(session.about.pid)).then_some(())
     })
     .await;
 
     let second = restart_in(dir, &[]);
-    let detail = second.detail(&session.id).await;
+    let detail = second.detail(&session.about.id).await;
     assert_eq!(
-        detail.info.status,
+        detail.info.now.status,
         monkeyproof::engine::SessionStatus::Killed
     );
     assert_eq!(
-        (detail.info.exit_code, detail.info.signal.clone()),
+        (detail.info.now.exit_code, detail.info.now.signal.clone()),
         (None, None)
     );
-    assert!(detail.info.ended_at.is_some());
+    assert!(detail.info.now.ended_at.is_some());
     assert!(
         detail
             .screen
@@ -191,14 +200,18 @@ async fn a_session_whose_server_and_keeper_were_killed_is_listed_as_killed_with_
         detail.screen.lines
     );
     assert!(contains(
-        &second.transcript(&session.id).await,
+        &second.transcript(&session.about.id).await,
         "before-the-crash"
     ));
     // Nothing of it is signalled any more: its pid may be anyone's now.
-    let (status, _) = second.delete(&format!("/sessions/{}", session.id)).await;
+    let (status, _) = second
+        .delete(&format!("/sessions/{}", session.about.id))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let fresh = second.exec("echo after-restart").await;
-    second.wait_for_screen(&fresh.id, "after-restart").await;
+    second
+        .wait_for_screen(&fresh.about.id, "after-restart")
+        .await;
 }
 
 #[tokio::test]
@@ -230,9 +243,9 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
         "{stderr}"
     );
     // The first one goes on undisturbed.
-    first.wait_for_screen(&session.id, "still-here").await;
+    first.wait_for_screen(&session.about.id, "still-here").await;
     assert_eq!(
-        first.detail(&session.id).await.info.status,
+        first.detail(&session.about.id).await.info.now.status,
         monkeyproof::engine::SessionStatus::Running
     );
 }
@@ -249,18 +262,22 @@ fn keep(data_dir: Option<std::path::PathBuf>) -> Server {
 async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
     let first = keep(None);
     let shell = first.exec("exec bash --norc --noprofile -i").await;
-    first.wait_for_screen(&shell.id, "bash-").await;
+    first.wait_for_screen(&shell.about.id, "bash-").await;
     first
         .post(
-            &format!("/sessions/{}/input", shell.id),
+            &format!("/sessions/{}/input", shell.about.id),
             json!({"input": "echo before-the-stop", "enter": true}),
         )
         .await;
-    first.wait_for_screen(&shell.id, "before-the-stop").await;
+    first
+        .wait_for_screen(&shell.about.id, "before-the-stop")
+        .await;
     let vim = first
         .create(json!({"task": "vim -u NONE -i NONE -N", "cols": 90, "rows": 30}))
         .await;
-    first.wait_for_screen(&vim.id, "VIM - Vi IMproved").await;
+    first
+        .wait_for_screen(&vim.about.id, "VIM - Vi IMproved")
+        .await;
     // Writes while no server runs: more than a PTY buffers, so it blocks until read again.
     let writer = first
         .exec("sleep 1; seq 1 30000; echo writer-done; sleep 60")
@@ -268,10 +285,10 @@ async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
     // Resized after printing a line wider than its new width: drawn again with its sizes in
     // order, the screen is the same.
     let narrow = first.exec("printf '%070d\\n' 7; sleep 60").await;
-    first.wait_for_screen(&narrow.id, "0000007").await;
+    first.wait_for_screen(&narrow.about.id, "0000007").await;
     let (status, _) = first
         .post(
-            &format!("/sessions/{}/resize", narrow.id),
+            &format!("/sessions/{}/resize", narrow.about.id),
             json!({"cols": 40, "rows": 10}),
         )
         .await;
@@ -281,13 +298,17 @@ async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, list_before) = first.get("/sessions").await;
     let mut before = Vec::new();
-    for id in [&shell.id, &vim.id, &narrow.id] {
+    for id in [&shell.about.id, &vim.about.id, &narrow.about.id] {
         before.push(seen_running(&first, id).await);
     }
 
     let printed = first.printed.clone();
     let dir = first.stop_keeping_data(Signal::SIGTERM);
-    assert!(process_alive(shell.pid) && process_alive(vim.pid) && process_alive(writer.pid));
+    assert!(
+        process_alive(shell.about.pid)
+            && process_alive(vim.about.pid)
+            && process_alive(writer.about.pid)
+    );
     let printed = printed.lock().unwrap().join("\n");
     assert!(
         printed.contains(" session(s) keep running, held by the keeper")
@@ -303,44 +324,51 @@ async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
         list.as_array()
             .unwrap()
             .iter()
-            .filter(|s| s["id"] != ender.id.as_str())
+            .filter(|s| s["id"] != ender.about.id.as_str())
             .map(|s| json!([s["id"], s["pid"], s["status"], s["cols"], s["rows"]]))
             .collect()
     };
     assert_eq!(summary(&list_after), summary(&list_before));
-    for (id, before) in [&shell.id, &vim.id, &narrow.id].iter().zip(&before) {
+    for (id, before) in [&shell.about.id, &vim.about.id, &narrow.about.id]
+        .iter()
+        .zip(&before)
+    {
         assert_eq!(
             &seen_running(&second, id).await,
             before,
             "session {id} as it was"
         );
     }
-    let ended = second.wait_for_end(&ender.id).await;
+    let ended = second.wait_for_end(&ender.about.id).await;
     assert_eq!(
-        (ended.info.status, ended.info.exit_code),
+        (ended.info.now.status, ended.info.now.exit_code),
         (monkeyproof::engine::SessionStatus::Exited, Some(7))
     );
     assert!(ended.screen.lines.iter().any(|l| l == "ending"));
     // What the program wrote meanwhile, exactly once, after what came before.
-    second.wait_for_screen(&writer.id, "writer-done").await;
+    second
+        .wait_for_screen(&writer.about.id, "writer-done")
+        .await;
     let expected: String = (1..=30000).map(|n| format!("{n}\r\n")).collect();
-    let transcript = String::from_utf8(second.transcript(&writer.id).await).unwrap();
+    let transcript = String::from_utf8(second.transcript(&writer.about.id).await).unwrap();
     assert_eq!(transcript, format!("{expected}writer-done\r\n"));
     // The adopted shell is driven as before, and killed as before.
     second
         .post(
-            &format!("/sessions/{}/input", shell.id),
+            &format!("/sessions/{}/input", shell.about.id),
             json!({"input": "echo after-the-restart", "enter": true}),
         )
         .await;
-    second.wait_for_screen(&shell.id, "after-the-restart").await;
-    second.delete(&format!("/sessions/{}", vim.id)).await;
-    let ended = second.wait_for_end(&vim.id).await;
+    second
+        .wait_for_screen(&shell.about.id, "after-the-restart")
+        .await;
+    second.delete(&format!("/sessions/{}", vim.about.id)).await;
+    let ended = second.wait_for_end(&vim.about.id).await;
     assert_eq!(
-        ended.info.status,
+        ended.info.now.status,
         monkeyproof::engine::SessionStatus::Killed
     );
-    assert!(!process_alive(vim.pid));
+    assert!(!process_alive(vim.about.pid));
     // Killing the rest on this stop ends them and the keeper.
     let dir = second.stop_keeping_data(Signal::SIGTERM);
     let last = Server::launch(Launch {
@@ -348,13 +376,15 @@ async fn running_sessions_outlive_a_stop_and_the_next_server_adopts_them() {
         ..Launch::default()
     });
     assert_eq!(
-        last.detail(&shell.id).await.info.status,
+        last.detail(&shell.about.id).await.info.now.status,
         monkeyproof::engine::SessionStatus::Running
     );
     let dir = last.stop_keeping_data(Signal::SIGTERM);
     eventually("the sessions and the keeper to end", || async {
-        (!process_alive(shell.pid) && !process_alive(writer.pid) && keepers_of(&dir).is_empty())
-            .then_some(())
+        (!process_alive(shell.about.pid)
+            && !process_alive(writer.about.pid)
+            && keepers_of(&dir).is_empty())
+        .then_some(())
     })
     .await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -375,9 +405,9 @@ async fn seen_running(server: &Server, id: &str) -> Value {
     json!({
         "screen": json_screen,
         "ansi": ansi,
-        "outputBytes": detail.info.output_bytes,
-        "pid": detail.info.pid,
-        "createdAt": detail.info.created_at,
+        "outputBytes": detail.info.now.output_bytes,
+        "pid": detail.info.about.pid,
+        "createdAt": detail.info.about.created_at,
     })
 }
 
@@ -385,7 +415,7 @@ async fn seen_running(server: &Server, id: &str) -> Value {
 async fn the_keeper_exits_once_it_holds_nothing() {
     let first = keep(None);
     let session = first.exec("echo done").await;
-    first.wait_for_end(&session.id).await;
+    first.wait_for_end(&session.about.id).await;
     let dir = first.data_dir.clone();
     assert_eq!(keepers_of(&dir).len(), 1);
     let dir = {
@@ -414,20 +444,22 @@ async fn a_crash_of_the_server_ends_no_session_and_loses_or_repeats_no_output() 
         tokio::time::sleep(Duration::from_millis(100 + 37 * cycle)).await;
         let dir = server.stop_keeping_data(Signal::SIGKILL);
         assert!(
-            process_alive(session.pid),
+            process_alive(session.about.pid),
             "cycle {cycle}: the program runs on"
         );
         server = keep(Some(dir));
-        let detail = server.detail(&session.id).await;
-        assert_eq!(detail.info.pid, session.pid);
+        let detail = server.detail(&session.about.id).await;
+        assert_eq!(detail.info.about.pid, session.about.pid);
         assert_eq!(
-            detail.info.status,
+            detail.info.now.status,
             monkeyproof::engine::SessionStatus::Running
         );
     }
-    server.wait_for_screen(&session.id, "all-written").await;
+    server
+        .wait_for_screen(&session.about.id, "all-written")
+        .await;
     let expected: String = (1..=200000).map(|n| format!("{n}\r\n")).collect();
-    let transcript = String::from_utf8(server.transcript(&session.id).await).unwrap();
+    let transcript = String::from_utf8(server.transcript(&session.about.id).await).unwrap();
     if transcript != format!("{expected}all-written\r\n") {
         let first_difference = transcript
             .bytes()
@@ -441,8 +473,10 @@ async fn a_crash_of_the_server_ends_no_session_and_loses_or_repeats_no_output() 
                 .map(|at| &transcript[at.saturating_sub(20)..(at + 20).min(transcript.len())])
         );
     }
-    server.delete(&format!("/sessions/{}", session.id)).await;
-    server.wait_for_end(&session.id).await;
+    server
+        .delete(&format!("/sessions/{}", session.about.id))
+        .await;
+    server.wait_for_end(&session.about.id).await;
 }
 
 #[tokio::test]
@@ -454,14 +488,16 @@ async fn a_viewer_resumes_across_a_restart_with_no_gap_and_no_duplicate() {
              for i in $(seq 21 40); do echo line-$i; done; echo all-done; sleep 0.5",
         )
         .await;
-    let mut viewer = first.raw_ws(&session.id, "?since=0").await;
+    let mut viewer = first.raw_ws(&session.about.id, "?since=0").await;
     next_json(&mut viewer).await;
     let part1 = read_raw_until(&mut viewer, |b| contains(b, "line-10\r\n")).await;
     // The program goes on writing while no server runs.
     let dir = first.stop_keeping_data(Signal::SIGTERM);
     let second = keep(Some(dir));
     let since = part1.len();
-    let mut viewer = second.raw_ws(&session.id, &format!("?since={since}")).await;
+    let mut viewer = second
+        .raw_ws(&session.about.id, &format!("?since={since}"))
+        .await;
     let hello = next_json(&mut viewer).await;
     assert_eq!(
         (hello["offset"].clone(), hello["snapshot"].clone()),
@@ -471,7 +507,7 @@ async fn a_viewer_resumes_across_a_restart_with_no_gap_and_no_duplicate() {
     let part2 = read_raw_until_closed(&mut viewer).await;
     let mut joined = part1;
     joined.extend_from_slice(&part2);
-    assert_eq!(joined, second.transcript(&session.id).await);
+    assert_eq!(joined, second.transcript(&session.about.id).await);
     assert_each_line_once(&joined, 40);
 }
 
@@ -484,7 +520,7 @@ async fn an_agent_thinking_through_a_restart_is_driven_on_as_before() {
             json!({"type": "interactive", "command": "python3", "args": [agent], "task": "hello"}),
         )
         .await;
-    let id = session.id.clone();
+    let id = session.about.id.clone();
     first.wait_for_screen(&id, "ANSWER: 1 lines").await;
     let task = "Refactor the parser.\nKeep the tests green.\nReport what changed.";
     first
@@ -533,7 +569,7 @@ async fn an_agent_thinking_through_a_restart_is_driven_on_as_before() {
         .post(&format!("/sessions/{id}/input"), json!({"keys": ["C-c"]}))
         .await;
     let ended = second.wait_for_end(&id).await;
-    assert_eq!(ended.info.exit_code, Some(0));
+    assert_eq!(ended.info.now.exit_code, Some(0));
     assert!(!ended.screen.alternate_screen);
 }
 
@@ -550,29 +586,38 @@ async fn a_crash_of_the_keeper_leaves_the_running_server_serving() {
     // The server still holds the PTY: input and output go on.
     server
         .post(
-            &format!("/sessions/{}/input", session.id),
+            &format!("/sessions/{}/input", session.about.id),
             json!({"input": "still-here", "enter": true}),
         )
         .await;
-    server.wait_for_screen(&session.id, "still-here").await;
+    server
+        .wait_for_screen(&session.about.id, "still-here")
+        .await;
     // Its end is seen, without a status (its parent is init now), and nothing of it is
     // signalled any more.
-    server.delete(&format!("/sessions/{}", session.id)).await;
+    server
+        .delete(&format!("/sessions/{}", session.about.id))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        process_alive(session.pid),
+        process_alive(session.about.pid),
         "DELETE signals nothing without the keeper"
     );
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(session.pid as i32),
+        nix::unistd::Pid::from_raw(session.about.pid as i32),
         Signal::SIGTERM,
     )
     .unwrap();
-    let ended = server.wait_for_end(&session.id).await;
-    assert_eq!((ended.info.exit_code, ended.info.signal), (None, None));
+    let ended = server.wait_for_end(&session.about.id).await;
+    assert_eq!(
+        (ended.info.now.exit_code, ended.info.now.signal),
+        (None, None)
+    );
     // The next session starts a new keeper.
     let fresh = server.exec("echo with-a-new-keeper").await;
-    server.wait_for_screen(&fresh.id, "with-a-new-keeper").await;
+    server
+        .wait_for_screen(&fresh.about.id, "with-a-new-keeper")
+        .await;
     assert_eq!(keepers_of(&server.data_dir).len(), 1);
 }
 
@@ -580,11 +625,11 @@ async fn a_crash_of_the_keeper_leaves_the_running_server_serving() {
 async fn programs_are_the_keepers_children_and_a_dead_launcher_is_started_again() {
     let server = Server::start();
     let first = server.exec("echo first; sleep 30").await;
-    server.wait_for_screen(&first.id, "first").await;
+    server.wait_for_screen(&first.about.id, "first").await;
     let keeper = keepers_of(&server.data_dir)[0];
     // Started by the launcher, yet the keeper's own child: it reads the exit and reaps it.
     assert_eq!(
-        parent_and_state(first.pid).map(|(ppid, _)| ppid),
+        parent_and_state(first.about.pid).map(|(ppid, _)| ppid),
         Some(keeper)
     );
     let launchers: Vec<u32> = children_of(keeper)
@@ -601,9 +646,14 @@ async fn programs_are_the_keepers_children_and_a_dead_launcher_is_started_again(
     )
     .unwrap();
     let second = server.exec("echo second").await;
-    server.wait_for_screen(&second.id, "second").await;
+    server.wait_for_screen(&second.about.id, "second").await;
     assert_eq!(
-        server.wait_for_end(&second.id).await.info.exit_code,
+        server
+            .wait_for_end(&second.about.id)
+            .await
+            .info
+            .now
+            .exit_code,
         Some(0)
     );
     assert!(
@@ -669,6 +719,6 @@ async fn only_the_server_of_the_data_dir_may_talk_to_the_keeper() {
         matches!(got, Ok(0) | Err(_)),
         "the keeper answered a stranger: {got:?}"
     );
-    let ended = server.wait_for_end(&session.id).await;
-    assert_eq!(ended.info.exit_code, Some(5));
+    let ended = server.wait_for_end(&session.about.id).await;
+    assert_eq!(ended.info.now.exit_code, Some(5));
 }

@@ -59,12 +59,14 @@ fn thread_names(pid: u32) -> Vec<String> {
 
 async fn cycle(server: &Server, n: usize) {
     let session = server.exec(&format!("echo cycle-{n}; exec cat")).await;
-    let mut ws = server.raw_ws(&session.id, "?since=0").await;
+    let mut ws = server.raw_ws(&session.about.id, "?since=0").await;
     read_raw_until(&mut ws, |b| contains(b, &format!("cycle-{n}"))).await;
     send_bytes(&mut ws, b"typed\r").await;
     // Abrupt: no close frame, the TCP connection just goes.
     drop(ws);
-    let (status, _) = server.delete(&format!("/sessions/{}", session.id)).await;
+    let (status, _) = server
+        .delete(&format!("/sessions/{}", session.about.id))
+        .await;
     assert!(status.is_success());
 }
 

@@ -35,14 +35,20 @@ fn descriptors(pid: u32, data_dir: &std::path::Path) -> (usize, usize, usize) {
 async fn a_session_costs_one_descriptor_in_the_server_and_one_in_the_keeper() {
     let server = Server::start_with(&[("MAX_SESSIONS", "400")]);
     let first = server.exec("echo ready-0; exec cat").await;
-    server.wait_for_screen(&first.id, "ready-0").await;
+    server.wait_for_screen(&first.about.id, "ready-0").await;
     let keeper = keepers_of(&server.data_dir)[0];
     let (_, _, server_base) = descriptors(server.pid(), &server.data_dir);
     let (_, _, keeper_base) = descriptors(keeper, &server.data_dir);
 
-    let mut ids = vec![first.id];
+    let mut ids = vec![first.about.id];
     for i in 1..SESSIONS {
-        ids.push(server.exec(&format!("echo ready-{i}; exec cat")).await.id);
+        ids.push(
+            server
+                .exec(&format!("echo ready-{i}; exec cat"))
+                .await
+                .about
+                .id,
+        );
     }
     for (i, id) in ids.iter().enumerate() {
         server.wait_for_screen(id, &format!("ready-{i}")).await;
@@ -93,7 +99,7 @@ async fn floods_at_once_lose_nothing_while_the_keeper_parks_them() {
         floods.push(server.exec("seq 1 150000").await);
     }
     let cat = server.exec("exec cat").await;
-    let mut ws = server.raw_ws(&cat.id, "").await;
+    let mut ws = server.raw_ws(&cat.about.id, "").await;
     next_json(&mut ws).await;
     send_bytes(&mut ws, b"beside-the-floods\r").await;
     read_raw_until(&mut ws, |seen| {
@@ -102,16 +108,16 @@ async fn floods_at_once_lose_nothing_while_the_keeper_parks_them() {
     .await;
     let expected: String = (1..=150_000).map(|i| format!("{i}\r\n")).collect();
     for flood in &floods {
-        let detail = server.wait_for_end(&flood.id).await;
-        let transcript = server.transcript(&flood.id).await;
-        assert_eq!(detail.info.output_bytes, transcript.len() as u64);
+        let detail = server.wait_for_end(&flood.about.id).await;
+        let transcript = server.transcript(&flood.about.id).await;
+        assert_eq!(detail.info.now.output_bytes, transcript.len() as u64);
         assert!(
             transcript == expected.as_bytes(),
             "session {} lost or repeated output ({} bytes, {} expected)",
-            flood.id,
+            flood.about.id,
             transcript.len(),
             expected.len()
         );
     }
-    server.delete(&format!("/sessions/{}", cat.id)).await;
+    server.delete(&format!("/sessions/{}", cat.about.id)).await;
 }

@@ -18,11 +18,11 @@ async fn start_queries(server: &Server, cols: u16, rows: u16) -> String {
         .await;
     // Wait until it is waiting for its go-ahead (raw mode set).
     server
-        .wait_for(&session.id, "the program to start", |d| {
-            d.info.idle_ms > 300
+        .wait_for(&session.about.id, "the program to start", |d| {
+            d.info.now.idle_ms > 300
         })
         .await;
-    session.id
+    session.about.id
 }
 
 async fn go(server: &Server, id: &str) {
@@ -134,7 +134,7 @@ async fn viewers_that_answer_too_do_not_double_the_answers() {
         .await
         .unwrap();
     let ended = server.wait_for_end(&id).await;
-    assert_eq!(ended.info.exit_code, Some(0));
+    assert_eq!(ended.info.now.exit_code, Some(0));
 }
 
 #[tokio::test]
@@ -143,7 +143,7 @@ async fn full_screen_programs_draw_with_nobody_watching() {
     let less = server
         .create(json!({"task": "seq 1 200 | less", "cols": 60, "rows": 20}))
         .await;
-    let detail = server.wait_for_screen(&less.id, "19").await;
+    let detail = server.wait_for_screen(&less.about.id, "19").await;
     assert_eq!(detail.screen.lines[0], "1");
     assert_eq!(detail.screen.lines[18], "19");
     assert!(
@@ -153,16 +153,18 @@ async fn full_screen_programs_draw_with_nobody_watching() {
     );
     server
         .post(
-            &format!("/sessions/{}/input", less.id),
+            &format!("/sessions/{}/input", less.about.id),
             json!({"keys": ["q"]}),
         )
         .await;
-    server.wait_for_end(&less.id).await;
+    server.wait_for_end(&less.about.id).await;
 
     let vim = server
         .create(json!({"task": "vim -u NONE -i NONE -N", "cols": 80, "rows": 24}))
         .await;
-    let detail = server.wait_for_screen(&vim.id, "VIM - Vi IMproved").await;
+    let detail = server
+        .wait_for_screen(&vim.about.id, "VIM - Vi IMproved")
+        .await;
     assert!(detail.screen.alternate_screen);
     assert!(
         detail.screen.lines[1..20]

@@ -66,7 +66,7 @@ async fn agents_waiting_and_idle_and_sessions_exiting_are_posted_as_json_and_to_
             json!({"type": "interactive", "command": agent_fixture("claude"), "task": "please run it"}),
         )
         .await;
-    let id = session.id.clone();
+    let id = session.about.id.clone();
     let json_notices = || {
         receiver
             .got

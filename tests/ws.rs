@@ -11,12 +11,12 @@ use serde_json::json;
 async fn raw_attach_gets_hello_and_screen_then_echoes_input() {
     let server = Server::start();
     let session = server.exec("printf 'ready> '; exec cat").await;
-    server.wait_for_screen(&session.id, "ready>").await;
-    let mut ws = server.raw_ws(&session.id, "").await;
+    server.wait_for_screen(&session.about.id, "ready>").await;
+    let mut ws = server.raw_ws(&session.about.id, "").await;
     let hello = next_json(&mut ws).await;
     assert_eq!(hello["type"], "hello");
     assert_eq!(hello["snapshot"], true);
-    assert_eq!(hello["session"]["id"], session.id.as_str());
+    assert_eq!(hello["session"]["id"], session.about.id.as_str());
     assert_eq!(hello["offset"], 7);
     let Frame::Bytes(redraw) = next_frame(&mut ws).await else {
         panic!("expected the screen redraw")
@@ -29,9 +29,12 @@ async fn raw_attach_gets_hello_and_screen_then_echoes_input() {
     })
     .await;
     assert!(contains(&echoed, "round-trip-42\r\n"));
-    assert_eq!(server.detail(&session.id).await.info.ws_clients, 1);
+    assert_eq!(
+        server.detail(&session.about.id).await.info.now.ws_clients,
+        1
+    );
     drop(ws);
-    server.wait_for_viewers(&session.id, 0).await;
+    server.wait_for_viewers(&session.about.id, 0).await;
 }
 
 #[tokio::test]
@@ -40,7 +43,7 @@ async fn raw_resize_both_ways_and_bad_control_messages() {
     let session = server
         .create(json!({"task": "stty size; read a; stty size; read b", "cols": 80, "rows": 24}))
         .await;
-    let mut ws = server.raw_ws(&session.id, "").await;
+    let mut ws = server.raw_ws(&session.about.id, "").await;
     read_raw_until(&mut ws, |b| contains(b, "24 80")).await;
     send_json(&mut ws, json!({"type": "resize", "cols": 132, "rows": 43})).await;
     // The server announces the new size to every viewer, this one included.
@@ -105,7 +108,7 @@ const COUNTING: &str = "sleep 0.3; for i in $(seq 1 40); do echo line-$i; sleep 
 async fn resume_with_since_has_no_gap_and_no_duplicate() {
     let server = Server::start();
     let session = server.exec(COUNTING).await;
-    let mut first = server.raw_ws(&session.id, "?since=0").await;
+    let mut first = server.raw_ws(&session.about.id, "?since=0").await;
     let hello = next_json(&mut first).await;
     assert_eq!(
         (hello["offset"].clone(), hello["snapshot"].clone()),
@@ -115,14 +118,16 @@ async fn resume_with_since_has_no_gap_and_no_duplicate() {
     drop(first);
 
     let since = part1.len();
-    let mut second = server.raw_ws(&session.id, &format!("?since={since}")).await;
+    let mut second = server
+        .raw_ws(&session.about.id, &format!("?since={since}"))
+        .await;
     let hello = next_json(&mut second).await;
     assert_eq!(hello["offset"], since);
     assert_eq!(hello["snapshot"], false);
     let part2 = read_raw_until_closed(&mut second).await;
     let mut joined = part1;
     joined.extend_from_slice(&part2);
-    assert_eq!(joined, server.transcript(&session.id).await);
+    assert_eq!(joined, server.transcript(&session.about.id).await);
     assert_each_line_once(&joined, 40);
 }
 
@@ -133,25 +138,30 @@ async fn resume_from_an_offset_no_longer_in_memory_resyncs() {
     let session = server
         .exec("for i in $(seq 1 300); do echo filler-line-$i; done; echo LAST; sleep 30")
         .await;
-    server.wait_for_screen(&session.id, "LAST").await;
-    let mut ws = server.raw_ws(&session.id, "?since=0").await;
+    server.wait_for_screen(&session.about.id, "LAST").await;
+    let mut ws = server.raw_ws(&session.about.id, "?since=0").await;
     let hello = next_json(&mut ws).await;
     assert_eq!(hello["snapshot"], false);
     let resync = next_json(&mut ws).await;
     assert_eq!(resync["type"], "resync");
     assert_eq!(resync["missed"], 0);
-    let total = server.detail(&session.id).await.info.output_bytes;
+    let total = server.detail(&session.about.id).await.info.now.output_bytes;
     assert_eq!(resync["offset"], total);
     let Frame::Bytes(redraw) = next_frame(&mut ws).await else {
         panic!("expected a redraw after resync")
     };
     assert!(contains(&redraw, "LAST"));
     // An offset beyond the end is treated the same way.
-    let mut ws = server.raw_ws(&session.id, "?since=999999999").await;
+    let mut ws = server.raw_ws(&session.about.id, "?since=999999999").await;
     next_json(&mut ws).await;
     assert_eq!(next_json(&mut ws).await["type"], "resync");
     // A malformed offset is refused before the upgrade.
-    let req = server.ws_request(&session.id, "?since=-4", &[RAW_SUBPROTOCOL], Some(TOKEN));
+    let req = server.ws_request(
+        &session.about.id,
+        "?since=-4",
+        &[RAW_SUBPROTOCOL],
+        Some(TOKEN),
+    );
     assert_eq!(server.ws_status(req).await, 400);
 }
 
@@ -163,12 +173,13 @@ async fn viewers_in_step_and_a_late_one_get_identical_bytes() {
     let session = server
         .exec("sleep 0.4; for i in $(seq 1 3000); do printf '\\033[3%dmrow %d \\342\\224\\200 \\344\\270\\255\\n' $((i % 8)) $i; [ $i = 1500 ] && sleep 0.3; done")
         .await;
-    let in_step =
-        futures_util::future::join_all((0..8).map(|_| server.raw_ws(&session.id, "?since=0")))
-            .await;
+    let in_step = futures_util::future::join_all(
+        (0..8).map(|_| server.raw_ws(&session.about.id, "?since=0")),
+    )
+    .await;
     let late = async {
-        server.wait_for_screen(&session.id, "row 1500 ").await;
-        let mut ws = server.raw_ws(&session.id, "?since=5000").await;
+        server.wait_for_screen(&session.about.id, "row 1500 ").await;
+        let mut ws = server.raw_ws(&session.about.id, "?since=5000").await;
         collect_output(&mut ws).await
     };
     let (in_step, late) = tokio::join!(
@@ -179,7 +190,7 @@ async fn viewers_in_step_and_a_late_one_get_identical_bytes() {
         ),
         late
     );
-    let transcript = server.transcript(&session.id).await;
+    let transcript = server.transcript(&session.about.id).await;
     assert!(transcript.len() > 60_000);
     for (i, bytes) in in_step.iter().enumerate() {
         assert!(
@@ -199,11 +210,11 @@ async fn compat_protocol_catchup_stdout_stdin_and_exit() {
     let session = server
         .exec("echo first; read reply; printf 'got=%s caf\\303' \"$reply\"; sleep 0.3; printf '\\251\\n'; exit 3")
         .await;
-    server.wait_for_screen(&session.id, "first").await;
-    let mut ws = server.compat_ws(&session.id).await;
+    server.wait_for_screen(&session.about.id, "first").await;
+    let mut ws = server.compat_ws(&session.about.id).await;
     let catchup = next_json(&mut ws).await;
     assert_eq!(catchup["type"], "catchup");
-    assert_eq!(catchup["id"], session.id.as_str());
+    assert_eq!(catchup["id"], session.about.id.as_str());
     assert_eq!(catchup["status"], "running");
     assert_eq!(catchup["exitCode"], serde_json::Value::Null);
     assert!(catchup["task"].as_str().unwrap().starts_with("echo first"));
@@ -242,8 +253,8 @@ async fn compat_protocol_catchup_stdout_stdin_and_exit() {
 async fn compat_protocol_reports_kill_and_resize() {
     let server = Server::start();
     let session = server.exec("stty size; read x; stty size; sleep 30").await;
-    server.wait_for_screen(&session.id, "24 80").await;
-    let mut ws = server.compat_ws(&session.id).await;
+    server.wait_for_screen(&session.about.id, "24 80").await;
+    let mut ws = server.compat_ws(&session.about.id).await;
     assert_eq!(next_json(&mut ws).await["type"], "catchup");
     send_json(&mut ws, json!({"type": "resize", "cols": 101, "rows": 33})).await;
     send_json(&mut ws, json!({"type": "stdin", "data": "\r"})).await;
@@ -254,7 +265,9 @@ async fn compat_protocol_reports_kill_and_resize() {
             stdout.push_str(msg["data"].as_str().unwrap());
         }
     }
-    server.delete(&format!("/sessions/{}", session.id)).await;
+    server
+        .delete(&format!("/sessions/{}", session.about.id))
+        .await;
     loop {
         let msg = next_json(&mut ws).await;
         if msg["type"] == "killed" {
@@ -272,7 +285,7 @@ async fn compat_protocol_reports_kill_and_resize() {
 async fn websocket_auth_and_origin_checks() {
     let server = Server::start();
     let session = server.exec("sleep 30").await;
-    let id = &session.id;
+    let id = &session.about.id;
     // No token at all: 401, and the same for an id that does not exist (no hint).
     assert_eq!(
         server.ws_status(server.ws_request(id, "", &[], None)).await,
@@ -307,7 +320,7 @@ async fn websocket_auth_and_origin_checks() {
     // An allow-listed origin.
     let server = Server::start_with(&[("MONKEYPROOF_ALLOWED_ORIGINS", "https://ops.example.com")]);
     let session = server.exec("sleep 30").await;
-    let mut req = server.ws_request(&session.id, "", &[], Some(TOKEN));
+    let mut req = server.ws_request(&session.about.id, "", &[], Some(TOKEN));
     req.headers_mut()
         .insert("origin", "https://ops.example.com".parse().unwrap());
     assert_eq!(server.ws_status(req).await, 101);
@@ -342,11 +355,13 @@ async fn a_viewer_that_falls_behind_is_resynced_and_others_are_not_held_up() {
     let session = server
         .exec("sleep 0.5; yes flood-line | head -c 12000000; echo; echo FLOOD-DONE; read x; echo AFTER-$x; sleep 30")
         .await;
-    let mut stalled = server.raw_ws(&session.id, "?since=0").await;
-    let mut compat = server.compat_ws(&session.id).await;
+    let mut stalled = server.raw_ws(&session.about.id, "?since=0").await;
+    let mut compat = server.compat_ws(&session.about.id).await;
     // The program is not held up by the stalled viewers: it finishes its flood.
-    server.wait_for_screen(&session.id, "FLOOD-DONE").await;
-    let total = server.detail(&session.id).await.info.output_bytes;
+    server
+        .wait_for_screen(&session.about.id, "FLOOD-DONE")
+        .await;
+    let total = server.detail(&session.about.id).await.info.now.output_bytes;
     assert!(total > 12_000_000);
 
     // Both viewers learn that they missed output.
@@ -367,7 +382,7 @@ async fn a_viewer_that_falls_behind_is_resynced_and_others_are_not_held_up() {
     // And both are live again afterwards.
     server
         .post(
-            &format!("/sessions/{}/input", session.id),
+            &format!("/sessions/{}/input", session.about.id),
             json!({"input": "go", "enter": true}),
         )
         .await;
@@ -380,7 +395,7 @@ async fn a_viewer_that_falls_behind_is_resynced_and_others_are_not_held_up() {
         }
     }
     // The transcript still holds every byte.
-    let transcript = server.transcript(&session.id).await;
+    let transcript = server.transcript(&session.about.id).await;
     let flood = "flood-line\n".repeat(1_090_910);
     let expected =
         flood[..12_000_000].replace('\n', "\r\n") + "\r\nFLOOD-DONE\r\ngo\r\nAFTER-go\r\n";
@@ -396,9 +411,9 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
     let server = Server::start_with(&[("MONKEYPROOF_WS_PING_MS", "600")]);
     let session = server.exec("sleep 30").await;
     // Never read: tungstenite answers pings only while reading.
-    let _silent = server.raw_ws(&session.id, "").await;
-    server.wait_for_viewers(&session.id, 1).await;
-    server.wait_for_viewers(&session.id, 0).await;
+    let _silent = server.raw_ws(&session.about.id, "").await;
+    server.wait_for_viewers(&session.about.id, 1).await;
+    server.wait_for_viewers(&session.about.id, 0).await;
 }
 
 #[tokio::test]
@@ -408,9 +423,9 @@ async fn flow_control_keeps_at_most_a_window_in_flight() {
         .exec("sleep 0.3; yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c 5000000; echo; echo FLOW-END; sleep 30")
         .await;
     // Flow control from the first byte.
-    let mut ws = server.raw_ws(&session.id, "?since=0&flow=1").await;
+    let mut ws = server.raw_ws(&session.about.id, "?since=0&flow=1").await;
     assert_eq!(next_json(&mut ws).await["type"], "hello");
-    server.wait_for_screen(&session.id, "FLOW-END").await;
+    server.wait_for_screen(&session.about.id, "FLOW-END").await;
 
     // Without further acks the server stops after one window (plus at most one chunk).
     let mut received = 0usize;
@@ -457,7 +472,7 @@ async fn a_slow_flow_controlled_client_keeps_up_through_resyncs() {
     let session = server
         .exec("sleep 0.3; yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c 20000000; echo; echo SLOW-END; sleep 30")
         .await;
-    let mut ws = server.raw_ws(&session.id, "?since=0").await;
+    let mut ws = server.raw_ws(&session.about.id, "?since=0").await;
     let hello = next_json(&mut ws).await;
     let mut offset = hello["offset"].as_u64().unwrap();
     let mut redraw_next = false;
@@ -500,7 +515,7 @@ async fn raw_viewers_get_activity_events() {
     let session = server
         .exec("read x; printf '\\033]0;ws-title\\007\\a'; echo out; sleep 30")
         .await;
-    let mut ws = server.raw_ws(&session.id, "").await;
+    let mut ws = server.raw_ws(&session.about.id, "").await;
     next_json(&mut ws).await;
     send_bytes(&mut ws, b"\r").await;
     let mut seen = Vec::new();
@@ -511,7 +526,7 @@ async fn raw_viewers_get_activity_events() {
         if let Frame::Json(msg) = next_frame(&mut ws).await
             && msg["type"] == "event"
         {
-            assert_eq!(msg["event"]["session"], session.id.as_str());
+            assert_eq!(msg["event"]["session"], session.about.id.as_str());
             if msg["event"]["type"] == "title" {
                 assert_eq!(msg["event"]["title"], "ws-title");
             }

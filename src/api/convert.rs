@@ -6,17 +6,25 @@ use base64::Engine as _;
 
 use crate::engine::{Engine, Event, EventKind, ScreenText, Session};
 pub use crate::protocol::iso::format as iso_time;
-use crate::protocol::{Activity, Cursor, ScreenView, SessionEvent, SessionEventKind, SessionInfo};
+use crate::protocol::{
+    Activity, Cursor, ScreenView, SessionAbout, SessionEvent, SessionEventKind, SessionInfo,
+    SessionNow,
+};
 
 /// Characters of the task shown in `taskPreview`.
 const TASK_PREVIEW_CHARS: usize = 500;
 
 /// A session as the API shows it; `busy_window` decides `activity`.
 pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
-    let snap = session.snapshot();
-    let busy = snap.is_busy(busy_window);
-    let exit = snap.exit.unwrap_or_default();
     SessionInfo {
+        about: session_about(session),
+        now: session_now(session, busy_window),
+    }
+}
+
+/// What `session` was started as.
+pub fn session_about(session: &Session) -> SessionAbout {
+    SessionAbout {
         id: session.id.clone(),
         task: session.task.clone(),
         task_preview: preview(&session.task),
@@ -27,20 +35,29 @@ pub fn session_info(session: &Session, busy_window: Duration) -> SessionInfo {
             .map_or_else(|| session.cwd.display().to_string(), str::to_owned),
         command: session.command_line.clone(),
         kind: session.kind,
-        status: snap.status,
-        exit_code: exit.code,
-        signal: exit.signal,
-        exit_reason: exit.reason,
         pid: session.pid,
         created_at: iso_time(session.created_at),
-        ended_at: snap.ended_at.map(iso_time),
-        output_lines: snap.output_lines,
-        output_bytes: snap.output_bytes,
-        ws_clients: snap.viewers,
         name: session.name.clone(),
         owner: session.owner.clone(),
         labels: session.labels.clone(),
         record_input: session.record_input,
+    }
+}
+
+/// What `session` is doing now.
+pub fn session_now(session: &Session, busy_window: Duration) -> SessionNow {
+    let snap = session.snapshot();
+    let busy = snap.is_busy(busy_window);
+    let exit = snap.exit.unwrap_or_default();
+    SessionNow {
+        status: snap.status,
+        exit_code: exit.code,
+        signal: exit.signal,
+        exit_reason: exit.reason,
+        ended_at: snap.ended_at.map(iso_time),
+        output_lines: snap.output_lines,
+        output_bytes: snap.output_bytes,
+        ws_clients: snap.viewers,
         cols: snap.size.cols,
         rows: snap.size.rows,
         last_output_at: snap.last_output_at.map(iso_time),

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::JsonBody;
-use super::{AppState, orchestrate, rest};
+use super::{AppState, list, orchestrate, rest};
 use crate::protocol::{
     CreateSessionRequest, DeleteQuery, InputRequest, ListQuery, ResizeRequest, ScreenQuery,
     WaitRequest,
@@ -127,7 +127,7 @@ impl Tools {
         idle) for agent sessions."
     )]
     async fn list_sessions(&self, Parameters(query): Parameters<ListQuery>) -> CallToolResult {
-        let answer = rest::list_sessions(State(self.app.clone()), Query(query)).await;
+        let answer = list::list_sessions(State(self.app.clone()), Query(query)).await;
         let mut result = respond(answer).await;
         if let Some(list @ Value::Array(_)) = result.structured_content.take() {
             let wrapped = json!({ "sessions": list });

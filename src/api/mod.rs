@@ -8,6 +8,7 @@ pub mod connections;
 pub mod convert;
 pub mod error;
 pub mod events;
+pub mod list;
 pub mod mcp;
 pub mod notify;
 pub mod orchestrate;
@@ -62,7 +63,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rest::health))
         .routes(routes!(openapi_json))
         .routes(routes!(rest::presets))
-        .routes(routes!(rest::list_sessions, rest::create_session))
+        .routes(routes!(list::list_sessions, rest::create_session))
         .routes(routes!(rest::get_session, rest::delete_session))
         .routes(routes!(rest::send_input))
         .routes(routes!(rest::resize))

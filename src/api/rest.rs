@@ -16,12 +16,12 @@ use super::convert::{screen_view, session_info};
 use super::error::{ApiError, JsonBody};
 use super::params::{self, SINCE_ERROR, optional_number, term_size};
 use crate::engine::{
-    AnswerError, EngineError, Session, SessionKind, SessionStatus, SpawnError, SpawnSpec, parse_key,
+    AnswerError, EngineError, Session, SessionKind, SpawnError, SpawnSpec, parse_key,
 };
 use crate::presets::{LaunchRequest, TaskDelivery};
 use crate::protocol::{
     Banner, CreateSessionRequest, DeleteQuery, ErrorBody, Health, InputRequest, InputSent, Killed,
-    ListQuery, PresetInfo, ResizeRequest, SessionDetail, SessionInfo,
+    PresetInfo, ResizeRequest, SessionDetail, SessionInfo,
 };
 
 pub async fn banner(State(app): State<AppState>) -> Json<Banner> {
@@ -163,94 +163,6 @@ pub async fn create_session(
     );
     Ok((StatusCode::CREATED, Json(app.info(&session))))
 }
-
-#[utoipa::path(get, path = "/sessions", tag = "sessions", params(ListQuery), responses((status = 200, description = "Oldest first", body = Vec<SessionInfo>), (status = 400, description = "Bad request", body = ErrorBody), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody)))]
-pub async fn list_sessions(
-    State(app): State<AppState>,
-    Query(query): Query<ListQuery>,
-) -> Result<Response, ApiError> {
-    let status = match query.status.as_deref() {
-        None | Some("") => None,
-        Some("running") => Some(SessionStatus::Running),
-        Some("exited") => Some(SessionStatus::Exited),
-        Some("killed") => Some(SessionStatus::Killed),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "status must be \"running\", \"exited\", or \"killed\"",
-            ));
-        }
-    };
-    let label = query.label.map(|l| params::label(&l));
-    let for_list = app.clone();
-    // Off the async workers: with 10,000 sessions, sorting them is milliseconds.
-    let sessions: Vec<Arc<Session>> = tokio::task::spawn_blocking(move || {
-        for_list
-            .engine
-            .list()
-            .into_iter()
-            .filter(|s| query.owner.is_none() || s.owner == query.owner)
-            .filter(|s| label.as_ref().is_none_or(|l| s.labels.contains(l)))
-            .collect()
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    // Building and serialising 10,000 entries (5 MB) is tens of milliseconds, most of it
-    // reading each session's state from memory: shared out over the cores, on blocking
-    // threads, each into a buffer sized for its part at once.
-    let threads = sessions.len().div_ceil(LISTED_PER_THREAD).clamp(1, cores());
-    let per_part = sessions.len().div_ceil(threads).max(1);
-    let serialised = sessions.chunks(per_part).map(|chunk| {
-        let (app, chunk) = (app.clone(), chunk.to_vec());
-        tokio::task::spawn_blocking(move || {
-            let mut json = Vec::with_capacity(chunk.len() * LISTED_BYTES_PER_SESSION);
-            for session in &chunk {
-                let info = app.info(session);
-                if status.is_some_and(|st| info.status != st) {
-                    continue;
-                }
-                if !json.is_empty() {
-                    json.push(b',');
-                }
-                serde_json::to_writer(&mut json, &info)?;
-            }
-            Ok::<_, serde_json::Error>(json)
-        })
-    });
-    let mut parts = Vec::with_capacity(threads);
-    for part in futures_util::future::join_all(serialised).await {
-        parts.push(
-            part.map_err(ApiError::internal)?
-                .map_err(ApiError::internal)?,
-        );
-    }
-    let json = HeaderValue::from_static("application/json");
-    Ok(([(header::CONTENT_TYPE, json)], json_array(&parts)).into_response())
-}
-
-/// The JSON array of the entries in `parts`, each part entries joined by commas (or empty).
-fn json_array(parts: &[Vec<u8>]) -> Vec<u8> {
-    let mut array = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + parts.len() + 2);
-    array.push(b'[');
-    for part in parts.iter().filter(|p| !p.is_empty()) {
-        if array.len() > 1 {
-            array.push(b',');
-        }
-        array.extend_from_slice(part);
-    }
-    array.push(b']');
-    array
-}
-
-/// Sessions listed per thread at least: fewer are not worth a second one.
-const LISTED_PER_THREAD: usize = 1000;
-
-/// The cores the list is shared out over.
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
-/// About what one session takes in the list's JSON (a short task; a long one grows the buffer).
-const LISTED_BYTES_PER_SESSION: usize = 640;
 
 #[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "The session and its screen", body = SessionDetail), (status = 401, description = "Unauthorized (missing or wrong token)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get_session(
@@ -436,20 +348,5 @@ impl AppState {
     /// The session with this id, or 404.
     pub fn session(&self, id: &str) -> Result<Arc<Session>, ApiError> {
         self.engine.get(id).ok_or_else(ApiError::not_found)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::json_array;
-
-    #[test]
-    fn a_list_made_in_parts_is_one_json_array() {
-        let parts =
-            |p: &[&str]| json_array(&p.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>());
-        assert_eq!(parts(&[]), b"[]");
-        assert_eq!(parts(&["", ""]), b"[]");
-        assert_eq!(parts(&["1,2", "", "3"]), b"[1,2,3]");
-        assert_eq!(parts(&["", "1"]), b"[1]");
     }
 }

@@ -243,7 +243,7 @@ pub async fn run(cli: Cli) -> Result<i32, String> {
             if json {
                 print_json(&info);
             } else {
-                println!("{}", info.id);
+                println!("{}", info.about.id);
             }
         }
         Command::Send {
@@ -389,7 +389,7 @@ async fn logs(
         // Whether it ended is read first: output read after an end is all there is.
         let ended = follow && {
             let info: SessionInfo = client.get(&route).await?;
-            info.ended_at.is_some()
+            info.now.ended_at.is_some()
         };
         let bytes = client
             .get_bytes(&format!("{route}/transcript?since={since}"))
@@ -483,18 +483,22 @@ fn print_table(sessions: &[SessionInfo]) {
         "ID", "STATUS", "TYPE", "BUSY", "AGENT"
     );
     for s in sessions {
-        let status = serde_json::to_value(s.status).unwrap_or_default();
-        let kind = serde_json::to_value(s.kind).unwrap_or_default();
-        let activity = serde_json::to_value(s.activity).unwrap_or_default();
-        let agent = s.agent.as_ref().map_or("-", |a| a.state.name());
-        let named = s.name.as_ref().map_or(String::new(), |n| format!("[{n}] "));
-        let task: String = format!("{named}{}", s.task_preview)
+        let status = serde_json::to_value(s.now.status).unwrap_or_default();
+        let kind = serde_json::to_value(s.about.kind).unwrap_or_default();
+        let activity = serde_json::to_value(s.now.activity).unwrap_or_default();
+        let agent = s.now.agent.as_ref().map_or("-", |a| a.state.name());
+        let named = s
+            .about
+            .name
+            .as_ref()
+            .map_or(String::new(), |n| format!("[{n}] "));
+        let task: String = format!("{named}{}", s.about.task_preview)
             .chars()
             .take(60)
             .collect();
         println!(
             "{:<22}  {:<8}  {:<11}  {:<5}  {:<9}  {}",
-            s.id,
+            s.about.id,
             status.as_str().unwrap_or_default(),
             kind.as_str().unwrap_or_default(),
             activity.as_str().unwrap_or_default(),

@@ -248,12 +248,12 @@ impl Server {
 
     /// Waits until `n` WebSocket viewers are attached to the session.
     pub async fn wait_for_viewers(&self, id: &str, n: usize) -> SessionDetail {
-        self.wait_for(id, &format!("{n} viewers"), |d| d.info.ws_clients == n)
+        self.wait_for(id, &format!("{n} viewers"), |d| d.info.now.ws_clients == n)
             .await
     }
 
     pub async fn wait_for_end(&self, id: &str) -> SessionDetail {
-        self.wait_for(id, "the session to end", |d| d.info.ended_at.is_some())
+        self.wait_for(id, "the session to end", |d| d.info.now.ended_at.is_some())
             .await
     }
 

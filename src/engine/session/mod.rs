@@ -32,7 +32,7 @@ mod wait;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -115,6 +115,10 @@ pub struct Session {
     pub requested_by: String,
     /// Input is recorded too (`i` marks of the recording).
     pub record_input: bool,
+    /// What a lister made once of the fields above that never change (the API: their JSON),
+    /// kept beside them: a list of 10,000 sessions then reads one allocation per session for
+    /// them rather than one per field. The engine never reads it.
+    pub listed_once: OnceLock<Box<[u8]>>,
     state: Mutex<State>,
     /// Bumped after every change viewers may care about (output, resize, exit).
     changed: watch::Sender<u64>,

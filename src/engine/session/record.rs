@@ -3,7 +3,7 @@
 //! ended before it as they were: same id, exit, screen and transcript.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -159,6 +159,7 @@ impl Session {
             task_delivered_at: Mutex::new(record.task_delivered_at_ms.map(from_millis)),
             reported: Mutex::new(activity::Reported::up_to(total)),
             stirred: AtomicBool::new(false),
+            listed_once: OnceLock::new(),
             ring_capacity: FINISHED_TAIL_BYTES,
             store: Some(store.clone()),
             keeper: None,

@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::SystemTime;
 
 use tokio::sync::watch;
@@ -292,6 +292,7 @@ impl Session {
             task_delivered_at: Mutex::new(parts.task_delivered_at),
             reported: Mutex::new(activity::Reported::up_to(parts.reported)),
             stirred: AtomicBool::new(false),
+            listed_once: OnceLock::new(),
             ring_capacity: serving.ring_capacity,
             store: Some(serving.store),
             keeper: parent,
