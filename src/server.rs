@@ -147,7 +147,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         let engine = engine.clone();
         let _ = tokio::task::spawn_blocking(move || engine.kill_rest()).await;
     }
-    purger.abort();
+    drop(purger);
     monitor.abort();
     notifier.abort();
     Ok(())

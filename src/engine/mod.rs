@@ -13,6 +13,7 @@ pub mod keys;
 pub mod output;
 mod plain;
 mod process;
+mod purger;
 pub mod recording;
 mod restart;
 mod screen;
@@ -35,6 +36,7 @@ pub use keys::{Key, SPECIAL_KEY_NAMES, parse_key, paste_bytes};
 pub use output::RING_BYTES_PER_LINE;
 pub use plain::{plain_text, plain_text_tail, skip_partial_char};
 pub use process::ResourceUse;
+pub use purger::Purger;
 use restart::EarlierRuns;
 pub use screen::{
     MAX_DIMENSION, MAX_ESCAPE_STRING, MAX_TITLE_CHANGES, SCREEN_SCROLLBACK_ROWS, Screen,
@@ -79,27 +81,6 @@ pub struct EngineConfig {
 /// keeper reads it and writes the transcript). What the server must keep free per
 /// `MAX_SESSIONS`.
 pub const FDS_PER_SESSION: usize = 1;
-
-/// A session that printed nothing for this long has its screen model sleep (see
-/// `screen/dormant.rs`): 60 KB of vt100 grid for 80×24 become the few bytes the program printed.
-const SCREEN_DOZE_AFTER: Duration = Duration::from_secs(30);
-/// How often quiet sessions are looked for (a pass over every session, off the async workers).
-const SCREEN_DOZE_EVERY: Duration = Duration::from_secs(10);
-
-/// Screens put to sleep in one pass before their memory is given back to the system: trimming
-/// the heap takes 20–50 ms at 10,000 sessions, and threads allocating meanwhile may wait, so a
-/// few sleeping screens leave their memory to the next allocations instead.
-const TRIM_AFTER_DOZED: usize = 256;
-
-/// Returns the heap's free pages to the system: the screens that went to sleep freed 60 KB
-/// each, scattered among live allocations, which the allocator would otherwise keep resident.
-fn give_freed_memory_back() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases memory glibc's allocator holds free.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
 
 /// Why a spawn was refused.
 #[derive(Debug)]
@@ -410,70 +391,18 @@ impl Engine {
         }
     }
 
-    /// Removes the `expired` sessions (with their transcripts and records, off the async
-    /// workers), reaps lingering ones, gives sessions whose keeper died a new one, lets the
-    /// screens of quiet sessions sleep (`SCREEN_DOZE_AFTER`),
-    /// periodically until the returned task is dropped or aborted.
-    pub fn start_purger(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let engine = Arc::downgrade(self);
+    /// Starts the housekeeping (see `purger.rs`): finished sessions expire, lingering ones are
+    /// reaped, sessions whose keeper died get a new one, quiet screens sleep; until the
+    /// returned `Purger` is dropped. Called on the runtime.
+    pub fn start_purger(self: &Arc<Self>) -> Purger {
         let shortest = self.config.session_ttl.min(self.config.interactive_ttl);
-        // At most a second: lingering sessions are reaped on the same tick.
+        // At most a second: lingering sessions are reaped on the same round.
         let period = (shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut dozed = Instant::now();
-            loop {
-                tick.tick().await;
-                let Some(engine) = engine.upgrade() else {
-                    break;
-                };
-                if dozed.elapsed() >= SCREEN_DOZE_EVERY {
-                    dozed = Instant::now();
-                    let engine = engine.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        let dozed = engine
-                            .sessions
-                            .iter()
-                            .filter(|s| s.doze_screen_if_quiet(SCREEN_DOZE_AFTER))
-                            .count();
-                        if dozed >= TRIM_AFTER_DOZED {
-                            let started = Instant::now();
-                            give_freed_memory_back();
-                            tracing::debug!(dozed, trim = ?started.elapsed(), "screens asleep");
-                        }
-                    })
-                    .await;
-                }
-                // Only when there is something to do: a blocking call every tick would keep
-                // every idle blocking-pool thread from ever timing out.
-                let expired = engine.expired();
-                if !expired.is_empty() {
-                    let engine = engine.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        for session in expired {
-                            engine.remove(&session, "expired");
-                        }
-                    })
-                    .await;
-                }
-                let homeless: Vec<Arc<Session>> = engine
-                    .sessions
-                    .iter()
-                    .filter(|s| s.lost_its_keeper())
-                    .map(|s| s.clone())
-                    .collect();
-                if !homeless.is_empty() {
-                    let engine = engine.clone();
-                    let _ = tokio::task::spawn_blocking(move || engine.rehome(&homeless)).await;
-                }
-                let lingering = engine.lingering();
-                if !lingering.is_empty() {
-                    let _ = tokio::task::spawn_blocking(move || Engine::reap_lingering(&lingering))
-                        .await;
-                }
-            }
-        })
+        purger::start(
+            Arc::downgrade(self),
+            period,
+            tokio::runtime::Handle::current(),
+        )
     }
 
     /// Publishes each session's new output and busy/idle changes every `ACTIVITY_TICK` (what
