@@ -67,12 +67,9 @@ pub async fn list_sessions(
                 if !json.is_empty() {
                     json.push(b',');
                 }
-                let about = match session.listed_once.get() {
-                    Some(about) => about,
-                    None => session
-                        .listed_once
-                        .get_or_init(|| about_json(&session_about(session))),
-                };
+                let about = session
+                    .listed_once
+                    .get_or_init(|| about_json(&session_about(session)));
                 push_entry(&mut json, about, &now)?;
             }
             Ok::<_, serde_json::Error>(json)
