@@ -83,13 +83,21 @@ impl Session {
         let session = self.clone();
         // Off the async workers: it reads /proc.
         let used = tokio::task::spawn_blocking(move || {
+            // Read before the leader's lock, as the lifecycle does.
+            let ended = session.lock_state().exit.is_some();
             let _leader = session.leader_unreaped()?;
+            let used = process::Scan::now().session_use(session.pid);
+            // Its end is recorded a moment before the leader is marked reaped; with nothing of
+            // the session alive, that moment is already after.
+            if ended && used.processes == 0 {
+                return None;
+            }
             Some(process::ResourceUse {
                 limits: session
                     .cgroup
                     .as_ref()
                     .and_then(|c| c.cgroups.limits(&session.id)),
-                ..process::Scan::now().session_use(session.pid)
+                ..used
             })
         });
         let used = used.await.ok().flatten()?;
